@@ -1,0 +1,81 @@
+"""Start the embedded server: bind, lock the data folder, open the engine, serve."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from .engine import Engine
+from .server import Server
+from .users import Users
+
+log = logging.getLogger("local_clickhouse")
+
+
+class StartupError(RuntimeError):
+    """A one-line reason the server cannot start (port taken, folder in use...)."""
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"port {port} on {host} is already taken: is another ClickHouse running? "
+                "Choose another with --port"
+            ) from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(1024)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    data: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8123,
+    users_file: str | Path | None = None,
+    log_level: str = "warning",
+) -> None:
+    """Serve ``data`` over ClickHouse's HTTP interface until SIGTERM or Ctrl-C.
+
+    The engine is open before the port accepts connections, so ``/ping`` answers only
+    once queries can run. On shutdown uvicorn finishes the requests in flight (an
+    insert that was acknowledged is in the engine's parts), then sessions and the engine
+    close.
+    """
+    sock = bind(host, port)
+    try:
+        users = Users.load(users_file)
+        try:
+            engine = Engine(data)
+        except RuntimeError as exc:
+            raise StartupError(str(exc)) from None
+    except BaseException:
+        sock.close()
+        raise
+    try:
+        app = Server(engine, users).app()
+        config = uvicorn.Config(
+            app,
+            log_level=log_level,
+            access_log=False,
+            timeout_keep_alive=10,
+            timeout_graceful_shutdown=30,
+            lifespan="on",
+        )
+        server = uvicorn.Server(config)
+        log.info("ClickHouse %s serving %s on http://%s:%d", engine.info.version, data, host, port)
+        server.run(sockets=[sock])
+    finally:
+        engine.close()
+        sock.close()

@@ -1,0 +1,590 @@
+"""ClickHouse's HTTP interface, served by Starlette/uvicorn over the chDB engine.
+
+What a request goes through, in the order a real server does it:
+
+1. authentication (basic auth, ``X-ClickHouse-User``/``-Key`` headers, or
+   ``user``/``password`` parameters) against :mod:`.users`;
+2. parameters: reserved names (``query``, ``database``, ``default_format``,
+   ``session_id``...), ``param_<name>`` query parameters, and every other name as a
+   ClickHouse setting, applied with ``SET name = 'value'`` so the engine converts the
+   string by its own rules and refuses unknown settings (UNKNOWN_SETTING);
+3. the query: the ``query`` parameter, the body, or both (the body continues the
+   query, which is how ``INSERT ... FORMAT X`` receives its data); a compressed body is
+   decoded as it streams in;
+4. execution on a fresh engine connection, or on the session's connection; INSERT data
+   is streamed into the engine, SELECT results are streamed out (row formats) or
+   built whole (document formats such as JSON whose header and footer need every row);
+5. the reply: ClickHouse's headers and, on error, its status codes and
+   ``Code: N. DB::Exception: ...`` body. An error after the body started is written
+   in-band inside the ``__exception__`` block named by ``X-ClickHouse-Exception-Tag``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import secrets
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import codecs, sqltext
+from .engine import Connection, Engine, Session, Sessions
+from .errors import (
+    BAD_ARGUMENTS,
+    QUERY_IS_TOO_LARGE,
+    READONLY,
+    ClickHouseError,
+)
+from .users import User, Users
+
+T = TypeVar("T")
+
+# URL parameters that are not settings (HTTPHandler's reserved names).
+RESERVED = {
+    "query", "database", "default_format", "query_id", "session_id", "session_timeout",
+    "session_check", "close_session", "user", "password", "quota_key", "stacktrace",
+    "with_stacktrace", "role", "compress", "decompress", "buffer_size", "wait_end_of_query",
+    "client_protocol_version", "http_native_compression_disable_checksumming_on_decompress",
+}
+_SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MAX_QUERY_BYTES = 256 * 1024 * 1024  # for non-INSERT bodies, which are read whole
+_INSERT_CHUNK = 1 << 20
+_HEAD_BYTES = 64 * 1024
+
+# Formats whose output can be sent block by block. Everything else (JSON, XML, Pretty,
+# Parquet, Arrow files, ORC...) has a header or footer that needs the whole result.
+_STREAMABLE = re.compile(
+    r"^(TabSeparated\w*|TSV\w*|CSV\w*|JSONEachRow\w*|JSONLines|NDJSON|JSONCompactEachRow\w*|"
+    r"JSONStringsEachRow\w*|JSONCompactStringsEachRow\w*|Native|RowBinary\w*|Values|"
+    r"ArrowStream|CustomSeparated\w*|Raw\w*|LineAsString\w*|Null)$",
+    re.I,
+)
+_CONTENT_TYPES = [
+    (re.compile(r"^(TabSeparated|TSV)", re.I), "text/tab-separated-values; charset=UTF-8"),
+    (re.compile(r"^CSV", re.I), "text/csv; charset=UTF-8; header=absent"),
+    (re.compile(r"^(JSON\w*EachRow\w*|JSONLines|NDJSON)$", re.I), "application/x-ndjson; charset=UTF-8"),
+    (re.compile(r"^JSON", re.I), "application/json; charset=UTF-8"),
+    (re.compile(r"^XML$", re.I), "application/xml; charset=UTF-8"),
+    (re.compile(r"^(Native|RowBinary\w*|Parquet|Arrow\w*|ORC|Avro|MsgPack|Protobuf\w*)$", re.I),
+     "application/octet-stream"),
+]
+
+
+def content_type(fmt: str) -> str:
+    for pattern, ctype in _CONTENT_TYPES:
+        if pattern.search(fmt):
+            return ctype
+    return "text/plain; charset=UTF-8"
+
+
+def quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+async def run(fn: Callable[..., T], *args: Any) -> T:
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
+@dataclass
+class Summary:
+    read_rows: int = 0
+    read_bytes: int = 0
+    written_rows: int = 0
+    written_bytes: int = 0
+    result_rows: int = 0
+    result_bytes: int = 0
+    elapsed_ns: int = 0
+
+    def add(self, result: Any) -> None:
+        self.read_rows += int(result.rows_read())
+        self.read_bytes += int(result.bytes_read())
+        self.written_rows += int(result.rows_written())
+        self.written_bytes += int(result.bytes_written())
+        self.elapsed_ns += int(float(result.elapsed()) * 1e9)
+
+    def header(self) -> str:
+        return json.dumps(
+            {
+                "read_rows": str(self.read_rows),
+                "read_bytes": str(self.read_bytes),
+                "written_rows": str(self.written_rows),
+                "written_bytes": str(self.written_bytes),
+                "total_rows_to_read": "0",
+                "result_rows": str(self.result_rows),
+                "result_bytes": str(self.result_bytes),
+                "elapsed_ns": str(self.elapsed_ns),
+            },
+            separators=(",", ":"),
+        )
+
+
+@dataclass
+class Call:
+    """Everything the request says, parsed once."""
+
+    query_id: str
+    user: User
+    params: dict[str, str]
+    settings: dict[str, str]
+    query_params: dict[str, str]
+    external: list[tuple[str, str, str, bytes]] = field(default_factory=list)
+    readonly_method: bool = False
+
+    @property
+    def format(self) -> str:
+        return self.params.get("default_format") or "TabSeparated"
+
+
+class Server:
+    def __init__(self, engine: Engine, users: Users) -> None:
+        self.engine = engine
+        self.users = users
+        self.sessions = Sessions(engine)
+        self.hostname = engine.info.display_name or socket.gethostname()
+
+    # -- the Starlette app -------------------------------------------------------------
+
+    def app(self) -> Starlette:
+        routes = [
+            Route("/ping", self.ping, methods=["GET", "HEAD"]),
+            Route("/replicas_status", self.ping, methods=["GET", "HEAD"]),
+            Route("/", self.query, methods=["GET", "POST", "HEAD"]),
+            Route("/query", self.query, methods=["GET", "POST"]),
+        ]
+        return Starlette(routes=routes, lifespan=self._lifespan)
+
+    def _lifespan(self, app: Starlette) -> Any:
+        server = self
+
+        class _Lifespan:
+            async def __aenter__(self) -> None:
+                self._scope = anyio.CancelScope()
+
+                async def sweep() -> None:
+                    with self._scope:
+                        while True:
+                            await anyio.sleep(1.0)
+                            await run(server.sessions.expire)
+
+                self._tg = anyio.create_task_group()
+                await self._tg.__aenter__()
+                self._tg.start_soon(sweep)
+
+            async def __aexit__(self, *exc: Any) -> None:
+                self._scope.cancel()
+                await self._tg.__aexit__(None, None, None)
+                await run(server.sessions.close_all)
+
+        return _Lifespan()
+
+    async def ping(self, request: Request) -> Response:
+        return PlainTextResponse("Ok.\n")
+
+    # -- the query handler ---------------------------------------------------------------
+
+    def _base_headers(self, query_id: str, fmt: str | None = None) -> dict[str, str]:
+        headers = {
+            "X-ClickHouse-Query-Id": query_id,
+            "X-ClickHouse-Timezone": self.engine.info.timezone,
+            "X-ClickHouse-Server-Display-Name": self.hostname,
+            "Keep-Alive": "timeout=10",
+        }
+        if fmt:
+            headers["X-ClickHouse-Format"] = fmt
+            headers["Content-Type"] = content_type(fmt)
+        return headers
+
+    def error_response(self, err: ClickHouseError, query_id: str) -> Response:
+        headers = self._base_headers(query_id)
+        headers["X-ClickHouse-Exception-Code"] = str(err.code)
+        headers["Content-Type"] = "text/plain; charset=UTF-8"
+        body = f"{err.text()} (version {self.engine.info.version})\n"
+        return Response(body, status_code=err.status, headers=headers)
+
+    async def query(self, request: Request) -> Response:
+        query_id = request.query_params.get("query_id") or str(uuid.uuid4())
+        try:
+            call = await self._parse(request, query_id)
+            return await self._execute(request, call)
+        except ClickHouseError as err:
+            return self.error_response(err, query_id)
+        except Exception as exc:  # noqa: BLE001 - every failure is an HTTP error reply
+            return self.error_response(ClickHouseError.from_engine(exc), query_id)
+
+    async def _parse(self, request: Request, query_id: str) -> Call:
+        params: dict[str, str] = dict(request.query_params)
+        external: list[tuple[str, str, str, bytes]] = []
+        ctype = request.headers.get("content-type", "")
+        if request.method == "POST" and ctype.startswith("multipart/form-data"):
+            form = await request.form(max_part_size=MAX_QUERY_BYTES)
+            files: dict[str, bytes] = {}
+            for key, value in form.multi_items():
+                if isinstance(value, str):
+                    params[key] = value
+                else:
+                    files[key] = await value.read()
+            for name, data in files.items():
+                structure = params.pop(f"{name}_structure", None)
+                types = params.pop(f"{name}_types", None)
+                fmt = params.pop(f"{name}_format", None) or "TabSeparated"
+                if structure is None and types is not None:
+                    structure = ", ".join(
+                        f"_{i + 1} {t.strip()}" for i, t in enumerate(types.split(","))
+                    )
+                if structure is None:
+                    raise ClickHouseError(
+                        BAD_ARGUMENTS,
+                        f"Neither structure nor types have not been provided for external "
+                        f"table {name}. Use fields {name}_structure or {name}_types to do so.",
+                    )
+                external.append((name, structure, fmt, data))
+        user_name, password = self._credentials(request, params)
+        user = self.users.authenticate(user_name, password)
+        settings: dict[str, str] = {}
+        query_params: dict[str, str] = {}
+        for key, value in params.items():
+            if key.startswith("param_"):
+                query_params[key[len("param_"):]] = value
+            elif key not in RESERVED:
+                if not _SETTING_NAME.match(key):
+                    raise ClickHouseError(BAD_ARGUMENTS, f"Invalid setting name: {key!r}")
+                settings[key] = value
+        if "query_id" in params and "log_comment" not in settings:
+            # chDB assigns its own query ids; the one the client chose is kept as the
+            # log_comment of its system.query_log rows, so it can still be looked up.
+            settings["log_comment"] = query_id
+        return Call(
+            query_id=query_id,
+            user=user,
+            params=params,
+            settings=settings,
+            query_params=query_params,
+            external=external,
+            readonly_method=request.method in ("GET", "HEAD"),
+        )
+
+    @staticmethod
+    def _credentials(request: Request, params: dict[str, str]) -> tuple[str | None, str | None]:
+        auth = request.headers.get("authorization", "")
+        if auth.lower().startswith("basic "):
+            try:
+                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+            except ValueError:
+                raise ClickHouseError(BAD_ARGUMENTS, "Invalid Authorization header") from None
+            return user, password
+        if "x-clickhouse-user" in request.headers:
+            return request.headers["x-clickhouse-user"], request.headers.get("x-clickhouse-key", "")
+        return params.get("user"), params.get("password")
+
+    # -- connections ------------------------------------------------------------------------
+
+    async def _open(self, call: Call) -> tuple[Connection, Callable[[], None]]:
+        """The engine connection for this request and the function that releases it."""
+        session_id = call.params.get("session_id")
+        if not session_id:
+            readonly = call.user.readonly
+            conn = await run(self.engine.connect, readonly)
+            return conn, conn.close
+        session: Session = await run(
+            self.sessions.acquire,
+            session_id,
+            call.user.name,
+            call.user.readonly,
+            call.params.get("session_timeout"),
+            call.params.get("session_check") in ("1", "true"),
+        )
+        restore = await run(self._session_snapshot, session.conn, call)
+        close = call.params.get("close_session") in ("1", "true")
+
+        def release() -> None:
+            try:
+                restore()
+            finally:
+                self.sessions.release(session, close=close)
+
+        return session.conn, release
+
+    @staticmethod
+    def _session_snapshot(conn: Connection, call: Call) -> Callable[[], None]:
+        """Settings and database given in the URL hold for this request only, as on a
+        real server; what the session itself SETs or USEs stays."""
+        names = sorted(call.settings)
+        before: dict[str, str] = {}
+        if names:
+            listed = ", ".join(quote(n) for n in names)
+            rows = conn.raw.query(
+                f"SELECT name, value FROM system.settings WHERE name IN ({listed})",
+                "JSONCompactEachRow",
+            ).bytes()
+            before = dict(json.loads(line) for line in rows.splitlines() if line)
+        database = None
+        if call.params.get("database"):
+            database = conn.raw.query("SELECT currentDatabase()", "TSV").bytes().decode().strip()
+
+        def restore() -> None:
+            if before and not call.user.readonly:
+                assignments = ", ".join(f"{k} = {quote(v)}" for k, v in before.items())
+                try:
+                    conn.raw.query(f"SET {assignments}", "TSV")
+                except Exception:  # noqa: BLE001 - a setting the session cannot reset
+                    pass
+            if database:
+                conn.raw.query(f"USE `{database}`", "TSV")
+
+        return restore
+
+    @staticmethod
+    def _prepare(conn: Connection, call: Call) -> None:
+        if call.settings:
+            assignments = ", ".join(f"{k} = {quote(v)}" for k, v in call.settings.items())
+            conn.raw.query(f"SET {assignments}", "TSV")
+        database = call.params.get("database")
+        if database:
+            conn.raw.query(f"USE {_ident(database)}", "TSV")
+        for name, structure, fmt, data in call.external:
+            conn.raw.query(
+                f"CREATE TEMPORARY TABLE {_ident(name)} ({structure}) ENGINE = Memory", "TSV"
+            )
+            if data:
+                inserter = conn.raw.send_insert(f"INSERT INTO {_ident(name)}", fmt)
+                conn.raw.insert_append(inserter, data)
+                conn.raw.insert_done(inserter)
+
+    @staticmethod
+    def _drop_external(conn: Connection, call: Call) -> None:
+        for name, *_ in call.external:
+            try:
+                conn.raw.query(f"DROP TEMPORARY TABLE IF EXISTS {_ident(name)}", "TSV")
+            except Exception:  # noqa: BLE001
+                pass
+
+    # -- execution --------------------------------------------------------------------------
+
+    async def _execute(self, request: Request, call: Call) -> Response:
+        body = _decoded_body(request) if not call.external else _empty()
+        query_param = call.params.get("query", "")
+        head = bytearray()
+        body_done = False
+        async for chunk in body:
+            head += chunk
+            if len(head) >= _HEAD_BYTES:
+                break
+        else:
+            body_done = True
+        text = query_param.encode() + (b"\n" if query_param and head else b"") + bytes(head)
+        split = sqltext.split_insert(text.decode("latin-1"))
+
+        conn, release = await self._open(call)
+        released = False
+
+        def finish() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                self._drop_external(conn, call)
+                release()
+
+        try:
+            await run(self._prepare, conn, call)
+            if split is not None:
+                return await self._insert(conn, call, split, text, body, body_done)
+            if not body_done:
+                rest = bytearray(text)
+                async for chunk in body:
+                    rest += chunk
+                    if len(rest) > MAX_QUERY_BYTES:
+                        raise ClickHouseError(
+                            QUERY_IS_TOO_LARGE,
+                            f"Query is too large ({len(rest)}). max_query_size = {MAX_QUERY_BYTES}",
+                        )
+                text = bytes(rest)
+            query = text.decode("utf-8", errors="replace").strip()
+            if not query:
+                raise ClickHouseError(62, "Empty query", "SYNTAX_ERROR")
+            response = await self._select_or_command(conn, call, query, request, finish)
+            return response
+        finally:
+            if not getattr(finish, "handed_over", False):
+                await run(finish)
+
+    async def _insert(
+        self,
+        conn: Connection,
+        call: Call,
+        split: sqltext.InsertSplit,
+        text: bytes,
+        body: AsyncIterator[bytes],
+        body_done: bool,
+    ) -> Response:
+        if call.readonly_method:
+            raise self._get_is_readonly(call)
+        statement = split.statement.encode("latin-1").decode("utf-8")
+        raw = conn.raw
+        inserter = await run(raw.send_insert, statement, split.format)
+        try:
+            pending = bytearray(text[split.data_offset:])
+            if not body_done:
+                async for chunk in body:
+                    pending += chunk
+                    if len(pending) >= _INSERT_CHUNK:
+                        await run(raw.insert_append, inserter, bytes(pending))
+                        pending.clear()
+            if pending:
+                await run(raw.insert_append, inserter, bytes(pending))
+            result = await run(raw.insert_done, inserter)
+        except BaseException:
+            try:
+                await run(raw.insert_cancel, inserter)
+            except Exception:  # noqa: BLE001 - the original error is the one to report
+                pass
+            raise
+        summary = Summary()
+        if result is not None:
+            summary.add(result)
+        headers = self._base_headers(call.query_id)
+        headers["X-ClickHouse-Summary"] = summary.header()
+        headers["Content-Type"] = "text/plain; charset=UTF-8"
+        return Response(b"", headers=headers)
+
+    def _get_is_readonly(self, call: Call) -> ClickHouseError:
+        return ClickHouseError(
+            READONLY,
+            f"{call.user.name}: Cannot execute query in readonly mode. For queries over HTTP, "
+            "method GET implies readonly. You should use method POST for modifying queries",
+        )
+
+    async def _select_or_command(
+        self,
+        conn: Connection,
+        call: Call,
+        query: str,
+        request: Request,
+        finish: Callable[[], None],
+    ) -> Response:
+        raw = conn.raw
+        kind = await run(raw.classify_query, query)
+        query_class = int(kind["query_class"])
+        if call.readonly_method and query_class == 1:  # MUTATING through GET
+            raise self._get_is_readonly(call)
+        fmt = sqltext.output_format(query) or call.format
+        compression = None
+        if call.settings.get("enable_http_compression", "0").lower() in ("1", "true"):
+            compression = codecs.choose_encoding(request.headers.get("accept-encoding"))
+        level = int(call.settings.get("http_zlib_compression_level", "3") or 3)
+        streamable = (
+            query_class == 0
+            and kind["statement_count"] == 1
+            and bool(_STREAMABLE.match(fmt))
+            and call.params.get("wait_end_of_query") not in ("1", "true")
+        )
+        headers = self._base_headers(call.query_id, fmt)
+        if compression:
+            headers["Content-Encoding"] = compression
+        summary = Summary()
+        if not streamable:
+            result = await run(lambda: raw.query(query, fmt, params=call.query_params))
+            summary.add(result)
+            data = result.bytes()
+            summary.result_bytes = len(data)
+            headers["X-ClickHouse-Summary"] = summary.header()
+            if compression and data:
+                enc = codecs.encoder(compression, level)
+                data = enc.feed(data) + enc.finish()
+            elif compression:
+                del headers["Content-Encoding"]
+            return Response(data, headers=headers)
+
+        stream = await run(lambda: raw.send_query(query, fmt, params=call.query_params))
+
+        def fetch() -> bytes | None:
+            result = raw.streaming_fetch_result(stream)
+            if result is None:
+                return None
+            data = result.bytes()
+            if result.rows_read() == 0 and not data:
+                return None
+            summary.add(result)
+            return bytes(data)
+
+        try:
+            first = await run(fetch)
+        except BaseException:
+            await run(_cancel, raw, stream)
+            raise
+        summary.result_bytes = len(first or b"")
+        headers["X-ClickHouse-Summary"] = summary.header()
+        tag = secrets.token_hex(8)
+        headers["X-ClickHouse-Exception-Tag"] = tag
+        version = self.engine.info.version
+
+        async def chunks() -> AsyncIterator[bytes]:
+            enc = codecs.encoder(compression, level) if compression else None
+            try:
+                data = first
+                while data is not None:
+                    yield enc.feed(data) if enc else data
+                    data = await run(fetch)
+            except Exception as exc:  # noqa: BLE001 - in-band error after the body started
+                err = ClickHouseError.from_engine(exc)
+                message = f"{err.text()} (version {version})\n"
+                block = (
+                    f"__exception__\r\n{tag}\r\n{message}"
+                    f"{len(message.encode())} {tag}\r\n__exception__\r\n"
+                ).encode()
+                yield enc.feed(block) if enc else block
+            finally:
+                await run(_cancel, raw, stream)
+                await run(finish)
+            if enc:
+                tail = enc.finish()
+                if tail:
+                    yield tail
+
+        finish.handed_over = True  # type: ignore[attr-defined]
+        return StreamingResponse(chunks(), headers=headers)
+
+
+def _cancel(raw: Any, stream: Any) -> None:
+    try:
+        raw.streaming_cancel_query(stream)
+    except Exception:  # noqa: BLE001 - already finished
+        pass
+
+
+def _ident(name: str) -> str:
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield b""  # pragma: no cover
+
+
+async def _decoded_body(request: Request) -> AsyncIterator[bytes]:
+    encoding = request.headers.get("content-encoding")
+    dec = codecs.decoder(encoding)
+    try:
+        async for chunk in request.stream():
+            if chunk:
+                out = dec.feed(chunk)
+                if out:
+                    yield out
+        tail = dec.finish()
+    except ClickHouseError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise codecs.decode_error(encoding or "", exc) from exc
+    if tail:
+        yield tail
+

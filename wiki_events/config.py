@@ -1,0 +1,36 @@
+"""Configuration from the environment (and a ``.env`` file when present).
+
+Every component reads its connection settings here, with the embedded defaults filled
+in, so nothing is hard-coded twice. The README's table lists every variable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+DEFAULT_CLICKHOUSE_URL = "http://default:@127.0.0.1:8123/default"
+DEFAULT_STREAM_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
+
+
+@dataclass(frozen=True)
+class Settings:
+    clickhouse_url: str
+    amqp_url: str
+    stream_url: str
+    data_dir: Path
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        if env is None:
+            load_dotenv(override=False)
+            env = dict(os.environ)
+        return cls(
+            clickhouse_url=env.get("CLICKHOUSE_URL") or DEFAULT_CLICKHOUSE_URL,
+            amqp_url=env.get("AMQP_URL", ""),
+            stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
+            data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
+        )
