@@ -116,9 +116,16 @@ class Engine:
         )
         self.info = EngineInfo(version=version, timezone=tz, display_name=display_name)
 
-    def connect(self, readonly: int = 0) -> Connection:
-        """A new engine connection: an engine session of its own."""
-        extra = f"&readonly={readonly}" if readonly else ""
+    def connect(self, readonly: int = 0, quiet: bool = False) -> Connection:
+        """A new engine connection: an engine session of its own.
+
+        ``quiet`` starts it with ``log_queries=0`` so that the server's own statements
+        (the SET of a request's URL settings, USE, external tables) stay out of
+        ``system.query_log``; the request's SET turns logging back on for the client's
+        query. Session connections and read-only users' (who cannot SET) log throughout.
+        """
+        extra = "&log_queries=0" if quiet and not readonly else ""
+        extra += f"&readonly={readonly}" if readonly else ""
         return Connection(chdb.connect(f"{self._base}&{_CONNECTION_DEFAULTS}{extra}"))
 
     def close(self) -> None:

@@ -48,8 +48,29 @@ NAMES = {
 _UNAUTHORIZED = {REQUIRED_PASSWORD}
 _FORBIDDEN = {UNKNOWN_USER, 193, AUTHENTICATION_FAILED, 512, 497}
 _BAD_REQUEST = {
-    36, 427, 6, 25, 26, 38, 41, 72, 441, 676, 677, 27, 376, 15, 44, 39, 167, 168, 223,
-    62, 117, 53, 321,
+    36,
+    427,
+    6,
+    25,
+    26,
+    38,
+    41,
+    72,
+    441,
+    676,
+    677,
+    27,
+    376,
+    15,
+    44,
+    39,
+    167,
+    168,
+    223,
+    62,
+    117,
+    53,
+    321,
 }
 _NOT_FOUND = {60, 46, 47, 50, 56, 81, 115, 58, 63, 73, 336, 82, 511}
 _STATUS_BY_CODE: dict[int, int] = {
@@ -84,7 +105,9 @@ class ClickHouseError(Exception):
         super().__init__(self.text())
 
     def text(self) -> str:
-        suffix = f" ({self.name})" if self.name and not self.message.endswith(f"({self.name})") else ""
+        suffix = (
+            f" ({self.name})" if self.name and not self.message.endswith(f"({self.name})") else ""
+        )
         return f"Code: {self.code}. DB::Exception: {self.message}{suffix}"
 
     @property
@@ -102,7 +125,7 @@ class ClickHouseError(Exception):
         if not found:
             return cls(UNKNOWN_EXCEPTION, raw or type(exc).__name__)
         code = int(found[0].group(1))
-        message = raw[found[-1].end():]
+        message = raw[found[-1].end() :]
         name_match = _TRAILING_NAME.search(message)
         name = name_match.group(1) if name_match else NAMES.get(code, "")
         if name_match:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import sys
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -20,10 +22,22 @@ class StartupError(RuntimeError):
     """A one-line reason the server cannot start (port taken, folder in use...)."""
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT after its graceful shutdown, which would skip
+    closing the engine and exit with -15; here a signal is the normal way to stop."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit TCP_NODELAY on Linux. Without it a reply sent as headers
+    # then body meets the client's delayed ACK: every small query took ~40 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -54,6 +68,9 @@ def serve(
     close.
     """
     sock = bind(host, port)
+    # Engine calls run on worker threads; a shorter switch interval hands the GIL back
+    # to the event loop sooner when a worker finishes (about 1 ms off a small query).
+    sys.setswitchinterval(0.0005)
     try:
         users = Users.load(users_file)
         try:
@@ -73,7 +90,7 @@ def serve(
             timeout_graceful_shutdown=30,
             lifespan="on",
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         log.info("ClickHouse %s serving %s on http://%s:%d", engine.info.version, data, host, port)
         server.run(sockets=[sock])
     finally:

@@ -39,7 +39,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import codecs, sqltext
-from .engine import Connection, Engine, Session, Sessions
+from .engine import Connection, Engine, Sessions
 from .errors import (
     BAD_ARGUMENTS,
     QUERY_IS_TOO_LARGE,
@@ -52,10 +52,26 @@ T = TypeVar("T")
 
 # URL parameters that are not settings (HTTPHandler's reserved names).
 RESERVED = {
-    "query", "database", "default_format", "query_id", "session_id", "session_timeout",
-    "session_check", "close_session", "user", "password", "quota_key", "stacktrace",
-    "with_stacktrace", "role", "compress", "decompress", "buffer_size", "wait_end_of_query",
-    "client_protocol_version", "http_native_compression_disable_checksumming_on_decompress",
+    "query",
+    "database",
+    "default_format",
+    "query_id",
+    "session_id",
+    "session_timeout",
+    "session_check",
+    "close_session",
+    "user",
+    "password",
+    "quota_key",
+    "stacktrace",
+    "with_stacktrace",
+    "role",
+    "compress",
+    "decompress",
+    "buffer_size",
+    "wait_end_of_query",
+    "client_protocol_version",
+    "http_native_compression_disable_checksumming_on_decompress",
 }
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_QUERY_BYTES = 256 * 1024 * 1024  # for non-INSERT bodies, which are read whole
@@ -63,21 +79,43 @@ _INSERT_CHUNK = 1 << 20
 _HEAD_BYTES = 64 * 1024
 
 # Formats whose output can be sent block by block. Everything else (JSON, XML, Pretty,
-# Parquet, Arrow files, ORC...) has a header or footer that needs the whole result.
+# Parquet, Arrow files and streams, ORC...) has a header, footer or framing that needs
+# the whole result, and is built whole.
 _STREAMABLE = re.compile(
-    r"^(TabSeparated\w*|TSV\w*|CSV\w*|JSONEachRow\w*|JSONLines|NDJSON|JSONCompactEachRow\w*|"
-    r"JSONStringsEachRow\w*|JSONCompactStringsEachRow\w*|Native|RowBinary\w*|Values|"
-    r"ArrowStream|CustomSeparated\w*|Raw\w*|LineAsString\w*|Null)$",
+    r"^((TabSeparated|TSV|CSV|JSONCompactEachRow|JSONCompactStringsEachRow)"
+    r"(WithNames|WithNamesAndTypes)?|TabSeparatedRaw|TSVRaw|JSONEachRow|JSONLines|NDJSON|"
+    r"JSONStringsEachRow|Native|RowBinary|Values|LineAsString|Raw|Null)$",
     re.I,
 )
+
+
+def header_lines(fmt: str) -> int:
+    """Lines of header that chDB repeats at the start of every streamed chunk."""
+    if fmt.lower().endswith("withnamesandtypes"):
+        return 2
+    return 1 if fmt.lower().endswith("withnames") else 0
+
+
+def strip_lines(data: bytes, count: int) -> bytes:
+    pos = 0
+    for _ in range(count):
+        pos = data.index(b"\n", pos) + 1
+    return data[pos:]
+
+
 _CONTENT_TYPES = [
     (re.compile(r"^(TabSeparated|TSV)", re.I), "text/tab-separated-values; charset=UTF-8"),
     (re.compile(r"^CSV", re.I), "text/csv; charset=UTF-8; header=absent"),
-    (re.compile(r"^(JSON\w*EachRow\w*|JSONLines|NDJSON)$", re.I), "application/x-ndjson; charset=UTF-8"),
+    (
+        re.compile(r"^(JSON\w*EachRow\w*|JSONLines|NDJSON)$", re.I),
+        "application/x-ndjson; charset=UTF-8",
+    ),
     (re.compile(r"^JSON", re.I), "application/json; charset=UTF-8"),
     (re.compile(r"^XML$", re.I), "application/xml; charset=UTF-8"),
-    (re.compile(r"^(Native|RowBinary\w*|Parquet|Arrow\w*|ORC|Avro|MsgPack|Protobuf\w*)$", re.I),
-     "application/octet-stream"),
+    (
+        re.compile(r"^(Native|RowBinary\w*|Parquet|Arrow\w*|ORC|Avro|MsgPack|Protobuf\w*)$", re.I),
+        "application/octet-stream",
+    ),
 ]
 
 
@@ -255,14 +293,15 @@ class Server:
         query_params: dict[str, str] = {}
         for key, value in params.items():
             if key.startswith("param_"):
-                query_params[key[len("param_"):]] = value
+                query_params[key[len("param_") :]] = value
             elif key not in RESERVED:
                 if not _SETTING_NAME.match(key):
                     raise ClickHouseError(BAD_ARGUMENTS, f"Invalid setting name: {key!r}")
                 settings[key] = value
-        if "query_id" in params and "log_comment" not in settings:
+        if "query_id" in params and "log_comment" not in settings and not user.readonly:
             # chDB assigns its own query ids; the one the client chose is kept as the
             # log_comment of its system.query_log rows, so it can still be looked up.
+            # (Not for read-only users: readonly=1 forbids changing any setting.)
             settings["log_comment"] = query_id
         return Call(
             query_id=query_id,
@@ -289,22 +328,33 @@ class Server:
 
     # -- connections ------------------------------------------------------------------------
 
-    async def _open(self, call: Call) -> tuple[Connection, Callable[[], None]]:
-        """The engine connection for this request and the function that releases it."""
+    # -- connections ------------------------------------------------------------------------
+
+    def _open(self, call: Call) -> tuple[Connection, Callable[[], None]]:
+        """The engine connection for this request and the function that releases it.
+
+        Runs on a worker thread, like everything that touches the engine; a request
+        makes as few thread hops as it can, since each costs about 0.15 ms.
+        """
         session_id = call.params.get("session_id")
         if not session_id:
-            readonly = call.user.readonly
-            conn = await run(self.engine.connect, readonly)
+            # A fresh connection starts with logging off only when the server has its
+            # own statements to run first (see Engine.connect).
+            quiet = bool(call.settings or call.params.get("database") or call.external)
+            conn = self.engine.connect(call.user.readonly, quiet)
             return conn, conn.close
-        session: Session = await run(
-            self.sessions.acquire,
+        session = self.sessions.acquire(
             session_id,
             call.user.name,
             call.user.readonly,
             call.params.get("session_timeout"),
             call.params.get("session_check") in ("1", "true"),
         )
-        restore = await run(self._session_snapshot, session.conn, call)
+        try:
+            restore = self._session_snapshot(session.conn, call)
+        except BaseException:
+            self.sessions.release(session)
+            raise
         close = call.params.get("close_session") in ("1", "true")
 
         def release() -> None:
@@ -340,15 +390,27 @@ class Server:
                 except Exception:  # noqa: BLE001 - a setting the session cannot reset
                     pass
             if database:
-                conn.raw.query(f"USE `{database}`", "TSV")
+                conn.raw.query(f"USE {_ident(database)}", "TSV")
 
         return restore
 
+    def _connect_and_prepare(self, call: Call) -> tuple[Connection, Callable[[], None]]:
+        conn, release = self._open(call)
+        try:
+            self._prepare(conn, call, bool(call.params.get("session_id")))
+        except BaseException:
+            self._drop_external(conn, call)
+            release()
+            raise
+
+        def finish() -> None:
+            self._drop_external(conn, call)
+            release()
+
+        return conn, finish
+
     @staticmethod
-    def _prepare(conn: Connection, call: Call) -> None:
-        if call.settings:
-            assignments = ", ".join(f"{k} = {quote(v)}" for k, v in call.settings.items())
-            conn.raw.query(f"SET {assignments}", "TSV")
+    def _prepare(conn: Connection, call: Call, in_session: bool) -> None:
         database = call.params.get("database")
         if database:
             conn.raw.query(f"USE {_ident(database)}", "TSV")
@@ -360,6 +422,15 @@ class Server:
                 inserter = conn.raw.send_insert(f"INSERT INTO {_ident(name)}", fmt)
                 conn.raw.insert_append(inserter, data)
                 conn.raw.insert_done(inserter)
+        settings = dict(call.settings)
+        quiet = (
+            not in_session and not call.user.readonly and (settings or database or call.external)
+        )
+        if quiet:
+            settings.setdefault("log_queries", "1")
+        if settings:
+            assignments = ", ".join(f"{k} = {quote(v)}" for k, v in settings.items())
+            conn.raw.query(f"SET {assignments}", "TSV")
 
     @staticmethod
     def _drop_external(conn: Connection, call: Call) -> None:
@@ -384,43 +455,29 @@ class Server:
             body_done = True
         text = query_param.encode() + (b"\n" if query_param and head else b"") + bytes(head)
         split = sqltext.split_insert(text.decode("latin-1"))
-
-        conn, release = await self._open(call)
-        released = False
-
-        def finish() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self._drop_external(conn, call)
-                release()
-
-        try:
-            await run(self._prepare, conn, call)
-            if split is not None:
-                return await self._insert(conn, call, split, text, body, body_done)
-            if not body_done:
-                rest = bytearray(text)
-                async for chunk in body:
-                    rest += chunk
-                    if len(rest) > MAX_QUERY_BYTES:
-                        raise ClickHouseError(
-                            QUERY_IS_TOO_LARGE,
-                            f"Query is too large ({len(rest)}). max_query_size = {MAX_QUERY_BYTES}",
-                        )
-                text = bytes(rest)
-            query = text.decode("utf-8", errors="replace").strip()
-            if not query:
-                raise ClickHouseError(62, "Empty query", "SYNTAX_ERROR")
-            response = await self._select_or_command(conn, call, query, request, finish)
-            return response
-        finally:
-            if not getattr(finish, "handed_over", False):
-                await run(finish)
+        if split is not None:
+            return await self._insert(call, split, text, body, body_done)
+        if not body_done:
+            rest = bytearray(text)
+            async for chunk in body:
+                rest += chunk
+                if len(rest) > MAX_QUERY_BYTES:
+                    raise ClickHouseError(
+                        QUERY_IS_TOO_LARGE,
+                        f"Query is too large ({len(rest)}). max_query_size = {MAX_QUERY_BYTES}",
+                    )
+            text = bytes(rest)
+        query = text.decode("utf-8", errors="replace").strip()
+        if not query:
+            raise ClickHouseError(62, "Empty query", "SYNTAX_ERROR")
+        compression = None
+        if call.settings.get("enable_http_compression", "0").lower() in ("1", "true"):
+            compression = codecs.choose_encoding(request.headers.get("accept-encoding"))
+        started = await run(self._start_query, call, query)
+        return self._reply(call, started, compression)
 
     async def _insert(
         self,
-        conn: Connection,
         call: Call,
         split: sqltext.InsertSplit,
         text: bytes,
@@ -430,25 +487,38 @@ class Server:
         if call.readonly_method:
             raise self._get_is_readonly(call)
         statement = split.statement.encode("latin-1").decode("utf-8")
+
+        def begin() -> tuple[Connection, Callable[[], None], Any]:
+            conn, finish = self._connect_and_prepare(call)
+            try:
+                return conn, finish, conn.raw.send_insert(statement, split.format)
+            except BaseException:
+                finish()
+                raise
+
+        conn, finish, inserter = await run(begin)
         raw = conn.raw
-        inserter = await run(raw.send_insert, statement, split.format)
         try:
-            pending = bytearray(text[split.data_offset:])
+            pending = bytearray(text[split.data_offset :])
             if not body_done:
                 async for chunk in body:
                     pending += chunk
                     if len(pending) >= _INSERT_CHUNK:
                         await run(raw.insert_append, inserter, bytes(pending))
                         pending.clear()
-            if pending:
-                await run(raw.insert_append, inserter, bytes(pending))
-            result = await run(raw.insert_done, inserter)
+
+            def done() -> Any:
+                if pending:
+                    raw.insert_append(inserter, bytes(pending))
+                return raw.insert_done(inserter)
+
+            result = await run(done)
         except BaseException:
-            try:
-                await run(raw.insert_cancel, inserter)
-            except Exception:  # noqa: BLE001 - the original error is the one to report
-                pass
+            with anyio.CancelScope(shield=True):
+                await run(_cancel_insert, raw, inserter)
+                await run(finish)
             raise
+        await run(finish)
         summary = Summary()
         if result is not None:
             summary.add(result)
@@ -464,66 +534,73 @@ class Server:
             "method GET implies readonly. You should use method POST for modifying queries",
         )
 
-    async def _select_or_command(
-        self,
-        conn: Connection,
-        call: Call,
-        query: str,
-        request: Request,
-        finish: Callable[[], None],
-    ) -> Response:
+    def _start_query(self, call: Call, query: str) -> Started:
+        """Everything up to the first result chunks, in one thread hop."""
+        conn, finish = self._connect_and_prepare(call)
+        try:
+            return self._run_query(conn, finish, call, query)
+        except BaseException:
+            finish()
+            raise
+
+    def _run_query(
+        self, conn: Connection, finish: Callable[[], None], call: Call, query: str
+    ) -> Started:
         raw = conn.raw
-        kind = await run(raw.classify_query, query)
+        kind = raw.classify_query(query)
         query_class = int(kind["query_class"])
         if call.readonly_method and query_class == 1:  # MUTATING through GET
             raise self._get_is_readonly(call)
         fmt = sqltext.output_format(query) or call.format
-        compression = None
-        if call.settings.get("enable_http_compression", "0").lower() in ("1", "true"):
-            compression = codecs.choose_encoding(request.headers.get("accept-encoding"))
-        level = int(call.settings.get("http_zlib_compression_level", "3") or 3)
         streamable = (
             query_class == 0
             and kind["statement_count"] == 1
             and bool(_STREAMABLE.match(fmt))
             and call.params.get("wait_end_of_query") not in ("1", "true")
         )
-        headers = self._base_headers(call.query_id, fmt)
-        if compression:
-            headers["Content-Encoding"] = compression
         summary = Summary()
-        if not streamable:
-            result = await run(lambda: raw.query(query, fmt, params=call.query_params))
+        stream = None
+        if streamable:
+            try:
+                stream = raw.send_query(query, fmt, params=call.query_params)
+            except Exception as exc:  # noqa: BLE001
+                # chDB streams SELECTs but refuses EXISTS, SHOW CREATE and a few others.
+                if "Streaming query is not supported" not in str(exc):
+                    raise
+        if stream is None:
+            result = raw.query(query, fmt, params=call.query_params)
             summary.add(result)
-            data = result.bytes()
-            summary.result_bytes = len(data)
-            headers["X-ClickHouse-Summary"] = summary.header()
+            finish()
+            return Started(fmt, summary, [bytes(result.bytes())], None)
+        fetcher = _Fetcher(raw, stream, summary, header_lines(fmt), finish)
+        try:
+            first = fetcher.fetch()
+            second = fetcher.fetch() if first is not None else None
+        except BaseException:
+            fetcher.close()
+            raise
+        chunks = [c for c in (first, second) if c is not None]
+        if second is None:
+            fetcher.close()
+            return Started(fmt, summary, chunks, None)
+        return Started(fmt, summary, chunks, fetcher)
+
+    def _reply(self, call: Call, started: Started, compression: str | None) -> Response:
+        headers = self._base_headers(call.query_id, started.format)
+        summary = started.summary
+        summary.result_bytes = sum(len(c) for c in started.chunks)
+        headers["X-ClickHouse-Summary"] = summary.header()
+        level = int(call.settings.get("http_zlib_compression_level", "3") or 3)
+        fetcher = started.fetcher
+        if fetcher is None:
+            data = b"".join(started.chunks)
             if compression and data:
                 enc = codecs.encoder(compression, level)
                 data = enc.feed(data) + enc.finish()
-            elif compression:
-                del headers["Content-Encoding"]
+                headers["Content-Encoding"] = compression
             return Response(data, headers=headers)
-
-        stream = await run(lambda: raw.send_query(query, fmt, params=call.query_params))
-
-        def fetch() -> bytes | None:
-            result = raw.streaming_fetch_result(stream)
-            if result is None:
-                return None
-            data = result.bytes()
-            if result.rows_read() == 0 and not data:
-                return None
-            summary.add(result)
-            return bytes(data)
-
-        try:
-            first = await run(fetch)
-        except BaseException:
-            await run(_cancel, raw, stream)
-            raise
-        summary.result_bytes = len(first or b"")
-        headers["X-ClickHouse-Summary"] = summary.header()
+        if compression:
+            headers["Content-Encoding"] = compression
         tag = secrets.token_hex(8)
         headers["X-ClickHouse-Exception-Tag"] = tag
         version = self.engine.info.version
@@ -531,10 +608,10 @@ class Server:
         async def chunks() -> AsyncIterator[bytes]:
             enc = codecs.encoder(compression, level) if compression else None
             try:
-                data = first
-                while data is not None:
+                for data in started.chunks:
                     yield enc.feed(data) if enc else data
-                    data = await run(fetch)
+                while (data := await run(fetcher.fetch)) is not None:  # type: ignore[arg-type]
+                    yield enc.feed(data) if enc else data
             except Exception as exc:  # noqa: BLE001 - in-band error after the body started
                 err = ClickHouseError.from_engine(exc)
                 message = f"{err.text()} (version {version})\n"
@@ -544,21 +621,68 @@ class Server:
                 ).encode()
                 yield enc.feed(block) if enc else block
             finally:
-                await run(_cancel, raw, stream)
-                await run(finish)
+                with anyio.CancelScope(shield=True):
+                    await run(fetcher.close)
             if enc:
                 tail = enc.finish()
                 if tail:
                     yield tail
 
-        finish.handed_over = True  # type: ignore[attr-defined]
-        return StreamingResponse(chunks(), headers=headers)
+        return StreamingResponse(chunks(), headers=headers, background=None)
 
 
-def _cancel(raw: Any, stream: Any) -> None:
+@dataclass
+class Started:
+    """A query that has begun: its first chunks, and the fetcher for the rest (if any)."""
+
+    format: str
+    summary: Summary
+    chunks: list[bytes]
+    fetcher: _Fetcher | None
+
+
+class _Fetcher:
+    """Pulls a streaming query's chunks; ``close`` cancels it and releases the connection."""
+
+    def __init__(
+        self, raw: Any, stream: Any, summary: Summary, header: int, finish: Callable[[], None]
+    ) -> None:
+        self._raw = raw
+        self._stream = stream
+        self._summary = summary
+        self._header = header  # lines chDB repeats at the start of every chunk
+        self._finish = finish
+        self._seen = 0
+        self._closed = False
+
+    def fetch(self) -> bytes | None:
+        result = self._raw.streaming_fetch_result(self._stream)
+        if result is None:
+            return None
+        data = result.bytes()
+        if result.rows_read() == 0 and not data:
+            return None
+        self._summary.add(result)
+        self._seen += 1
+        if self._seen > 1 and self._header:
+            return strip_lines(bytes(data), self._header)
+        return bytes(data)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._raw.streaming_cancel_query(self._stream)
+        except Exception:  # noqa: BLE001 - already finished
+            pass
+        self._finish()
+
+
+def _cancel_insert(raw: Any, inserter: Any) -> None:
     try:
-        raw.streaming_cancel_query(stream)
-    except Exception:  # noqa: BLE001 - already finished
+        raw.insert_cancel(inserter)
+    except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
 
 
@@ -587,4 +711,3 @@ async def _decoded_body(request: Request) -> AsyncIterator[bytes]:
         raise codecs.decode_error(encoding or "", exc) from exc
     if tail:
         yield tail
-

@@ -1,0 +1,71 @@
+"""dbt-clickhouse (http driver) against the embedded server, unmodified."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from .conftest import FIXTURES, ClickHouseProcess
+
+DBT = str(Path(sys.executable).with_name("dbt"))
+
+
+def dbt(project: Path, port: int, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CH_PORT": str(port), "DBT_PROFILES_DIR": str(project)}
+    done = subprocess.run(
+        [DBT, *args, "--project-dir", str(project)],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def scalar(server: ClickHouseProcess, sql: str) -> str:
+    return httpx.post(server.url, content=sql).text.strip()
+
+
+def test_dbt_debug_run_rerun_full_refresh_test_docs(tmp_path: Path) -> None:
+    project = tmp_path / "dbt_mini"
+    shutil.copytree(FIXTURES / "dbt_mini", project)
+    server = ClickHouseProcess(tmp_path / "data").start()
+    try:
+        assert "All checks passed" in dbt(project, server.port, "debug").stdout
+        for args in (["run"], ["run"], ["run", "--full-refresh"]):
+            out = dbt(project, server.port, *args).stdout
+            assert "PASS=3" in out and "ERROR=0" in out, out
+            # the incremental model never doubles; the materialized view's target holds
+            # each kind once per source load
+            assert (
+                scalar(server, "SELECT count(), uniqExact(id) FROM mini.events_incremental")
+                == "100\t100"
+            )
+            assert scalar(server, "SELECT sum(n) FROM mini.kind_counts_mv") == "100"
+        # an insert into the source fires the materialized view
+        httpx.post(
+            server.url, content="INSERT INTO mini.src_events SELECT 100 + number, 0 FROM numbers(5)"
+        )
+        assert scalar(server, "SELECT sum(n) FROM mini.kind_counts_mv") == "105"
+        assert (
+            scalar(
+                server,
+                "SELECT engine FROM system.tables WHERE database = 'mini' "
+                "AND name = 'kind_counts_mv_mv'",
+            )
+            == "MaterializedView"
+        )
+        out = dbt(project, server.port, "test").stdout
+        assert "PASS=3" in out and "ERROR=0" in out, out
+        dbt(project, server.port, "docs", "generate")
+        assert (project / "target" / "catalog.json").stat().st_size > 0
+        assert '"events_incremental"' in (project / "target" / "catalog.json").read_text()
+    finally:
+        server.stop()
