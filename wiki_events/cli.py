@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from . import __version__
+from .config import Settings
 
 
 @click.group()
@@ -50,3 +51,128 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
     except StartupError as exc:
         click.echo(f"wiki-events clickhouse: {exc}", err=True)
         sys.exit(2)
+
+
+@main.command()
+@click.option(
+    "--since",
+    default=None,
+    help="Backfill from this time when there is no checkpoint: ISO time, epoch ms, "
+    "or a duration such as 2h.",
+)
+@click.option("--reset", is_flag=True, help="Ignore the checkpoint (use with --since).")
+@click.option("--wiki", "wikis", multiple=True, help="Keep only these wikis (repeatable).")
+@click.option(
+    "--type",
+    "types",
+    multiple=True,
+    help="Keep only these event types: edit, new, log, categorize... (repeatable).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Checkpoint file [default: $WIKI_EVENTS_DATA/reader.checkpoint.json].",
+)
+@click.option(
+    "--idle-timeout",
+    default=60.0,
+    show_default=True,
+    help="Seconds without a byte before the connection counts as dead.",
+)
+@click.option(
+    "--max-line",
+    default=1 << 20,
+    show_default=True,
+    help="Bytes; a longer SSE line goes to the quarantine.",
+)
+def stream(
+    since: str | None,
+    reset: bool,
+    wikis: tuple[str, ...],
+    types: tuple[str, ...],
+    checkpoint: Path | None,
+    idle_timeout: float,
+    max_line: int,
+) -> None:
+    """The reader: EventStreams ($STREAM_URL) → RabbitMQ ($AMQP_URL)."""
+    import signal
+
+    from reader.checkpoint import Checkpoint
+    from reader.publisher import Publisher
+    from reader.stream import FatalStreamError, Options, Reader
+
+    settings = Settings.from_env()
+    opts = Options(
+        url=settings.stream_url,
+        contact=settings.contact,
+        since=since,
+        reset=reset,
+        wikis=frozenset(wikis),
+        types=frozenset(types),
+        idle_timeout=idle_timeout,
+        max_line=max_line,
+    )
+    reader = Reader(
+        opts,
+        Publisher(settings.amqp_url),
+        Checkpoint(checkpoint or settings.data_dir / "reader.checkpoint.json"),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: reader.stop())
+    signal.signal(signal.SIGINT, lambda *_: reader.stop())
+    try:
+        reader.run()
+    except (FatalStreamError, ValueError, RuntimeError) as exc:
+        click.echo(f"wiki-events stream: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option(
+    "--speed",
+    default=0.0,
+    show_default=True,
+    help="1 = real time by meta.dt, N = N times faster, 0 = as fast as possible.",
+)
+@click.option("--rate", default=0.0, help="A fixed rate in events/s (overrides --speed).")
+@click.option("--disconnect-every", default=0, help="Close the stream after N events.")
+@click.option("--disconnect-seconds", default=0.0, help="Close the stream after S seconds.")
+@click.option(
+    "--loop",
+    is_flag=True,
+    help="Replay the file forever, each pass with fresh ids and later times.",
+)
+def replay(
+    file: Path,
+    host: str,
+    port: int,
+    speed: float,
+    rate: float,
+    disconnect_every: int,
+    disconnect_seconds: float,
+    loop: bool,
+) -> None:
+    """The EventStreams emulator: replay a recorded NDJSON or SSE file over HTTP."""
+    import uvicorn
+
+    from reader.emulator import Emulator, Options
+
+    emulator = Emulator(
+        file,
+        Options(
+            speed=speed,
+            rate=rate,
+            disconnect_every=disconnect_every,
+            disconnect_seconds=disconnect_seconds,
+            loop=loop,
+        ),
+    )
+    click.echo(
+        f"replaying {file} ({len(emulator.log)} events) at "
+        f"http://{host}:{port}/v2/stream/recentchange",
+        err=True,
+    )
+    uvicorn.run(emulator.app(), host=host, port=port, log_level="warning")

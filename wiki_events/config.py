@@ -14,6 +14,7 @@ from dotenv import load_dotenv
 
 DEFAULT_CLICKHOUSE_URL = "http://default:@127.0.0.1:8123/default"
 DEFAULT_STREAM_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class Settings:
     amqp_url: str
     stream_url: str
     data_dir: Path
+    contact: str
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -30,7 +32,8 @@ class Settings:
             env = dict(os.environ)
         return cls(
             clickhouse_url=env.get("CLICKHOUSE_URL") or DEFAULT_CLICKHOUSE_URL,
-            amqp_url=env.get("AMQP_URL", ""),
+            amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
             stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
+            contact=env.get("WIKI_EVENTS_CONTACT", ""),
         )

@@ -1,0 +1,253 @@
+"""A local EventStreams: replays a recorded NDJSON or SSE file the way the service sends it.
+
+What it reproduces (see ``shared/data/eventstreams-protocol.md``):
+
+- ``GET /v2/stream/recentchange`` (or ``mediawiki.recentchange``): ``:ok`` first, then
+  ``event: message`` / ``id:`` / ``data:`` per event; an unknown stream is HTTP 400;
+- ``id:`` as EventStreams writes it: a JSON array with the active topic's
+  ``{"topic", "partition": 0, "timestamp": <meta.dt in ms + 1>}`` and the idle
+  topic's ``"offset": -1``;
+- positions as Kafka finds them: ``Last-Event-ID`` (offset beats timestamp) or
+  ``?since=`` (ms or a date) is turned into the *earliest* offset whose timestamp is
+  ``>=`` the one asked for — so a resume may repeat events, as the real one does;
+- forced disconnects every N events or S seconds, and a speed: real time by
+  ``meta.dt``, N times faster, a fixed rate, or as fast as possible;
+- ``loop``: the file again and again, each pass with fresh ``meta.id``\\ s and
+  ``meta.dt`` shifted past the previous pass, for long runs and benchmarks.
+
+Lines that are not JSON are sent as they are, so a reader's quarantine can be tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import datetime as dt
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from .sse import SSEParser
+
+STREAMS = {"recentchange", "mediawiki.recentchange"}
+TOPICS = ("eqiad.mediawiki.recentchange", "codfw.mediawiki.recentchange")
+
+
+@dataclass(frozen=True)
+class Record:
+    data: str
+    ts_ms: int  # the Kafka timestamp: meta.dt in milliseconds
+    meta_id: str | None
+
+
+def parse_dt_ms(value: str) -> int:
+    return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def load(path: str | Path) -> list[Record]:
+    """The events of an NDJSON or raw SSE capture, in file (= Kafka offset) order."""
+    path = Path(path)
+    raw = path.read_bytes()
+    if path.suffix == ".sse":
+        parser = SSEParser()
+        payloads = [e.data for e in parser.feed(raw + b"\n\n") if e.event == "message"]
+    else:
+        payloads = [line for line in raw.decode("utf-8", errors="replace").splitlines() if line]
+    records: list[Record] = []
+    last_ts = 0
+    for data in payloads:
+        ts, meta_id = last_ts, None
+        try:
+            meta = json.loads(data)["meta"]
+            ts = parse_dt_ms(meta["dt"])
+            meta_id = meta.get("id")
+        except (ValueError, KeyError, TypeError):
+            pass  # sent as it is; the reader quarantines it
+        last_ts = ts
+        records.append(Record(data, ts, meta_id))
+    if not records:
+        raise ValueError(f"{path}: no events")
+    return records
+
+
+class Log:
+    """The replayed topic: records by offset; with ``loop``, pass k repeats the file with
+    fresh ids and times shifted by k × (span of the file + 1 s)."""
+
+    def __init__(self, records: list[Record], loop: bool) -> None:
+        self.records = records
+        self.loop = loop
+        self.size = len(records)
+        stamps = [r.ts_ms for r in records]
+        self.shift = max(stamps) - min(stamps) + 1000
+        # Kafka's offsets-for-times: the earliest offset whose own timestamp is >= t.
+        # Timestamps sorted, with the smallest offset at or after each rank, answer it
+        # by bisection.
+        ranked = sorted((ts, offset) for offset, ts in enumerate(stamps))
+        self._sorted_ts = [ts for ts, _ in ranked]
+        self._min_offset_from = [0] * len(ranked)
+        smallest = len(ranked)
+        for rank in range(len(ranked) - 1, -1, -1):
+            smallest = min(smallest, ranked[rank][1])
+            self._min_offset_from[rank] = smallest
+        self._max_ts = ranked[-1][0]
+
+    def __len__(self) -> int:
+        return self.size
+
+    def get(self, offset: int) -> Record | None:
+        lap, index = divmod(offset, self.size)
+        if lap and not self.loop:
+            return None
+        record = self.records[index]
+        if lap == 0:
+            return record
+        return _fresh(record, lap, self.shift * lap)
+
+    def offset_for_time(self, ts_ms: int) -> int | None:
+        lap = 0
+        if self.loop and ts_ms > self._max_ts:
+            lap = (ts_ms - self._max_ts - 1) // self.shift + 1
+        rank = bisect.bisect_left(self._sorted_ts, ts_ms - lap * self.shift)
+        if rank >= self.size:
+            return None if not self.loop else (lap + 1) * self.size
+        return lap * self.size + self._min_offset_from[rank]
+
+
+def _fresh(record: Record, lap: int, shift_ms: int) -> Record:
+    try:
+        event = json.loads(record.data)
+        meta = event["meta"]
+    except (ValueError, KeyError, TypeError):
+        return record
+    base = meta.get("id") or ""
+    meta["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{base}/{lap}"))
+    ts = record.ts_ms + shift_ms
+    meta["dt"] = dt.datetime.fromtimestamp(ts / 1000, dt.UTC).isoformat(timespec="milliseconds")
+    meta["dt"] = meta["dt"].replace("+00:00", "Z")
+    if isinstance(event.get("timestamp"), int):
+        event["timestamp"] = ts // 1000
+    return Record(json.dumps(event, separators=(",", ":"), ensure_ascii=False), ts, meta["id"])
+
+
+@dataclass
+class Options:
+    speed: float = 0.0  # 0: as fast as possible; 1: real time by meta.dt; N: N× faster
+    rate: float = 0.0  # events per second, overrides speed when > 0
+    disconnect_every: int = 0  # close the stream after N events (0: never)
+    disconnect_seconds: float = 0.0
+    loop: bool = False
+    topic: str = TOPICS[0]
+
+
+class Emulator:
+    def __init__(self, path: str | Path, options: Options | None = None) -> None:
+        self.options = options or Options()
+        self.log = Log(load(path), self.options.loop)
+        self.connections = 0
+        self.sent = 0
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v2/stream/{streams}", self.stream)])
+
+    def _id(self, ts_ms: int) -> str:
+        other = TOPICS[1] if self.options.topic == TOPICS[0] else TOPICS[0]
+        return json.dumps(
+            [
+                {"topic": self.options.topic, "partition": 0, "timestamp": ts_ms + 1},
+                {"topic": other, "partition": 0, "offset": -1},
+            ],
+            separators=(",", ":"),
+        )
+
+    def _start(self, request: Request) -> int | Response:
+        last = request.headers.get("last-event-id")
+        if last:
+            try:
+                assignments = json.loads(last)
+                mine = [a for a in assignments if a.get("topic") == self.options.topic]
+            except (ValueError, AttributeError, TypeError):
+                return _error(400, "invalid_last_event_id", f"Invalid Last-Event-ID: {last}")
+            for a in mine:
+                if isinstance(a.get("offset"), int) and a["offset"] >= 0:
+                    return int(a["offset"]) + 1
+                if isinstance(a.get("timestamp"), int):
+                    found = self.log.offset_for_time(a["timestamp"])
+                    return len(self.log) if found is None else found
+        since = request.query_params.get("since")
+        if since:
+            try:
+                ts = int(since) if since.isdigit() else parse_dt_ms(since)
+            except ValueError:
+                return _error(400, "invalid_timestamp", f"Invalid since timestamp: {since}")
+            found = self.log.offset_for_time(ts)
+            return len(self.log) if found is None else found
+        return 0  # a replay's "latest" is the start of the recording
+
+    async def stream(self, request: Request) -> Response:
+        streams = set(request.path_params["streams"].split(","))
+        if not streams <= STREAMS:
+            return _error(400, "not_found", f"Stream(s) {sorted(streams - STREAMS)} not found")
+        start = self._start(request)
+        if isinstance(start, Response):
+            return start
+        self.connections += 1
+        return StreamingResponse(self._events(start), media_type="text/event-stream")
+
+    async def _events(self, offset: int) -> AsyncIterator[bytes]:
+        opts = self.options
+        yield b":ok\n\n"
+        began = time.monotonic()
+        first_ts: int | None = None
+        sent = 0
+        batch: list[bytes] = []
+        while True:
+            record = self.log.get(offset)
+            if record is None:
+                break
+            if opts.rate > 0:
+                delay = began + sent / opts.rate - time.monotonic()
+            elif opts.speed > 0:
+                first_ts = record.ts_ms if first_ts is None else first_ts
+                delay = began + (record.ts_ms - first_ts) / 1000 / opts.speed - time.monotonic()
+            else:
+                delay = 0.0
+            if delay > 0:
+                if batch:
+                    yield b"".join(batch)
+                    batch.clear()
+                await asyncio.sleep(delay)
+            batch.append(
+                f"event: message\nid: {self._id(record.ts_ms)}\ndata: {record.data}\n\n".encode()
+            )
+            offset += 1
+            sent += 1
+            self.sent += 1
+            if len(batch) >= 256:
+                yield b"".join(batch)
+                batch.clear()
+                await asyncio.sleep(0)
+            if opts.disconnect_every and sent >= opts.disconnect_every:
+                break
+            if opts.disconnect_seconds and time.monotonic() - began >= opts.disconnect_seconds:
+                break
+        if batch:
+            yield b"".join(batch)
+        if self.log.get(offset) is None and not opts.loop:
+            # The end of the recording: hold the connection open like a quiet stream.
+            while True:
+                await asyncio.sleep(3600)
+
+
+def _error(status: int, kind: str, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": status, "type": kind, "title": message, "detail": message}, status_code=status
+    )

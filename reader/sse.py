@@ -1,0 +1,159 @@
+"""Server-Sent Events parsing, per the WHATWG HTML specification (section 9.2.6).
+
+Incremental: feed bytes as they arrive, in any chunking, and get whole events back.
+Lines end in CRLF, LF or CR (a CR at the end of one chunk may be the first half of a
+CRLF in the next); ``data:`` lines join with ``\\n``; comments (``:``) are counted,
+not returned; ``id:`` containing NUL is ignored; ``retry:`` takes digits only. The
+last event id persists across events, as the specification says.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Event:
+    data: str
+    event: str = "message"
+    id: str | None = None  # the last event id in force when this event was dispatched
+    size: int = 0  # bytes of data, for size limits
+
+
+OVERSIZED = "oversized"
+OVERSIZED_SAMPLE = 4096
+
+
+class SSEParser:
+    def __init__(self, max_line: int | None = None) -> None:
+        self._buf = bytearray()
+        self._pending_cr = False
+        self._data: list[str] = []
+        self._data_size = 0
+        self._event = ""
+        self._has_data = False
+        self.last_id: str | None = None
+        self.retry_ms: int | None = None
+        self.comments = 0
+        self.oversized = 0
+        self._max_line = max_line
+        self._skipping = False  # inside an oversized line, dropping bytes until its end
+        self._skipped_prefix = b""
+        self._skipped_size = 0
+        self._ignore_until_blank = False  # the rest of an event whose line was too long
+
+    def feed(self, chunk: bytes) -> list[Event]:
+        events: list[Event] = []
+        i = 0
+        n = len(chunk)
+        if self._pending_cr and n and chunk[0:1] == b"\n":
+            i = 1  # the LF of a CRLF split across chunks
+        self._pending_cr = False
+        while i < n:
+            cr = chunk.find(b"\r", i)
+            lf = chunk.find(b"\n", i)
+            ends = [p for p in (cr, lf) if p != -1]
+            if not ends:
+                self._take(chunk[i:])
+                break
+            end = min(ends)
+            self._take(chunk[i:end])
+            if chunk[end : end + 1] == b"\r":
+                if end + 1 < n:
+                    i = end + 2 if chunk[end + 1 : end + 2] == b"\n" else end + 1
+                else:
+                    self._pending_cr = True
+                    i = end + 1
+            else:
+                i = end + 1
+            if self._skipping:
+                events.append(self._oversized_event())
+                continue
+            line = bytes(self._buf)
+            self._buf.clear()
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _take(self, part: bytes) -> None:
+        if self._skipping:
+            self._skipped_size += len(part)
+            return
+        self._buf += part
+        if self._max_line is not None and len(self._buf) > self._max_line:
+            # Keep a sample for the quarantine and drop the rest as it streams by.
+            self._skipping = True
+            self._skipped_prefix = bytes(self._buf[:OVERSIZED_SAMPLE])
+            self._skipped_size = len(self._buf)
+            self._buf.clear()
+
+    def _oversized_event(self) -> Event:
+        """An over-long line, returned as an ``oversized`` event with its first bytes.
+
+        The event being built is dropped with it: its data is incomplete."""
+        self.oversized += 1
+        event = Event(
+            data=self._skipped_prefix.decode("utf-8", errors="replace"),
+            event=OVERSIZED,
+            id=self.last_id,
+            size=self._skipped_size,
+        )
+        self._skipping = False
+        self._skipped_prefix = b""
+        self._skipped_size = 0
+        self._data.clear()
+        self._has_data = False
+        self._event = ""
+        self._ignore_until_blank = True
+        return event
+
+    def _line(self, raw: bytes) -> Event | None:
+        line = raw.decode("utf-8", errors="replace")
+        if line == "":
+            if self._ignore_until_blank:
+                self._ignore_until_blank = False
+                self._data.clear()
+                self._has_data = False
+                self._event = ""
+                return None
+            return self._dispatch()
+        if self._ignore_until_blank:
+            if line.startswith("id:"):
+                self._line_field(line)
+            return None
+        if line.startswith(":"):
+            self.comments += 1
+            return None
+        self._line_field(line)
+        return None
+
+    def _line_field(self, line: str) -> None:
+        field, sep, value = line.partition(":")
+        if sep and value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+            self._data_size += len(value)
+            self._has_data = True
+        elif field == "event":
+            self._event = value
+        elif field == "id":
+            if "\0" not in value:
+                self.last_id = value
+        elif field == "retry" and value.isdigit():
+            self.retry_ms = int(value)
+
+    def _dispatch(self) -> Event | None:
+        if not self._has_data:
+            self._event = ""
+            return None
+        data = "\n".join(self._data)
+        event = Event(
+            data=data, event=self._event or "message", id=self.last_id, size=len(data.encode())
+        )
+        self._data.clear()
+        self._data_size = 0
+        self._has_data = False
+        self._event = ""
+        return event

@@ -1,0 +1,401 @@
+"""``wiki-events stream``: follow EventStreams and publish every event to RabbitMQ.
+
+Two threads. The HTTP thread follows the SSE stream with httpx (reconnecting with
+backoff, resuming with ``Last-Event-ID``) and puts parsed events on a bounded queue.
+The main thread owns the RabbitMQ connection (pika is not thread-safe): it validates,
+batches by wiki, publishes with confirms, and only then checkpoints the id of the last
+event handled — so after any crash the stream resumes at or before the first event
+RabbitMQ does not have. Events published twice that way are dropped by the loader.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import queue
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import httpx
+
+from wiki_events import __version__
+
+from .checkpoint import Checkpoint
+from .publisher import EXCHANGE, QUARANTINE, Message, Publisher, backoff
+from .sse import OVERSIZED, Event, SSEParser
+
+log = logging.getLogger("reader")
+
+DEFAULT_MAX_LINE = 1 << 20
+
+
+class FatalStreamError(RuntimeError):
+    """The stream cannot go on without the user doing something (403, a bad request)."""
+
+
+@dataclass
+class Options:
+    url: str
+    contact: str = ""
+    since: str | None = None  # ISO time, epoch ms, or a duration like "2h"
+    reset: bool = False  # ignore the checkpoint
+    wikis: frozenset[str] = frozenset()
+    types: frozenset[str] = frozenset()
+    idle_timeout: float = 60.0
+    max_backoff: float = 60.0
+    max_line: int = DEFAULT_MAX_LINE
+    batch_events: int = 1000
+    batch_bytes: int = 4 << 20
+    linger: float = 0.25
+    log_every: float = 5.0
+
+
+def user_agent(contact: str) -> str:
+    """Wikimedia's User-Agent policy: tool name/version, a way to reach its operator."""
+    who = contact or "set WIKI_EVENTS_CONTACT to an email or URL"
+    return f"wiki-events/{__version__} ({who}) httpx/{httpx.__version__}"
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since_ms(value: str, now: float | None = None) -> int:
+    """``2h`` / ``30m`` / ``1d`` ago, an ISO time, or epoch milliseconds."""
+    now = time.time() if now is None else now
+    value = value.strip()
+    if value.isdigit():
+        return int(value)
+    match = _DURATION.match(value)
+    if match:
+        return int((now - float(match.group(1)) * _UNIT[match.group(2)]) * 1000)
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"--since {value!r}: give an ISO time (2026-11-22T10:00:00Z), epoch "
+            "milliseconds, or a duration such as 90s, 30m, 2h, 1d"
+        ) from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+@dataclass
+class Stats:
+    received: int = 0
+    published: int = 0
+    canaries: int = 0
+    filtered: int = 0
+    reconnects: int = 0
+    quarantined: Counter[str] = field(default_factory=Counter)
+    newest_dt: str | None = None
+    started: float = field(default_factory=time.monotonic)
+
+    def line(self, rate: float) -> str:
+        lag = ""
+        if self.newest_dt:
+            try:
+                when = dt.datetime.fromisoformat(self.newest_dt.replace("Z", "+00:00"))
+                lag = f" lag={time.time() - when.timestamp():.1f}s"
+            except ValueError:
+                pass
+        quarantined = sum(self.quarantined.values())
+        return (
+            f"events/s={rate:.0f} received={self.received} published={self.published} "
+            f"newest={self.newest_dt}{lag} reconnects={self.reconnects} "
+            f"quarantined={quarantined} canaries={self.canaries} filtered={self.filtered}"
+        )
+
+
+class _HttpFollower(threading.Thread):
+    """Follows the SSE stream forever, reconnecting; puts events on ``out``."""
+
+    def __init__(
+        self,
+        opts: Options,
+        start_id: str | None,
+        out: queue.Queue[object],
+        stats: Stats,
+        stop: threading.Event,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(name="sse", daemon=True)
+        self.opts = opts
+        self.last_id = start_id
+        self.out = out
+        self.stats = stats
+        self.stop_event = stop
+        self.transport = transport
+        self.fatal: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self._follow()
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            self.fatal = exc
+            self.out.put(exc)
+
+    def _follow(self) -> None:
+        opts = self.opts
+        attempt = 0
+        retry_ms: int | None = None
+        headers = {"User-Agent": user_agent(opts.contact), "Accept": "text/event-stream"}
+        timeout = httpx.Timeout(10.0, read=opts.idle_timeout)
+        with httpx.Client(
+            timeout=timeout, transport=self.transport, follow_redirects=True
+        ) as client:
+            while not self.stop_event.is_set():
+                params = {}
+                request_headers = dict(headers)
+                if self.last_id:
+                    request_headers["Last-Event-ID"] = self.last_id
+                elif opts.since:
+                    params["since"] = str(since_ms(opts.since))
+                got_events = False
+                try:
+                    with client.stream(
+                        "GET", opts.url, headers=request_headers, params=params
+                    ) as response:
+                        self._check_status(response)
+                        parser = SSEParser(max_line=opts.max_line)
+                        parser.last_id = self.last_id
+                        for chunk in response.iter_bytes():
+                            for event in parser.feed(chunk):
+                                got_events = True
+                                self.out.put(event)
+                                self.last_id = event.id or self.last_id
+                            retry_ms = parser.retry_ms or retry_ms
+                            if self.stop_event.is_set():
+                                return
+                    # The server closed the stream: routine (about every 15 minutes).
+                    log.info("stream closed by the server; resuming")
+                    attempt = 0 if got_events else attempt + 1
+                except httpx.ReadTimeout:
+                    log.warning(
+                        "no bytes for %.0fs: treating the connection as dead", opts.idle_timeout
+                    )
+                    attempt += 1
+                except _Retry as exc:
+                    log.warning("%s", exc)
+                    attempt = max(attempt + 1, exc.min_attempt)
+                except httpx.TransportError as exc:
+                    log.warning("stream connection failed: %s", exc)
+                    attempt = 0 if got_events else attempt + 1
+                self.stats.reconnects += 1
+                delay = backoff(attempt, opts.max_backoff) if attempt else 0.0
+                if retry_ms is not None:
+                    delay = max(delay, retry_ms / 1000)
+                self.stop_event.wait(delay)
+
+    def _check_status(self, response: httpx.Response) -> None:
+        status = response.status_code
+        if status == 200:
+            return
+        body = response.read().decode(errors="replace")[:500]
+        if status == 403:
+            raise FatalStreamError(
+                "EventStreams refused the connection (HTTP 403). Wikimedia requires a "
+                "User-Agent naming the tool and a contact: set WIKI_EVENTS_CONTACT to your "
+                f"email or a URL (sent: {user_agent(self.opts.contact)!r})."
+            )
+        if status == 429:
+            raise _Retry(
+                "EventStreams says too many connections from this address "
+                "(HTTP 429): run one reader per IP; backing off",
+                min_attempt=6,
+            )
+        if status >= 500:
+            raise _Retry(f"EventStreams answered HTTP {status}; backing off")
+        raise FatalStreamError(f"EventStreams answered HTTP {status} for {self.opts.url}: {body}")
+
+
+class _Retry(Exception):
+    def __init__(self, message: str, min_attempt: int = 1) -> None:
+        super().__init__(message)
+        self.min_attempt = min_attempt
+
+
+class Reader:
+    """Validates, batches and publishes events; checkpoints what RabbitMQ confirmed."""
+
+    def __init__(
+        self,
+        opts: Options,
+        publisher: Publisher,
+        checkpoint: Checkpoint,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.opts = opts
+        self.publisher = publisher
+        self.checkpoint = checkpoint
+        self.transport = transport
+        self.stats = Stats()
+        self.stop_event = threading.Event()
+        self._batches: dict[str, list[str]] = {}
+        self._quarantine: list[Message] = []
+        self._batch_events = 0
+        self._batch_bytes = 0
+        self._last_id: str | None = None  # id of the last event handled, not yet saved
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self, until: Callable[[Stats], bool] | None = None) -> Stats:
+        start_id = None if self.opts.reset else self.checkpoint.load()
+        if start_id:
+            log.info("resuming from checkpoint %s", start_id)
+        elif self.opts.since:
+            log.info("no checkpoint: starting from --since %s", self.opts.since)
+        if not self.opts.contact:
+            log.warning(
+                "WIKI_EVENTS_CONTACT is not set: Wikimedia's User-Agent policy asks "
+                "for a contact (email or URL), and may answer 403 without one"
+            )
+        self.publisher.connect()
+        events: queue.Queue[object] = queue.Queue(maxsize=20_000)
+        follower = _HttpFollower(
+            self.opts, start_id, events, self.stats, self.stop_event, self.transport
+        )
+        follower.start()
+        last_flush = last_log = time.monotonic()
+        logged_received = 0
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    item = events.get(timeout=min(self.opts.linger, 0.25))
+                except queue.Empty:
+                    item = None
+                if isinstance(item, BaseException):
+                    raise item
+                if isinstance(item, Event):
+                    self._handle(item)
+                    # drain what is already there without waiting
+                    while self._batch_events < self.opts.batch_events:
+                        try:
+                            more = events.get_nowait()
+                        except queue.Empty:
+                            break
+                        if isinstance(more, BaseException):
+                            raise more
+                        assert isinstance(more, Event)
+                        self._handle(more)
+                now = time.monotonic()
+                if (
+                    self._batch_events >= self.opts.batch_events
+                    or self._batch_bytes >= self.opts.batch_bytes
+                    or now - last_flush >= self.opts.linger
+                ):
+                    self.flush()
+                    last_flush = now
+                self.publisher.tick()
+                if now - last_log >= self.opts.log_every:
+                    rate = (self.stats.received - logged_received) / (now - last_log)
+                    log.info("%s", self.stats.line(rate))
+                    last_log, logged_received = now, self.stats.received
+                if until is not None and until(self.stats):
+                    break
+        finally:
+            self.stop_event.set()
+            try:
+                self.flush()
+            finally:
+                self.publisher.close()
+                elapsed = max(time.monotonic() - self.stats.started, 1e-9)
+                log.info("summary: %s", self.stats.line(self.stats.received / elapsed))
+        return self.stats
+
+    def _handle(self, event: Event) -> None:
+        self.stats.received += 1
+        if event.event == OVERSIZED:
+            self._quarantined("oversized", event.data.encode(), event.size)
+        elif event.event == "error":
+            log.warning("EventStreams sent an error event: %s", event.data[:500])
+            self._quarantined("server-error-event", event.data.encode(), event.size)
+        elif event.event != "message":
+            self.stats.filtered += 1
+        else:
+            self._message(event)
+        if event.id:
+            self._last_id = event.id
+
+    def _message(self, event: Event) -> None:
+        raw = event.data
+        if event.size > self.opts.max_line:
+            self._quarantined("oversized", raw.encode()[:4096], event.size)
+            return
+        try:
+            payload = json.loads(raw)
+        except ValueError as exc:
+            self._quarantined(f"malformed-json: {exc}", raw.encode(), event.size)
+            return
+        meta = payload.get("meta") if isinstance(payload, dict) else None
+        if not isinstance(meta, dict):
+            self._quarantined("missing-key: meta", raw.encode(), event.size)
+            return
+        for key in ("id", "dt"):
+            if not isinstance(meta.get(key), str) or not meta[key]:
+                self._quarantined(f"missing-key: meta.{key}", raw.encode(), event.size)
+                return
+        if meta.get("domain") == "canary":
+            self.stats.canaries += 1
+            return
+        wiki = payload.get("wiki")
+        if self.opts.wikis and wiki not in self.opts.wikis:
+            self.stats.filtered += 1
+            return
+        if self.opts.types and str(payload.get("type")) not in self.opts.types:
+            self.stats.filtered += 1
+            return
+        if "\n" in raw:  # JSON allows no raw newline inside strings; keep one per line
+            raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        key = _routing_key(wiki if isinstance(wiki, str) else meta.get("domain"))
+        self._batches.setdefault(key, []).append(raw)
+        self._batch_events += 1
+        self._batch_bytes += len(raw)
+        self.stats.newest_dt = max(self.stats.newest_dt or "", meta["dt"])
+
+    def _quarantined(self, reason: str, sample: bytes, size: int) -> None:
+        kind = reason.split(":", 1)[0]
+        self.stats.quarantined[kind] += 1
+        self._quarantine.append(
+            Message(
+                QUARANTINE,
+                f"reader.{kind}",
+                sample[: self.opts.max_line],
+                headers={"x-reason": reason[:500], "x-size": size, "x-source": "reader"},
+                events=1,
+            )
+        )
+        self._batch_events += 1
+
+    def flush(self) -> None:
+        """Publish everything handled so far, then checkpoint the last id."""
+        messages = [
+            Message(EXCHANGE, key, ("\n".join(lines) + "\n").encode(), events=len(lines))
+            for key, lines in self._batches.items()
+        ]
+        messages += self._quarantine
+        if messages:
+            self.publisher.publish(messages)
+            self.stats.published += sum(len(lines) for lines in self._batches.values())
+        self._batches = {}
+        self._quarantine = []
+        self._batch_events = self._batch_bytes = 0
+        if self._last_id is not None:
+            self.checkpoint.save(self._last_id)
+            self._last_id = None
+
+
+_KEY_OK = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def _routing_key(wiki: object) -> str:
+    if not isinstance(wiki, str) or not wiki:
+        return "unknown"
+    return _KEY_OK.sub("_", wiki)[:200]
