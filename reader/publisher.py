@@ -184,7 +184,12 @@ class Publisher:
         if self._conn is not None and self._conn.is_open:
             try:
                 self._conn.process_data_events(0)
-            except (pika.exceptions.AMQPError, OSError):
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                log.warning(
+                    "RabbitMQ connection lost (%s); reconnecting at the next publish",
+                    type(exc).__name__,
+                )
+                self.reconnects += 1
                 self._drop()
 
     def _drop(self) -> None:

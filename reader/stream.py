@@ -53,6 +53,30 @@ class Options:
     batch_bytes: int = 4 << 20
     linger: float = 0.25
     log_every: float = 5.0
+    resume_overlap_ms: int = 1000
+
+
+def resume_id(last_id: str, overlap_ms: int) -> str:
+    """The Last-Event-ID to send back: the one received, timestamps moved back.
+
+    EventStreams resumes at the *first* Kafka message whose timestamp is >= the one in
+    the id, and the id carries the last event's time + 1 ms. Events that share that
+    millisecond — and with whole-second ``meta.dt`` (2024 and before) that is the rest
+    of the second — come after the last event and are skipped: measured here, a restart
+    lost 28 of 2,387 events. Any overlap >= 1 ms makes the last event itself qualify,
+    so the resume starts at or before it and nothing after it is skipped; the events
+    read twice are dropped by ``meta.id`` in the loader. Offsets are left as they are.
+    """
+    try:
+        assignments = json.loads(last_id)
+    except ValueError:
+        return last_id
+    if not isinstance(assignments, list):
+        return last_id
+    for entry in assignments:
+        if isinstance(entry, dict) and isinstance(entry.get("timestamp"), int):
+            entry["timestamp"] = max(0, entry["timestamp"] - overlap_ms)
+    return json.dumps(assignments, separators=(",", ":"))
 
 
 def user_agent(contact: str) -> str:
@@ -154,7 +178,9 @@ class _HttpFollower(threading.Thread):
                 params = {}
                 request_headers = dict(headers)
                 if self.last_id:
-                    request_headers["Last-Event-ID"] = self.last_id
+                    request_headers["Last-Event-ID"] = resume_id(
+                        self.last_id, opts.resume_overlap_ms
+                    )
                 elif opts.since:
                     params["since"] = str(since_ms(opts.since))
                 got_events = False

@@ -17,6 +17,8 @@ from .config import Settings
 def main() -> None:
     """wiki-events: Wikimedia recentchange, live in ClickHouse."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    for noisy in ("pika", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command()
@@ -86,6 +88,13 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
     show_default=True,
     help="Bytes; a longer SSE line goes to the quarantine.",
 )
+@click.option(
+    "--resume-overlap",
+    default=1000,
+    show_default=True,
+    help="Milliseconds to re-read on resume, so events sharing the last event's timestamp "
+    "are not skipped (see reader/stream.py: resume_id).",
+)
 def stream(
     since: str | None,
     reset: bool,
@@ -94,6 +103,7 @@ def stream(
     checkpoint: Path | None,
     idle_timeout: float,
     max_line: int,
+    resume_overlap: int,
 ) -> None:
     """The reader: EventStreams ($STREAM_URL) → RabbitMQ ($AMQP_URL)."""
     import signal
@@ -112,6 +122,7 @@ def stream(
         types=frozenset(types),
         idle_timeout=idle_timeout,
         max_line=max_line,
+        resume_overlap_ms=resume_overlap,
     )
     reader = Reader(
         opts,

@@ -1,0 +1,325 @@
+"""The reader against the real RabbitMQ and the emulator over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pika
+import pytest
+
+from reader.checkpoint import Checkpoint
+from reader.publisher import LOADER_QUEUE, QUARANTINE, Publisher
+from reader.stream import FatalStreamError, Options, Reader, since_ms, user_agent
+
+from .conftest import ROOT, SHARED_DATA, free_port
+
+RAW = SHARED_DATA / "recentchange" / "2024-08-22_yearfunla-wikimedia-stream-monitor_raw.ndjson"
+
+
+def file_ids(path: Path) -> set[str]:
+    return {json.loads(line)["meta"]["id"] for line in path.read_text().splitlines() if line}
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A vhost of its own on the real broker, so tests never see each other's queues."""
+    vhost = f"wiki-test-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=120)
+
+
+class Emulator:
+    def __init__(self, path: Path, *args: str) -> None:
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wiki_events", "replay", str(path), "--port", str(self.port),
+             *args],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                httpx.get(self.url.replace("recentchange", "nope"), timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("emulator did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v2/stream/recentchange"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(10)
+
+
+@pytest.fixture
+def emulator() -> Iterator[type[Emulator]]:
+    started: list[Emulator] = []
+
+    class Started(Emulator):
+        def __init__(self, path: Path, *args: str) -> None:
+            super().__init__(path, *args)
+            started.append(self)
+
+    yield Started
+    for e in started:
+        e.stop()
+
+
+class Queues:
+    """Drains the loader queue and the quarantine, keeping what it read."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.ids: list[str] = []
+        self.quarantined: list[tuple[str, bytes]] = []
+
+    def drain(self) -> None:
+        try:
+            conn = pika.BlockingConnection(pika.URLParameters(self.url))
+        except pika.exceptions.AMQPConnectionError:
+            return  # the broker is restarting; try again later
+        try:
+            ch = conn.channel()
+            for queue, sink in ((LOADER_QUEUE, self._event_batch), (QUARANTINE, self._bad)):
+                try:
+                    ch.queue_declare(queue, passive=True)
+                except pika.exceptions.ChannelClosedByBroker:
+                    ch = conn.channel()
+                    continue
+                while True:
+                    method, props, body = ch.basic_get(queue, auto_ack=True)
+                    if method is None:
+                        break
+                    sink(props, body)
+        finally:
+            conn.close()
+
+    def _event_batch(self, props: pika.BasicProperties, body: bytes) -> None:
+        lines = body.decode().splitlines()
+        assert props.headers["events"] == len(lines)
+        self.ids += [json.loads(line)["meta"]["id"] for line in lines]
+
+    def _bad(self, props: pika.BasicProperties, body: bytes) -> None:
+        self.quarantined.append((props.headers["x-reason"], body))
+
+    def wait_for(self, want: set[str], timeout: float = 90.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.drain()
+            if want <= set(self.ids):
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{len(want - set(self.ids))} of {len(want)} events never arrived")
+
+
+def run_reader_in_thread(reader: Reader) -> threading.Thread:
+    thread = threading.Thread(target=reader.run, daemon=True)
+    thread.start()
+    return thread
+
+
+def make_reader(url: str, amqp_url: str, tmp_path: Path, **opts: object) -> Reader:
+    options = Options(url=url, contact="tests@example.org", idle_timeout=3, log_every=60, **opts)  # type: ignore[arg-type]
+    return Reader(options, Publisher(amqp_url), Checkpoint(tmp_path / "cp.json"))
+
+
+def test_forced_disconnects_lose_nothing(amqp_url: str, emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = emulator(RAW, "--disconnect-every", "400")
+    reader = make_reader(server.url, amqp_url, tmp_path)
+    thread = run_reader_in_thread(reader)
+    queues = Queues(amqp_url)
+    queues.wait_for(file_ids(RAW))
+    reader.stop()
+    thread.join(30)
+    assert reader.stats.reconnects >= 5
+    # every id arrived; the extra copies are the timestamp resume's, which replays the
+    # events at or after the last event's time (the loader drops them by meta.id)
+    assert set(queues.ids) == file_ids(RAW)
+    assert len(queues.ids) >= len(file_ids(RAW))
+    assert Checkpoint(tmp_path / "cp.json").load() is not None
+
+
+def start_reader_process(url: str, amqp_url: str, data: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "STREAM_URL": url,
+        "AMQP_URL": amqp_url,
+        "WIKI_EVENTS_DATA": str(data),
+        "WIKI_EVENTS_CONTACT": "tests@example.org",
+    }
+    log = open(data / "reader.log", "ab")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(
+        [sys.executable, "-m", "wiki_events", "stream", "--idle-timeout", "3"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=log,
+    )
+
+
+def test_kill_9_mid_stream_then_restart_leaves_no_gap(
+    amqp_url: str, emulator, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    server = emulator(RAW, "--rate", "400")
+    queues = Queues(amqp_url)
+    proc = start_reader_process(server.url, amqp_url, tmp_path)
+    deadline = time.monotonic() + 60
+    while len(queues.ids) < 600 and time.monotonic() < deadline:
+        queues.drain()
+        time.sleep(0.2)
+    assert len(queues.ids) >= 600, (tmp_path / "reader.log").read_text()
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert len(set(queues.ids)) < len(file_ids(RAW))  # killed before the end
+    proc = start_reader_process(server.url, amqp_url, tmp_path)
+    try:
+        queues.wait_for(file_ids(RAW))
+    finally:
+        proc.terminate()
+        assert proc.wait(30) == 0
+    assert "resuming from checkpoint" in (tmp_path / "reader.log").read_text()
+
+
+def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_url: str, emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    server = emulator(RAW, "--rate", "300")
+    queues = Queues(amqp_url)
+    proc = start_reader_process(server.url, amqp_url, tmp_path)
+    try:
+        deadline = time.monotonic() + 60
+        while len(queues.ids) < 300 and time.monotonic() < deadline:
+            queues.drain()
+            time.sleep(0.2)
+        rabbitmqctl("stop_app")
+        time.sleep(3)
+        rabbitmqctl("start_app")
+        rabbitmqctl("await_startup")
+        queues.wait_for(file_ids(RAW))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    log = (tmp_path / "reader.log").read_text()
+    assert "RabbitMQ connection lost" in log or "publish failed" in log
+
+
+def test_bad_input_is_quarantined_with_its_reason_and_the_stream_goes_on(
+    amqp_url: str,
+    emulator,
+    tmp_path: Path,  # type: ignore[no-untyped-def]
+) -> None:
+    good = RAW.read_text().splitlines()[:50]
+    canary = next(
+        line
+        for line in (
+            SHARED_DATA / "recentchange" / "2025-12-15_muratcolak78-wikimedia-kafka.ndjson"
+        )
+        .read_text()
+        .splitlines()
+        if '"canary"' in line
+    )
+    no_id = json.loads(good[0])
+    del no_id["meta"]["id"]
+    oversized = json.loads(good[1])
+    oversized["comment"] = "x" * 5000
+    oversized["meta"]["id"] = "oversized-event"
+    lines = [
+        *good[:10],
+        "{not json",
+        canary,
+        json.dumps(no_id),
+        *good[10:30],
+        json.dumps(oversized),
+        *good[30:],
+    ]
+    path = tmp_path / "bad.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    server = emulator(path)
+    reader = make_reader(server.url, amqp_url, tmp_path, max_line=3000)
+    thread = run_reader_in_thread(reader)
+    queues = Queues(amqp_url)
+    queues.wait_for({json.loads(line)["meta"]["id"] for line in good})
+    deadline = time.monotonic() + 10
+    while len(queues.quarantined) < 3 and time.monotonic() < deadline:
+        queues.drain()
+        time.sleep(0.2)
+    reader.stop()
+    thread.join(30)
+    reasons = sorted(reason.split(":")[0] for reason, _ in queues.quarantined)
+    assert reasons == ["malformed-json", "missing-key", "oversized"]
+    assert any(reason == "missing-key: meta.id" for reason, _ in queues.quarantined)
+    assert any(body == b"{not json" for _, body in queues.quarantined)
+    assert reader.stats.canaries == 1
+    assert sum(reader.stats.quarantined.values()) == 3
+    assert "oversized-event" not in queues.ids
+    assert len(set(queues.ids)) == 50
+
+
+def test_403_says_what_to_do(amqp_url: str, tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(403, text="Please set a user-agent")
+
+    reader = make_reader(
+        "http://stream.invalid/v2/stream/recentchange", amqp_url, tmp_path, since="2h"
+    )
+    reader.transport = httpx.MockTransport(handler)
+    with pytest.raises(FatalStreamError, match="WIKI_EVENTS_CONTACT"):
+        reader.run()
+    request = seen[0]
+    assert request.headers["User-Agent"] == user_agent("tests@example.org")
+    assert "tests@example.org" in request.headers["User-Agent"]
+    assert abs(int(request.url.params["since"]) - since_ms("2h")) < 60_000
+    assert "Last-Event-ID" not in request.headers
+
+
+def test_restart_sends_the_checkpoint_back(amqp_url: str, tmp_path: Path) -> None:
+    seen: list[httpx.Request] = []
+    event_id = '[{"topic":"eqiad.mediawiki.recentchange","partition":0,"timestamp":1724299342001}]'
+    Checkpoint(tmp_path / "cp.json").save(event_id)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(429, text="too many")
+
+    reader = make_reader(
+        "http://stream.invalid/v2/stream/recentchange",
+        amqp_url,
+        tmp_path,
+        since="2h",
+        max_backoff=0.1,
+    )
+    reader.transport = httpx.MockTransport(handler)
+    reader.run(until=lambda stats: len(seen) >= 2)
+    sent = event_id.replace("1724299342001", "1724299341001")  # minus the 1 s overlap
+    assert all(r.headers["Last-Event-ID"] == sent for r in seen)
+    assert all("since" not in r.url.params for r in seen)  # the checkpoint wins
+
+
+def test_since_accepts_durations_iso_and_epoch() -> None:
+    now = 1_800_000_000.0
+    assert since_ms("2h", now) == int((now - 7200) * 1000)
+    assert since_ms("90s", now) == int((now - 90) * 1000)
+    assert since_ms("2024-08-22T04:00:00Z") == 1724299200000
+    assert since_ms("1724299200000") == 1724299200000
+    with pytest.raises(ValueError, match="duration such as"):
+        since_ms("yesterday")
