@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 IN_CI = os.environ.get("CI") == "true"
+RAW = SHARED_DATA / "recentchange" / "2024-08-22_yearfunla-wikimedia-stream-monitor_raw.ndjson"
 
 READONLY_USER = ("dashboard", "dash-secret")
 USERS_TOML = f"""
@@ -124,3 +126,17 @@ def ch_client(clickhouse: ClickHouseProcess):  # type: ignore[no-untyped-def]
     client = clickhouse_connect.get_client(host="127.0.0.1", port=clickhouse.port)
     yield client
     client.close()
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A vhost of its own on the real broker, so tests never see each other's queues."""
+    vhost = f"wiki-test-{uuid.uuid4().hex[:8]}"
+    rabbitmqctl("add_vhost", vhost)
+    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=120)

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,27 +20,11 @@ from reader.checkpoint import Checkpoint
 from reader.publisher import LOADER_QUEUE, QUARANTINE, Publisher
 from reader.stream import FatalStreamError, Options, Reader, since_ms, user_agent
 
-from .conftest import ROOT, SHARED_DATA, free_port
-
-RAW = SHARED_DATA / "recentchange" / "2024-08-22_yearfunla-wikimedia-stream-monitor_raw.ndjson"
+from .conftest import RAW, ROOT, SHARED_DATA, free_port, rabbitmqctl
 
 
 def file_ids(path: Path) -> set[str]:
     return {json.loads(line)["meta"]["id"] for line in path.read_text().splitlines() if line}
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
-
-
-@pytest.fixture
-def amqp_url() -> Iterator[str]:
-    """A vhost of its own on the real broker, so tests never see each other's queues."""
-    vhost = f"wiki-test-{uuid.uuid4().hex[:8]}"
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=120)
 
 
 class Emulator:

@@ -187,3 +187,58 @@ def replay(
         err=True,
     )
     uvicorn.run(emulator.app(), host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.option(
+    "--prefetch",
+    default=30,
+    show_default=True,
+    help="Unacked messages at most (each up to ~1000 events): bounds memory.",
+)
+@click.option(
+    "--batch-events", default=20_000, show_default=True, help="Events per insert at most."
+)
+@click.option(
+    "--linger",
+    default=1.0,
+    show_default=True,
+    help="Seconds a batch waits for more events before it is inserted.",
+)
+@click.option(
+    "--retention-days",
+    default=None,
+    type=int,
+    help="Bronze retention [default: $BRONZE_RETENTION_DAYS or 90].",
+)
+def load(prefetch: int, batch_events: int, linger: float, retention_days: int | None) -> None:
+    """The loader: RabbitMQ ($AMQP_URL) → ClickHouse bronze ($CLICKHOUSE_URL)."""
+    import os
+    import signal
+
+    from reader.bronze import DEFAULT_RETENTION_DAYS, migrate
+    from reader.loader import Loader, Options
+
+    from .config import clickhouse_client
+
+    settings = Settings.from_env()
+    days = retention_days or int(os.environ.get("BRONZE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
+    try:
+        version = migrate(clickhouse_client(settings.clickhouse_url), days)
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        click.echo(
+            f"wiki-events load: cannot prepare bronze at {settings.clickhouse_url}: "
+            f"{str(exc).splitlines()[0]}",
+            err=True,
+        )
+        sys.exit(2)
+    logging.getLogger("loader").info("bronze schema version %d, retention %d days", version, days)
+    loader = Loader(
+        lambda: clickhouse_client(settings.clickhouse_url),
+        Options(
+            amqp_url=settings.amqp_url, prefetch=prefetch, batch_events=batch_events, linger=linger
+        ),
+    )
+    signal.signal(signal.SIGTERM, lambda *_: loader.stop())
+    signal.signal(signal.SIGINT, lambda *_: loader.stop())
+    loader.run()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -37,3 +38,26 @@ class Settings:
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
         )
+
+
+def clickhouse_client(url: str | None = None, **kwargs: Any) -> Any:
+    """A clickhouse-connect client for ``CLICKHOUSE_URL`` (``http://user:pass@host:port/db``).
+
+    No automatic session: every request stands alone, as the pipeline's queries do.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    import clickhouse_connect
+
+    parts = urlsplit(url or Settings.from_env().clickhouse_url)
+    secure = parts.scheme == "https"
+    return clickhouse_connect.get_client(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or (8443 if secure else 8123),
+        username=unquote(parts.username or "default"),
+        password=unquote(parts.password or ""),
+        database=parts.path.strip("/") or "default",
+        secure=secure,
+        autogenerate_session_id=False,
+        **kwargs,
+    )

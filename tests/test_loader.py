@@ -1,0 +1,197 @@
+"""The loader: real RabbitMQ, the embedded ClickHouse, exact counts through faults."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+
+from reader.bronze import RAW_TABLE, REJECTS_TABLE, migrate
+from reader.emulator import Log, load
+from reader.loader import Loader, Options, parse_message
+from reader.publisher import EXCHANGE, LOADER_QUEUE, declare_topology
+from wiki_events.config import clickhouse_client
+
+from .conftest import RAW, ROOT, ClickHouseProcess
+
+
+@pytest.fixture
+def ch(tmp_path: Path) -> Iterator[ClickHouseProcess]:
+    server = ClickHouseProcess(tmp_path / "ch").start()
+    migrate(clickhouse_client(server.url))
+    yield server
+    if server.proc is not None:
+        server.stop()
+
+
+def looped_events(count: int) -> list[str]:
+    """The recorded real events, looped with fresh ids and shifted times."""
+    log = Log(load(RAW), loop=True)
+    return [log.get(offset).data for offset in range(count)]  # type: ignore[union-attr]
+
+
+def publish(amqp_url: str, lines: list[str], per_message: int = 1000) -> None:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = conn.channel()
+    declare_topology(channel, quorum=True)
+    channel.confirm_delivery()
+    for start in range(0, len(lines), per_message):
+        body = ("\n".join(lines[start : start + per_message]) + "\n").encode()
+        channel.basic_publish(
+            EXCHANGE, "enwiki", body, pika.BasicProperties(delivery_mode=2, headers={"events": 0})
+        )
+    conn.close()
+
+
+def queue_depth(amqp_url: str) -> int:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        return int(conn.channel().queue_declare(LOADER_QUEUE, passive=True).method.message_count)
+    finally:
+        conn.close()
+
+
+def bronze_counts(server: ClickHouseProcess) -> tuple[int, int]:
+    count, distinct = (
+        clickhouse_client(server.url)
+        .query(f"SELECT count(), uniqExact(event_id) FROM {RAW_TABLE}")
+        .result_rows[0]
+    )
+    return int(count), int(distinct)
+
+
+def run_until_drained(loader: Loader, amqp_url: str, expect: int, timeout: float = 180) -> None:
+    """Runs the loader until bronze has ``expect`` events and the queue is empty."""
+    deadline = time.monotonic() + timeout
+    done = threading.Event()
+
+    def until(stats: object) -> bool:
+        return done.is_set() or time.monotonic() > deadline
+
+    thread = threading.Thread(target=loader.run, kwargs={"until": until}, daemon=True)
+    thread.start()
+    while time.monotonic() < deadline:
+        if loader.stats.inserted >= expect and queue_depth(amqp_url) == 0:
+            time.sleep(1.5)  # anything in flight lands or shows up as extra
+            break
+        time.sleep(0.5)
+    done.set()
+    thread.join(60)
+
+
+def test_parse_message_keeps_raw_json_and_extracts_keys() -> None:
+    line = RAW.read_text().splitlines()[0]
+    event = json.loads(line)
+    rows, rejects, canaries = parse_message(f"{line}\n\n{{bad\n".encode())
+    assert rows[0].raw == line and rows[0].event_id == event["meta"]["id"]
+    assert rows[0].wiki == event["wiki"] and rows[0].type == event["type"]
+    assert rows[0].event_time.startswith(event["meta"]["dt"][:10])
+    assert [r.reason for r in rejects] == ["malformed-json"] and canaries == 0
+
+
+def test_120k_events_with_copies_land_once(ch: ClickHouseProcess, amqp_url: str) -> None:
+    events = looped_events(120_000)
+    publish(amqp_url, events)
+    publish(amqp_url, events[:12_000])  # the reader republishing after a resume
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    run_until_drained(loader, amqp_url, 120_000)
+    assert bronze_counts(ch) == (120_000, 120_000)
+    assert loader.stats.duplicates == 12_000
+    assert queue_depth(amqp_url) == 0
+
+
+def test_kill_9_after_insert_before_ack_then_restart(ch: ClickHouseProcess, amqp_url: str) -> None:
+    events = looped_events(20_000)
+    publish(amqp_url, events)
+    crashed = subprocess.run(
+        [sys.executable, "tests/helpers/loader_crash.py", ch.url, amqp_url, "2"],
+        cwd=ROOT, capture_output=True, timeout=120,
+    )  # fmt: skip
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()[-2000:]
+    landed, _ = bronze_counts(ch)
+    assert 0 < landed < 20_000  # two inserts landed, their messages were never acked
+    assert queue_depth(amqp_url) > 0
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    run_until_drained(loader, amqp_url, 20_000 - landed)
+    assert bronze_counts(ch) == (20_000, 20_000)
+    assert loader.stats.duplicates >= landed - 5000  # the redelivered, already-landed part
+
+
+def test_clickhouse_restart_during_load(ch: ClickHouseProcess, amqp_url: str) -> None:
+    events = looped_events(60_000)
+    publish(amqp_url, events[:20_000])
+    loader = Loader(
+        lambda: clickhouse_client(ch.url),
+        Options(amqp_url=amqp_url, batch_events=5000, max_backoff=2),
+    )
+    deadline = time.monotonic() + 120
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=loader.run, kwargs={"until": lambda s: stop.is_set()}, daemon=True
+    )
+    thread.start()
+    while loader.stats.inserted < 20_000 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ch.stop()  # ClickHouse goes away while events keep coming
+    publish(amqp_url, events[20_000:])
+    time.sleep(3)
+    assert loader.stats.insert_retries > 0
+    assert queue_depth(amqp_url) > 0  # the backlog waits in RabbitMQ
+    ch.start()
+    while time.monotonic() < deadline:
+        if loader.stats.inserted >= 60_000 and queue_depth(amqp_url) == 0:
+            break
+        time.sleep(0.5)
+    stop.set()
+    thread.join(60)
+    assert bronze_counts(ch) == (60_000, 60_000)
+
+
+def test_a_poison_message_lands_in_rejects_and_the_rest_of_its_batch_in_bronze(
+    ch: ClickHouseProcess, amqp_url: str
+) -> None:
+    good = RAW.read_text().splitlines()[:20]
+    no_id = json.loads(good[0])
+    del no_id["meta"]["id"]
+    bad_dt = json.loads(good[1])
+    bad_dt["meta"]["dt"] = "yesterday"
+    bad_dt["meta"]["id"] = "bad-dt"
+    lines = [*good[:5], '{"meta": oops', json.dumps(no_id), *good[5:], json.dumps(bad_dt)]
+    publish(amqp_url, lines, per_message=len(lines))
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    run_until_drained(loader, amqp_url, 20)
+    assert bronze_counts(ch) == (20, 20)
+    rejects = (
+        clickhouse_client(ch.url)
+        .query(f"SELECT reason, detail, raw FROM {REJECTS_TABLE} ORDER BY reason")
+        .result_rows
+    )
+    assert [(r[0], r[1]) for r in rejects if r[0] != "malformed-json"] == [
+        ("bad-meta-dt", "Invalid isoformat string: 'yesterday'"),
+        ("missing-key", "meta.id"),
+    ]
+    assert any(r[0] == "malformed-json" and r[2] == '{"meta": oops' for r in rejects)
+    raw_kept = (
+        clickhouse_client(ch.url)
+        .query(
+            f"SELECT raw FROM {RAW_TABLE} WHERE event_id = '{json.loads(good[0])['meta']['id']}'"
+        )
+        .result_rows
+    )
+    assert raw_kept == [(good[0],)]  # byte for byte
+
+
+def test_migrations_are_idempotent_and_retention_configurable(ch: ClickHouseProcess) -> None:
+    client = clickhouse_client(ch.url)
+    assert migrate(client) == migrate(client) == 1
+    assert client.command("SELECT count() FROM bronze.schema_migrations") == 1
+    migrate(client, retention_days=30)
+    assert "toIntervalDay(30)" in client.command(f"SHOW CREATE TABLE {RAW_TABLE}")
