@@ -186,7 +186,9 @@ def replay(
         f"http://{host}:{port}/v2/stream/recentchange",
         err=True,
     )
-    uvicorn.run(emulator.app(), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        emulator.app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
+    )
 
 
 @main.command()
