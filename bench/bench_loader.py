@@ -58,8 +58,13 @@ def main() -> None:
             publish(amqp_url, events)
             env = {**os.environ, "CLICKHOUSE_URL": server.url, "AMQP_URL": amqp_url}
             t0 = time.perf_counter()
-            proc = subprocess.Popen([sys.executable, "-m", "wiki_events", "load"], cwd=ROOT,
-                                    env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "wiki_events", "load"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             rss = 0.0
             while client.command(f"SELECT count() FROM {RAW_TABLE}") < n:
                 rss = max(rss, peak_rss_mb(proc.pid))
@@ -74,7 +79,7 @@ def main() -> None:
             bronze = Bronze(client)
             t0 = time.perf_counter()
             for start in range(0, n, 20_000):
-                rows, _, _ = parse_message("\n".join(events[start:start + 20_000]).encode())
+                rows, _, _ = parse_message("\n".join(events[start : start + 20_000]).encode())
                 bronze.insert(rows, uuid.uuid4().hex)
             direct_s = time.perf_counter() - t0
             assert client.command(f"SELECT count() FROM {RAW_TABLE}") == n
@@ -95,10 +100,12 @@ def main() -> None:
     print(f"Machine: {result['machine']}\n")
     print("| figure | loader (RabbitMQ → bronze) | direct insert | ratio | target |")
     print("| --- | --- | --- | --- | --- |")
-    print(f"| events/s, {n:,} events | {result['loader_events_per_s']:,.0f} "
-          f"| {result['direct_insert_events_per_s']:,.0f} "
-          f"| {result['loader_events_per_s'] / result['direct_insert_events_per_s']:.2f} "
-          f"| ≥ 50,000 |")
+    print(
+        f"| events/s, {n:,} events | {result['loader_events_per_s']:,.0f} "
+        f"| {result['direct_insert_events_per_s']:,.0f} "
+        f"| {result['loader_events_per_s'] / result['direct_insert_events_per_s']:.2f} "
+        f"| ≥ 50,000 |"
+    )
     print(f"| loader peak RSS, MB | {rss:.0f} | | | ≤ 150 |")
 
 

@@ -34,6 +34,7 @@ import concurrent.futures
 import datetime as dt
 import hashlib
 import logging
+import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -63,14 +64,14 @@ COLUMNS = ["event_id", "event_time", "wiki", "type", "raw"]
 class Options:
     amqp_url: str = DEFAULT_AMQP_URL
     queue: str = LOADER_QUEUE
-    prefetch: int = 30  # messages (each up to ~1000 events): bounds memory
-    batch_events: int = 20_000
+    prefetch: int = 10  # messages (each up to ~1000 events): bounds memory
+    batch_events: int = 10_000
     linger: float = 1.0
     max_backoff: float = 30.0
     log_every: float = 5.0
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     event_id: str
     event_time: str  # 'YYYY-MM-DD hh:mm:ss.fff' UTC
@@ -109,6 +110,26 @@ class Stats:
         )
 
 
+# meta.dt as EventStreams writes it: whole seconds (to 2024) or milliseconds, with Z.
+_FAST_DT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+
+
+def clickhouse_time(value: object) -> tuple[str, str]:
+    """``meta.dt`` as ('YYYY-MM-DD hh:mm:ss.fff', 'YYYY-MM-DD hh:00:00') in UTC.
+
+    The common shapes are sliced (datetime parsing and formatting was a quarter of the
+    loader's parsing time); anything else goes through ``datetime.fromisoformat``.
+    """
+    if isinstance(value, str) and _FAST_DT.fullmatch(value):
+        millis = value[19:23] if len(value) == 24 else ".000"
+        return f"{value[:10]} {value[11:19]}{millis}", f"{value[:10]} {value[11:13]}:00:00"
+    when = parse_time(value)
+    return (
+        when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}",
+        when.strftime("%Y-%m-%d %H:00:00"),
+    )
+
+
 def parse_time(value: object) -> dt.datetime:
     if not isinstance(value, str):
         raise ValueError("meta.dt is not a string")
@@ -141,7 +162,7 @@ def parse_message(body: bytes) -> tuple[list[Row], list[Reject], int]:
             rejects.append(Reject("missing-key", "meta.id", text))
             continue
         try:
-            when = parse_time(meta.get("dt"))
+            event_time, hour = clickhouse_time(meta.get("dt"))
         except (ValueError, TypeError) as exc:
             rejects.append(Reject("bad-meta-dt", str(exc), text))
             continue
@@ -153,8 +174,8 @@ def parse_message(body: bytes) -> tuple[list[Row], list[Reject], int]:
         rows.append(
             Row(
                 event_id=event_id,
-                event_time=when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}",
-                hour=when.strftime("%Y-%m-%d %H:00:00"),
+                event_time=event_time,
+                hour=hour,
                 wiki=wiki if isinstance(wiki, str) else "",
                 type="" if kind is None else str(kind),
                 raw=text,
@@ -187,6 +208,7 @@ class Bronze:
         return {row[0] for row in result.result_rows}
 
     def insert(self, rows: list[Row], token: str) -> None:
+        # JSONEachRow: measured here, TabSeparated with the same rows inserted 3x slower.
         block = b"".join(
             orjson.dumps(
                 {
@@ -201,10 +223,16 @@ class Bronze:
             for r in rows
         )
         self.client.raw_insert(
-            RAW_TABLE, COLUMNS, insert_block=block, fmt="JSONEachRow",
-            settings={"insert_deduplication_token": token, "insert_deduplicate": 1,
-                      "deduplicate_blocks_in_dependent_materialized_views": 1},
-        )  # fmt: skip
+            RAW_TABLE,
+            COLUMNS,
+            insert_block=block,
+            fmt="JSONEachRow",
+            settings={
+                "insert_deduplication_token": token,
+                "insert_deduplicate": 1,
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+            },
+        )
 
     def reject(self, rejects: list[Reject], source: str = "loader") -> None:
         block = b"".join(

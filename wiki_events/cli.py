@@ -194,12 +194,12 @@ def replay(
 @main.command()
 @click.option(
     "--prefetch",
-    default=30,
+    default=10,
     show_default=True,
     help="Unacked messages at most (each up to ~1000 events): bounds memory.",
 )
 @click.option(
-    "--batch-events", default=20_000, show_default=True, help="Events per insert at most."
+    "--batch-events", default=10_000, show_default=True, help="Events per insert at most."
 )
 @click.option(
     "--linger",

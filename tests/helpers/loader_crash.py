@@ -12,7 +12,7 @@ clickhouse_url, amqp_url, crash_after = sys.argv[1], sys.argv[2], int(sys.argv[3
 migrate(clickhouse_client(clickhouse_url))
 loader = Loader(
     lambda: clickhouse_client(clickhouse_url),
-    Options(amqp_url=amqp_url, batch_events=5000, linger=0.3),
+    Options(amqp_url=amqp_url, prefetch=5, batch_events=5000, linger=0.3),
 )
 inserts = 0
 
