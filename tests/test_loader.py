@@ -142,7 +142,9 @@ def test_clickhouse_restart_during_load(ch: ClickHouseProcess, amqp_url: str) ->
         time.sleep(0.2)
     ch.stop()  # ClickHouse goes away while events keep coming
     publish(amqp_url, events[20_000:])
-    time.sleep(3)
+    retry_deadline = time.monotonic() + 15
+    while loader.stats.insert_retries == 0 and time.monotonic() < retry_deadline:
+        time.sleep(0.2)
     assert loader.stats.insert_retries > 0
     assert queue_depth(amqp_url) > 0  # the backlog waits in RabbitMQ
     ch.start()

@@ -332,12 +332,14 @@ def test_session_used_twice_at_once_is_locked(clickhouse: ClickHouseProcess) -> 
     sid = uuid.uuid4().hex
     results: list[httpx.Response] = []
     slow = threading.Thread(
-        target=lambda: results.append(post(clickhouse, "SELECT sleep(2)", session_id=sid))
+        target=lambda: results.append(
+            post(clickhouse, "SELECT sleep(3) + sleep(1)", session_id=sid)
+        )
     )
     slow.start()
     import time
 
-    time.sleep(0.7)
+    time.sleep(1.5)  # the slow query holds the session for 4 s
     r = post(clickhouse, "SELECT 1", session_id=sid)
     slow.join()
     assert results[0].status_code == 200, results[0].text
