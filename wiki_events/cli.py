@@ -8,6 +8,10 @@ from pathlib import Path
 
 import click
 
+from reader.emulator import Options as ReplayOptions
+from reader.loader import Options as LoaderOptions
+from reader.stream import Options as StreamOptions
+
 from . import __version__
 from .config import Settings
 
@@ -78,19 +82,19 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
 )
 @click.option(
     "--idle-timeout",
-    default=60.0,
+    default=StreamOptions.idle_timeout,
     show_default=True,
     help="Seconds without a byte before the connection counts as dead.",
 )
 @click.option(
     "--max-line",
-    default=1 << 20,
+    default=StreamOptions.max_line,
     show_default=True,
     help="Bytes; a longer SSE line goes to the quarantine.",
 )
 @click.option(
     "--resume-overlap",
-    default=1000,
+    default=StreamOptions.resume_overlap_ms,
     show_default=True,
     help="Milliseconds to re-read on resume, so events sharing the last event's timestamp "
     "are not skipped (see reader/stream.py: resume_id).",
@@ -110,10 +114,10 @@ def stream(
 
     from reader.checkpoint import Checkpoint
     from reader.publisher import Publisher
-    from reader.stream import FatalStreamError, Options, Reader
+    from reader.stream import FatalStreamError, Reader
 
     settings = Settings.from_env()
-    opts = Options(
+    opts = StreamOptions(
         url=settings.stream_url,
         contact=settings.contact,
         since=since,
@@ -144,13 +148,23 @@ def stream(
 @click.option("--port", default=8765, show_default=True)
 @click.option(
     "--speed",
-    default=0.0,
+    default=ReplayOptions.speed,
     show_default=True,
     help="1 = real time by meta.dt, N = N times faster, 0 = as fast as possible.",
 )
-@click.option("--rate", default=0.0, help="A fixed rate in events/s (overrides --speed).")
-@click.option("--disconnect-every", default=0, help="Close the stream after N events.")
-@click.option("--disconnect-seconds", default=0.0, help="Close the stream after S seconds.")
+@click.option(
+    "--rate", default=ReplayOptions.rate, help="A fixed rate in events/s (overrides --speed)."
+)
+@click.option(
+    "--disconnect-every",
+    default=ReplayOptions.disconnect_every,
+    help="Close the stream after N events.",
+)
+@click.option(
+    "--disconnect-seconds",
+    default=ReplayOptions.disconnect_seconds,
+    help="Close the stream after S seconds.",
+)
 @click.option(
     "--loop",
     is_flag=True,
@@ -169,11 +183,11 @@ def replay(
     """The EventStreams emulator: replay a recorded NDJSON or SSE file over HTTP."""
     import uvicorn
 
-    from reader.emulator import Emulator, Options
+    from reader.emulator import Emulator
 
     emulator = Emulator(
         file,
-        Options(
+        ReplayOptions(
             speed=speed,
             rate=rate,
             disconnect_every=disconnect_every,
@@ -194,16 +208,19 @@ def replay(
 @main.command()
 @click.option(
     "--prefetch",
-    default=10,
+    default=LoaderOptions.prefetch,
     show_default=True,
     help="Unacked messages at most (each up to ~1000 events): bounds memory.",
 )
 @click.option(
-    "--batch-events", default=10_000, show_default=True, help="Events per insert at most."
+    "--batch-events",
+    default=LoaderOptions.batch_events,
+    show_default=True,
+    help="Events per insert at most.",
 )
 @click.option(
     "--linger",
-    default=1.0,
+    default=LoaderOptions.linger,
     show_default=True,
     help="Seconds a batch waits for more events before it is inserted.",
 )
@@ -219,7 +236,7 @@ def load(prefetch: int, batch_events: int, linger: float, retention_days: int | 
     import signal
 
     from reader.bronze import DEFAULT_RETENTION_DAYS, migrate
-    from reader.loader import Loader, Options
+    from reader.loader import Loader
 
     from .config import clickhouse_client
 
@@ -237,7 +254,7 @@ def load(prefetch: int, batch_events: int, linger: float, retention_days: int | 
     logging.getLogger("loader").info("bronze schema version %d, retention %d days", version, days)
     loader = Loader(
         lambda: clickhouse_client(settings.clickhouse_url),
-        Options(
+        LoaderOptions(
             amqp_url=settings.amqp_url, prefetch=prefetch, batch_events=batch_events, linger=linger
         ),
     )
