@@ -182,7 +182,7 @@ class Sessions:
         with self._guard:
             session = self._sessions.get(session_id)
             if session is not None and session.user != user:
-                session = None  # another user's session is not visible to this one
+                # another user's session is not visible to this one
                 raise ClickHouseError(SESSION_NOT_FOUND, f"Session {session_id} not found")
             if session is None:
                 if check:
@@ -221,6 +221,3 @@ class Sessions:
             self._sessions.clear()
         for s in sessions:
             s.conn.close()
-
-    def __len__(self) -> int:
-        return len(self._sessions)

@@ -99,8 +99,3 @@ def output_format(query: str) -> str | None:
             start, end, _ = tokens[idx + 1]
             return query[start:end]
     return None
-
-
-def first_word(query: str) -> str:
-    token = next(_tokens(query), None)
-    return token[2] if token else ""

@@ -61,10 +61,6 @@ class Users:
     def __init__(self, users: Mapping[str, User]) -> None:
         self._users = dict(users)
 
-    @property
-    def names(self) -> list[str]:
-        return sorted(self._users)
-
     def authenticate(self, name: str | None, password: str | None) -> User:
         name = name or "default"
         user = self._users.get(name)

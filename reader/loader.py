@@ -90,8 +90,6 @@ class Reject:
 
 @dataclass
 class Stats:
-    messages: int = 0
-    events: int = 0
     inserted: int = 0
     duplicates: int = 0
     canaries: int = 0
@@ -337,8 +335,6 @@ class Loader:
 
             def on_message(ch: Any, method: Any, props: Any, body: bytes) -> None:
                 rows, rejects, canaries = parse_message(body)
-                self.stats.messages += 1
-                self.stats.events += len(rows) + len(rejects) + canaries
                 self.stats.canaries += canaries
                 self._pending.append(_Pending(method.delivery_tag, rows, rejects))
                 self._pending_events += len(rows) + len(rejects)

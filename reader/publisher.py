@@ -100,7 +100,6 @@ class Publisher:
         self._conn: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
         self.reconnects = 0
-        self.published_messages = 0
 
     def connect(self) -> None:
         attempt = 0
@@ -158,7 +157,6 @@ class Publisher:
                         mandatory=True,
                     )
                     pending.pop(0)  # confirmed
-                    self.published_messages += 1
                     attempt = 0
             except pika.exceptions.UnroutableError:
                 raise RuntimeError(

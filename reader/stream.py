@@ -156,13 +156,11 @@ class _HttpFollower(threading.Thread):
         self.stats = stats
         self.stop_event = stop
         self.transport = transport
-        self.fatal: BaseException | None = None
 
     def run(self) -> None:
         try:
             self._follow()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            self.fatal = exc
             self.out.put(exc)
 
     def _follow(self) -> None:
