@@ -403,7 +403,15 @@ class Server:
             release()
             raise
 
+        finished = False
+
         def finish() -> None:
+            # once only: an error while fetching both closes the fetcher (which
+            # finishes) and unwinds through the caller's own finish
+            nonlocal finished
+            if finished:
+                return
+            finished = True
             self._drop_external(conn, call)
             release()
 

@@ -328,6 +328,15 @@ def test_session_check_and_timeout(clickhouse: ClickHouseProcess) -> None:
     )
 
 
+def test_a_failing_query_in_a_session_reports_its_own_error(
+    clickhouse: ClickHouseProcess,
+) -> None:
+    sid = uuid.uuid4().hex
+    r = post(clickhouse, "SELEC oops", session_id=sid)
+    assert r.headers["X-ClickHouse-Exception-Code"] == "47", r.text  # not a lock error
+    assert post(clickhouse, "SELECT 2", session_id=sid).text == "2\n"  # the session lives on
+
+
 def test_session_used_twice_at_once_is_locked(clickhouse: ClickHouseProcess) -> None:
     sid = uuid.uuid4().hex
     results: list[httpx.Response] = []
