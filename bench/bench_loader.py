@@ -25,19 +25,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_local_clickhouse import machine  # noqa: E402
+from bench.bench_local_clickhouse import machine, rss_mb  # noqa: E402
 from reader.bronze import RAW_TABLE, migrate  # noqa: E402
 from reader.loader import Bronze, parse_message  # noqa: E402
 from tests.conftest import ClickHouseProcess, rabbitmqctl  # noqa: E402
 from tests.test_loader import looped_events, publish  # noqa: E402
 from wiki_events.config import clickhouse_client  # noqa: E402
-
-
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def main() -> None:
@@ -67,10 +60,10 @@ def main() -> None:
             )
             rss = 0.0
             while client.command(f"SELECT count() FROM {RAW_TABLE}") < n:
-                rss = max(rss, peak_rss_mb(proc.pid))
+                rss = max(rss, rss_mb(proc.pid, "VmHWM"))
                 time.sleep(0.2)
             loader_s = time.perf_counter() - t0
-            rss = max(rss, peak_rss_mb(proc.pid))
+            rss = max(rss, rss_mb(proc.pid, "VmHWM"))
             proc.terminate()
             proc.wait(30)
 

@@ -38,6 +38,17 @@ def percentile(values: list[float], p: float) -> float:
     return float(np.percentile(np.array(values), p))
 
 
+def rss_mb(pid: int, field: str = "VmRSS") -> float:
+    """A process's resident memory in MB from /proc: VmRSS now, VmHWM its peak."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
 def machine() -> str:
     cpus = Path("/proc/cpuinfo").read_text().count("processor\t:")
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024 // 1024

@@ -64,9 +64,15 @@ COLUMNS = ["event_id", "event_time", "wiki", "type", "raw"]
 class Options:
     amqp_url: str = DEFAULT_AMQP_URL
     queue: str = LOADER_QUEUE
-    prefetch: int = 10  # messages (each up to ~1000 events): bounds memory
+    # unacked messages at most: the batch of one insert can hold no more. The reader's
+    # messages hold one wiki's events of one flush, often a few dozen: 100 of them make
+    # inserts of thousands. Memory is bounded by prefetch x message size (<= 1000 events).
+    prefetch: int = 100
     batch_events: int = 10_000
-    linger: float = 1.0
+    # seconds a batch waits to fill: at the live rate (~40 events/s) this sets how soon
+    # an event reaches gold (p50 0.9 s measured with 0.5, 1.4 s with 1.0); two inserts
+    # a second stay well inside what ClickHouse merges comfortably
+    linger: float = 0.5
     max_backoff: float = 30.0
     log_every: float = 5.0
 

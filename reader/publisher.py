@@ -26,6 +26,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import pika
 import pika.exceptions
@@ -59,22 +60,64 @@ def supports_quorum(server_properties: dict[str, object]) -> bool:
     return (major, minor) >= (3, 8)
 
 
-def declare_topology(
-    channel: pika.adapters.blocking_connection.BlockingChannel, quorum: bool
-) -> None:
-    channel.exchange_declare(EXCHANGE, exchange_type="topic", durable=True)
-    channel.exchange_declare(QUARANTINE, exchange_type="topic", durable=True)
-    quarantine_args: dict[str, object] = {"x-queue-type": "quorum"} if quorum else {}
-    channel.queue_declare(QUARANTINE, durable=True, arguments=quarantine_args)
-    channel.queue_bind(QUARANTINE, QUARANTINE, routing_key="#")
-    loader_args: dict[str, object] = {
+def topology(quorum: bool = True) -> dict[str, list[dict[str, Any]]]:
+    """The exchanges, queues and bindings, shaped as RabbitMQ's definitions file has them.
+
+    The reader and the loader declare exactly this at start (declaring is idempotent);
+    production loads the same through ``deploy/rabbitmq/render_definitions.py``, so the
+    two never disagree (a mismatch would be PRECONDITION_FAILED).
+    """
+    quarantine_args: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
+    loader_args: dict[str, Any] = {
         "x-dead-letter-exchange": QUARANTINE,
         "x-dead-letter-routing-key": "loader.delivery-limit",
     }
     if quorum:
         loader_args.update({"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT})
-    channel.queue_declare(LOADER_QUEUE, durable=True, arguments=loader_args)
-    channel.queue_bind(LOADER_QUEUE, EXCHANGE, routing_key="#")
+    return {
+        "exchanges": [
+            {"name": EXCHANGE, "type": "topic", "durable": True, "auto_delete": False,
+             "internal": False, "arguments": {}},
+            {"name": QUARANTINE, "type": "topic", "durable": True, "auto_delete": False,
+             "internal": False, "arguments": {}},
+        ],
+        "queues": [
+            {"name": QUARANTINE, "durable": True, "auto_delete": False,
+             "arguments": quarantine_args},
+            {"name": LOADER_QUEUE, "durable": True, "auto_delete": False,
+             "arguments": loader_args},
+        ],
+        "bindings": [
+            {"source": QUARANTINE, "destination": QUARANTINE, "destination_type": "queue",
+             "routing_key": "#", "arguments": {}},
+            {"source": EXCHANGE, "destination": LOADER_QUEUE, "destination_type": "queue",
+             "routing_key": "#", "arguments": {}},
+        ],
+    }  # fmt: skip
+
+
+def declare_topology(
+    channel: pika.adapters.blocking_connection.BlockingChannel, quorum: bool
+) -> None:
+    spec = topology(quorum)
+    for exchange in spec["exchanges"]:
+        channel.exchange_declare(exchange["name"], exchange_type=exchange["type"], durable=True)
+    for queue in spec["queues"]:
+        channel.queue_declare(queue["name"], durable=True, arguments=queue["arguments"])
+    for binding in spec["bindings"]:
+        channel.queue_bind(binding["destination"], binding["source"],
+                           routing_key=binding["routing_key"])  # fmt: skip
+
+
+class Sink(Protocol):
+    """Where the reader hands its batches: RabbitMQ (``Publisher``), or, when no broker
+    is reachable, the loader's writer in the same process (``wiki_events.pipeline``).
+    ``publish`` returns only once the messages are safe; then the reader checkpoints."""
+
+    def connect(self) -> None: ...
+    def publish(self, messages: list[Message]) -> None: ...
+    def tick(self) -> None: ...
+    def close(self) -> None: ...
 
 
 class Publisher:

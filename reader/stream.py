@@ -22,11 +22,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
+import orjson
 
 from wiki_events import __version__
 
 from .checkpoint import Checkpoint
-from .publisher import EXCHANGE, QUARANTINE, Message, Publisher, backoff
+from .publisher import EXCHANGE, QUARANTINE, Message, Sink, backoff
 from .sse import OVERSIZED, Event, SSEParser
 
 log = logging.getLogger("reader")
@@ -138,7 +139,8 @@ class Stats:
 
 
 class _HttpFollower(threading.Thread):
-    """Follows the SSE stream forever, reconnecting; puts events on ``out``."""
+    """Follows the SSE stream forever, reconnecting; puts each chunk's events on ``out``,
+    as a list."""
 
     def __init__(
         self,
@@ -190,10 +192,13 @@ class _HttpFollower(threading.Thread):
                         parser = SSEParser(max_line=opts.max_line)
                         parser.last_id = self.last_id
                         for chunk in response.iter_bytes():
-                            for event in parser.feed(chunk):
+                            # a chunk's events go as one item: a hand-off between the
+                            # threads per event cost more than parsing the event
+                            parsed = parser.feed(chunk)
+                            if parsed:
                                 got_events = True
-                                self.out.put(event)
-                                self.last_id = event.id or self.last_id
+                                self.out.put(parsed)
+                                self.last_id = parsed[-1].id or self.last_id
                             retry_ms = parser.retry_ms or retry_ms
                             if self.stop_event.is_set():
                                 return
@@ -209,6 +214,8 @@ class _HttpFollower(threading.Thread):
                     log.warning("%s", exc)
                     attempt = max(attempt + 1, exc.min_attempt)
                 except httpx.TransportError as exc:
+                    if self.stop_event.is_set():
+                        return  # closed under us while stopping
                     log.warning("stream connection failed: %s", exc)
                     attempt = 0 if got_events else attempt + 1
                 self.stats.reconnects += 1
@@ -251,7 +258,7 @@ class Reader:
     def __init__(
         self,
         opts: Options,
-        publisher: Publisher,
+        publisher: Sink,
         checkpoint: Checkpoint,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -282,7 +289,8 @@ class Reader:
                 "for a contact (email or URL), and may answer 403 without one"
             )
         self.publisher.connect()
-        events: queue.Queue[object] = queue.Queue(maxsize=20_000)
+        # lists of events, one per chunk read (tens of events each); or the follower's error
+        events: queue.Queue[object] = queue.Queue(maxsize=500)
         follower = _HttpFollower(
             self.opts, start_id, events, self.stats, self.stop_event, self.transport
         )
@@ -295,20 +303,17 @@ class Reader:
                     item = events.get(timeout=min(self.opts.linger, 0.25))
                 except queue.Empty:
                     item = None
+                while isinstance(item, list):
+                    for event in item:
+                        self._handle(event)
+                    if self._batch_events >= self.opts.batch_events:
+                        break
+                    try:  # drain what is already there without waiting
+                        item = events.get_nowait()
+                    except queue.Empty:
+                        break
                 if isinstance(item, BaseException):
                     raise item
-                if isinstance(item, Event):
-                    self._handle(item)
-                    # drain what is already there without waiting
-                    while self._batch_events < self.opts.batch_events:
-                        try:
-                            more = events.get_nowait()
-                        except queue.Empty:
-                            break
-                        if isinstance(more, BaseException):
-                            raise more
-                        assert isinstance(more, Event)
-                        self._handle(more)
                 now = time.monotonic()
                 if (
                     self._batch_events >= self.opts.batch_events
@@ -354,7 +359,7 @@ class Reader:
             self._quarantined("oversized", raw.encode()[:4096], event.size)
             return
         try:
-            payload = json.loads(raw)
+            payload = orjson.loads(raw)  # the loader parses with orjson too: one judge
         except ValueError as exc:
             self._quarantined(f"malformed-json: {exc}", raw.encode(), event.size)
             return

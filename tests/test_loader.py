@@ -130,7 +130,8 @@ def test_clickhouse_restart_during_load(ch: ClickHouseProcess, amqp_url: str) ->
     publish(amqp_url, events[:20_000])
     loader = Loader(
         lambda: clickhouse_client(ch.url),
-        Options(amqp_url=amqp_url, batch_events=5000, max_backoff=2),
+        # a small prefetch: most of the 40 messages published below must stay queued
+        Options(amqp_url=amqp_url, batch_events=5000, max_backoff=2, prefetch=10),
     )
     deadline = time.monotonic() + 120
     stop = threading.Event()

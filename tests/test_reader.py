@@ -93,8 +93,13 @@ class Queues:
                     if method is None:
                         break
                     sink(props, body)
+        except (pika.exceptions.ConnectionClosedByBroker, pika.exceptions.ChannelClosedByBroker):
+            # a quorum queue still starting after a broker restart (INTERNAL_ERROR, noproc):
+            # nothing was taken; try again at the next poll
+            return
         finally:
-            conn.close()
+            if conn.is_open:
+                conn.close()
 
     def _event_batch(self, props: pika.BasicProperties, body: bytes) -> None:
         lines = body.decode().splitlines()

@@ -80,3 +80,35 @@ def test_any_chunking_of_a_real_capture_gives_the_same_events(sizes: list[int]) 
         k += 1
     assert parse(chunks)[0] == whole
     assert len(whole) == 864 - 1  # the last message of the capture has no data line
+
+
+# LF-only streams take a fast path (one split per chunk); it must agree with the general
+# line-by-line path on everything: events, ids, comments, over-long lines in any chunking.
+LF_LINES = st.lists(
+    st.one_of(
+        st.sampled_from([b"", b"", b": keepalive", b"event: message", b"id", b"retry: 7"]),
+        st.binary(max_size=40).map(lambda b: b"data: " + b.replace(b"\n", b"").replace(b"\r", b"")),
+        st.integers(min_value=0, max_value=120).map(lambda n: b"id: [" + b"7" * n + b"]"),
+    ),
+    max_size=30,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(LF_LINES, st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=6),
+       st.sampled_from([None, 48]))  # fmt: skip
+def test_the_lf_fast_path_agrees_with_the_general_path(
+    lines: list[bytes], sizes: list[int], max_line: int | None
+) -> None:
+    raw = b"\n".join(lines) + b"\n"
+    chunks, pos, k = [], 0, 0
+    while pos < len(raw):
+        chunks.append(raw[pos : pos + sizes[k % len(sizes)]])
+        pos += sizes[k % len(sizes)]
+        k += 1
+    fast, general = SSEParser(max_line=max_line), SSEParser(max_line=max_line)
+    got = [e for chunk in chunks for e in fast.feed(chunk)]
+    want = [e for chunk in chunks for e in general._feed(chunk)]
+    assert got == want
+    state = ("last_id", "retry_ms", "comments", "oversized")
+    assert [getattr(fast, a) for a in state] == [getattr(general, a) for a in state]

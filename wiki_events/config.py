@@ -21,6 +21,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 @dataclass(frozen=True)
 class Settings:
     clickhouse_url: str
+    dash_clickhouse_url: str
     amqp_url: str
     stream_url: str
     data_dir: Path
@@ -31,8 +32,10 @@ class Settings:
         if env is None:
             load_dotenv(override=False)
             env = dict(os.environ)
+        clickhouse_url = env.get("CLICKHOUSE_URL") or DEFAULT_CLICKHOUSE_URL
         return cls(
-            clickhouse_url=env.get("CLICKHOUSE_URL") or DEFAULT_CLICKHOUSE_URL,
+            clickhouse_url=clickhouse_url,
+            dash_clickhouse_url=env.get("DASH_CLICKHOUSE_URL") or clickhouse_url,
             amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
             stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
@@ -40,24 +43,56 @@ class Settings:
         )
 
 
+@dataclass(frozen=True)
+class ClickHouseURL:
+    """``CLICKHOUSE_URL`` (``http[s]://user:pass@host:port/db``) taken apart, with
+    ClickHouse's defaults: port 8123 (8443 for https), user ``default``, database
+    ``default``. Every client of the URL (clickhouse-connect, dbt, the SQL console,
+    ``up``) reads it through here."""
+
+    secure: bool
+    host: str
+    port: int
+    user: str
+    password: str
+    database: str
+
+    @classmethod
+    def parse(cls, url: str) -> ClickHouseURL:
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(url)
+        secure = parts.scheme == "https"
+        return cls(
+            secure=secure,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or (8443 if secure else 8123),
+            user=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            database=parts.path.strip("/") or "default",
+        )
+
+    @property
+    def base(self) -> str:
+        """The HTTP interface's root, without credentials: ``http://host:port/``."""
+        return f"{'https' if self.secure else 'http'}://{self.host}:{self.port}/"
+
+
 def clickhouse_client(url: str | None = None, **kwargs: Any) -> Any:
-    """A clickhouse-connect client for ``CLICKHOUSE_URL`` (``http://user:pass@host:port/db``).
+    """A clickhouse-connect client for ``CLICKHOUSE_URL``.
 
     No automatic session: every request stands alone, as the pipeline's queries do.
     """
-    from urllib.parse import unquote, urlsplit
-
     import clickhouse_connect
 
-    parts = urlsplit(url or Settings.from_env().clickhouse_url)
-    secure = parts.scheme == "https"
+    target = ClickHouseURL.parse(url or Settings.from_env().clickhouse_url)
     return clickhouse_connect.get_client(
-        host=parts.hostname or "127.0.0.1",
-        port=parts.port or (8443 if secure else 8123),
-        username=unquote(parts.username or "default"),
-        password=unquote(parts.password or ""),
-        database=parts.path.strip("/") or "default",
-        secure=secure,
+        host=target.host,
+        port=target.port,
+        username=target.user,
+        password=target.password,
+        database=target.database,
+        secure=target.secure,
         autogenerate_session_id=False,
         **kwargs,
     )
