@@ -1,0 +1,171 @@
+"""The dbt project on the embedded ClickHouse: silver and gold as materialized views.
+
+One warehouse for the module: bronze filled by the loader's own code from the recorded
+events, then ``dbt build``. The tests run in order, each building on the last: gold
+equals Python's count, streaming inserts fire the views, a rerun changes nothing, a
+tampered gold table fails the reconciliation, and the documented rebuild repairs it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from .conftest import SHARED_DATA
+from .helpers.expected import assert_gold_equals, gold_numbers
+from .helpers.warehouse import Warehouse
+
+RECORDINGS = sorted((SHARED_DATA / "recentchange").glob("*.ndjson"))
+FIRST = RECORDINGS[:3]  # includes the file with 42 duplicate copies
+LATER = RECORDINGS[3:] + sorted((SHARED_DATA / "recentchange" / "legacy").glob("*.ndjson"))
+# the recorded events are old: the reconciliation's closed window reaches up to now
+NOW = ["--vars", "{reconcile_lag_minutes: 0}"]
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    house = Warehouse.start(tmp_path_factory.mktemp("warehouse"))
+    house.load(FIRST)
+    try:
+        yield house
+    finally:
+        house.server.stop()
+
+
+def test_build_creates_silver_and_gold_and_every_test_passes(warehouse: Warehouse) -> None:
+    assert "All checks passed" in warehouse.dbt("debug")
+    out = warehouse.dbt("build", *NOW)
+    assert "ERROR=0" in out and "SKIP=0" in out
+    # unit tests, generic tests and the singular reconciliations all ran
+    for name in ("wiki_names_numeric_and_unknown_types", "unique_wiki_event_id",
+                 "assert_gold_matches_silver", "assert_silver_matches_bronze"):  # fmt: skip
+        assert name in out, name
+    engines = dict(
+        warehouse.query(
+            "SELECT concat(database, '.', name), engine FROM system.tables "
+            "WHERE database IN ('silver', 'gold')"
+        )
+    )
+    assert engines["silver.wiki_mv"] == "MaterializedView"
+    assert engines["gold.events_per_minute"] == "SummingMergeTree"
+    assert engines["gold.wiki_totals"] == "AggregatingMergeTree"
+    assert engines["gold.wiki_weekday_hour_profile"] == "View"
+
+
+def test_gold_equals_the_numbers_computed_from_the_ndjson(warehouse: Warehouse) -> None:
+    want = warehouse.expected()
+    assert want.total == 202 + 2387 + 100  # the 42 duplicate copies counted once
+    assert int(warehouse.scalar("SELECT count() FROM silver.wiki")) == want.total
+    assert_gold_equals(gold_numbers(warehouse.query), want)
+
+
+def test_inserts_fire_the_views_and_gold_is_right_before_parts_merge(
+    warehouse: Warehouse,
+) -> None:
+    # merges held back, so the reads below meet several unmerged parts
+    warehouse.query("SYSTEM STOP MERGES gold.events_per_minute")
+    warehouse.load(LATER)  # includes a canary, a "142", 2016 events and the legacy format
+    want = warehouse.expected()
+    parts = int(
+        warehouse.scalar(
+            "SELECT count() FROM system.parts WHERE database = 'gold' "
+            "AND table = 'events_per_minute' AND active"
+        )
+    )
+    assert parts > 1  # several unmerged parts: the GROUP BY readers must still be exact
+    assert_gold_equals(gold_numbers(warehouse.query), want)
+    warehouse.query("SYSTEM START MERGES gold.events_per_minute")
+    assert warehouse.scalar("SELECT count() FROM silver.wiki_invalid") == "0"  # canary: loader
+    warehouse.dbt("test", *NOW)
+
+
+def test_weekday_profile_is_an_average_over_observed_weeks(warehouse: Warehouse) -> None:
+    # commonswiki's 2016-08-16 (a Tuesday) 02:00 event: one observed week, 1 event
+    rows = warehouse.query(
+        "SELECT weekday, hour_of_day, events, weeks_observed, avg_events "
+        "FROM gold.wiki_weekday_hour_profile WHERE wiki = 'commonswiki' "
+        "AND weekday = 2 AND hour_of_day = 2"
+    )
+    assert rows == [("2", "2", "1", "1", "1")]
+    # an hour observed twice (two weeks apart) halves the average: add a week-later event
+    event = {"meta": {"id": str(uuid.uuid4()), "dt": "2016-08-23T02:10:00Z",
+                      "domain": "test.wikipedia.org"},
+             "wiki": "testwiki", "type": "edit", "namespace": 0, "title": "T", "user": "U",
+             "bot": False}  # fmt: skip
+    path = warehouse.work / "week-later.ndjson"
+    path.write_text(json.dumps(event) + "\n")
+    warehouse.load([path])
+    rows = warehouse.query(
+        "SELECT events, weeks_observed, avg_events FROM gold.wiki_weekday_hour_profile "
+        "WHERE wiki = 'commonswiki' AND weekday = 2 AND hour_of_day = 2"
+    )
+    assert rows == [("1", "2", "0.5")]
+
+
+def test_a_second_run_changes_nothing(warehouse: Warehouse) -> None:
+    tables = (
+        "SELECT name, uuid, total_rows FROM system.tables "
+        "WHERE database IN ('silver', 'gold') AND engine != 'View' ORDER BY name"
+    )
+    before = warehouse.query(tables)
+    out = warehouse.dbt("run")
+    assert "PASS=" in out
+    assert warehouse.query(tables) == before  # no drop, no recreate, no second backfill
+    assert_gold_equals(gold_numbers(warehouse.query), warehouse.expected())
+
+
+def test_a_tampered_gold_table_fails_reconciliation_and_the_rebuild_repairs_it(
+    warehouse: Warehouse,
+) -> None:
+    warehouse.query("INSERT INTO gold.events_per_minute VALUES ('2024-08-22 04:03:00', 'bot', 5)")
+    out = warehouse.dbt("test", "--select", "assert_gold_matches_silver", *NOW, ok=False)
+    assert "FAIL 1 assert_gold_matches_silver" in out  # one key differs: the tampered minute
+    # the documented rebuild: silver and everything downstream, from bronze
+    warehouse.dbt("run", "--full-refresh", "--select", "wiki+")
+    assert_gold_equals(gold_numbers(warehouse.query), warehouse.expected())
+    warehouse.dbt("test", *NOW)
+    # and the views fire into the rebuilt tables
+    more = warehouse.work / "after-rebuild.ndjson"
+    more.write_text(
+        "".join(
+            json.dumps({"meta": {"id": str(uuid.uuid4()), "dt": "2024-08-22T04:05:00Z",
+                                 "domain": "en.wikipedia.org"},
+                        "wiki": "enwiki", "type": "edit", "namespace": 0, "title": f"P{i}",
+                        "user": "10.0.0.1", "bot": False, "length": {"old": 10, "new": 4}})
+            + "\n"
+            for i in range(3)
+        )
+    )  # fmt: skip
+    warehouse.load([more])
+    assert_gold_equals(gold_numbers(warehouse.query), warehouse.expected())
+
+
+def test_source_freshness_errors_on_old_data_and_passes_on_fresh(warehouse: Warehouse) -> None:
+    out = warehouse.dbt("source", "freshness", ok=False)
+    assert "ERROR STALE" in out
+    now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    fresh = warehouse.work / "fresh.ndjson"
+    fresh.write_text(
+        json.dumps({"meta": {"id": str(uuid.uuid4()), "dt": now, "domain": "x"},
+                    "wiki": "enwiki", "type": "edit", "namespace": 0, "title": "T"}) + "\n"
+    )  # fmt: skip
+    warehouse.load([fresh])
+    assert "PASS" in warehouse.dbt("source", "freshness")
+
+
+def test_docs_generate_describes_every_model_and_column(warehouse: Warehouse) -> None:
+    warehouse.dbt("docs", "generate")
+    manifest = json.loads((warehouse.work / "target" / "manifest.json").read_text())
+    catalog = json.loads((warehouse.work / "target" / "catalog.json").read_text())
+    models = [n for n in manifest["nodes"].values() if n["resource_type"] == "model"]
+    assert len(models) >= 10
+    for model in models:
+        assert model["description"].strip(), model["name"]
+        node = catalog["nodes"][model["unique_id"]]
+        for column in node["columns"]:
+            documented = model["columns"].get(column, {}).get("description", "")
+            assert documented.strip(), f"{model['name']}.{column}"

@@ -1,0 +1,38 @@
+{#- Reconciliation looks at closed windows: what happened (event time) and arrived
+    (ingestion time) before this instant, so an insert in flight does not count. -#}
+{% macro closed_before() -%}
+    (now64(3) - interval {{ var('reconcile_lag_minutes') }} minute)
+{%- endmacro %}
+
+{#- Rows bronze still holds: its TTL drops rows past the retention period, silver keeps
+    them, so older rows are left out of the comparison. -#}
+{% macro bronze_still_holds() -%}
+    ingested_at >= now64(3) - interval {{ var('bronze_retention_days') - 1 }} day
+{%- endmacro %}
+
+{#- The rows where a gold table's sums differ from counting silver directly, per key;
+    nothing when they agree. -#}
+{% macro gold_differs_from_silver(model_name, keys, bucket_expressions, measure, silver_measure, silver_filter='1') -%}
+    select
+        '{{ model_name }}' as model,
+        concatWithSeparator(' | ', {% for key in keys %}toString({{ key }}){{ ', ' if not loop.last }}{% endfor %}) as key,
+        gold_value,
+        silver_value
+    from (
+        select {{ keys | join(', ') }}, sum({{ measure }}) as gold_value
+        from {{ ref(model_name) }}
+        where {{ keys[0] }} < toStartOfHour({{ closed_before() }})
+        group by {{ keys | join(', ') }}
+    ) as g
+    full outer join (
+        select
+            {% for key in keys %}{{ bucket_expressions[loop.index0] }} as {{ key }}, {% endfor %}
+            {{ silver_measure }} as silver_value
+        from {{ ref('wiki') }}
+        where {{ silver_filter }}
+        group by {{ keys | join(', ') }}
+        having {{ keys[0] }} < toStartOfHour({{ closed_before() }})
+    ) as s
+    using ({{ keys | join(', ') }})
+    where gold_value != silver_value
+{%- endmacro %}

@@ -1,0 +1,22 @@
+{{ config(order_by='(minute, user_kind)') }}
+
+with
+
+silver as (
+
+    select * from {{ ref('wiki') }}
+
+),
+
+final as (
+
+    select
+        toStartOfMinute(toDateTime(event_time, 'UTC')) as minute,
+        user_kind,
+        count() as events
+    from silver
+    group by minute, user_kind
+
+)
+
+select * from final

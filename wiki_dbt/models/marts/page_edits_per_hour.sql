@@ -1,0 +1,27 @@
+{{ config(order_by='(hour, wiki, user_kind, namespace, title)') }}
+
+with
+
+silver as (
+
+    select * from {{ ref('wiki') }}
+    where {{ is_page_edit() }}
+
+),
+
+final as (
+
+    select
+        toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
+        wiki,
+        user_kind,
+        namespace,
+        title,
+        count() as edits,
+        sum(byte_delta) as byte_delta
+    from silver
+    group by hour, wiki, user_kind, namespace, title
+
+)
+
+select * from final
