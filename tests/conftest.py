@@ -127,6 +127,18 @@ def ch_client(clickhouse: ClickHouseProcess):  # type: ignore[no-untyped-def]
     client.close()
 
 
+def pytest_setup_options():  # type: ignore[no-untyped-def]
+    """Chromium for dash[testing]'s browser tests: headless, no sandbox, no network."""
+    from selenium.webdriver.chrome.options import Options
+
+    options = Options()
+    options.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", "--window-size=1500,2200"):  # fmt: skip
+        options.add_argument(arg)
+    return options
+
+
 def rabbitmqctl(*args: str) -> None:
     subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
 

@@ -1,0 +1,123 @@
+"""The dashboard's view state and its URL form, so a view can be shared.
+
+Everything from the URL is untrusted: values are checked against what they may be, and
+anything else falls back to the default. Nothing from here is pasted into SQL; the
+queries bind these values as server-side parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field, replace
+from urllib.parse import parse_qs, urlencode
+
+RANGES = {"1h": dt.timedelta(hours=1), "6h": dt.timedelta(hours=6),
+          "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7)}  # fmt: skip
+USER_FILTERS = {"all": ("bot", "anonymous", "registered"),
+                "humans": ("anonymous", "registered"),
+                "bots": ("bot",)}  # fmt: skip
+REFRESH = {"off": 0, "10s": 10, "60s": 60}
+MAX_WIKIS = 20
+# a wiki's database name: letters, digits, underscores (enwiki, zh_min_nanwiki)
+_WIKI = re.compile(r"[a-z0-9_]{1,64}")
+
+
+@dataclass(frozen=True)
+class ViewState:
+    wikis: tuple[str, ...] = field(default_factory=tuple)
+    range: str = "6h"
+    users: str = "all"
+    refresh: str = "off"
+    start: str = ""  # custom range, ISO dates or date-times (UTC)
+    end: str = ""
+
+    @property
+    def kinds(self) -> list[str]:
+        return list(USER_FILTERS[self.users])
+
+    def to_search(self) -> str:
+        query: dict[str, str] = {}
+        if self.wikis:
+            query["wikis"] = ",".join(self.wikis)
+        for key, default in (("range", "6h"), ("users", "all"), ("refresh", "off")):
+            if getattr(self, key) != default:
+                query[key] = getattr(self, key)
+        if self.range == "custom":
+            query["start"], query["end"] = self.start, self.end
+        return "?" + urlencode(query) if query else ""
+
+    @classmethod
+    def from_search(cls, search: str | None) -> ViewState:
+        params = parse_qs((search or "").lstrip("?")[:4096])
+
+        def one(key: str) -> str:
+            values = params.get(key) or [""]
+            return values[0][:100]
+
+        return cls.build(
+            wikis=",".join(params.get("wikis") or [])[:2000].split(","),
+            range=one("range"),
+            users=one("users"),
+            refresh=one("refresh"),
+            start=one("start"),
+            end=one("end"),
+        )
+
+    @classmethod
+    def build(
+        cls,
+        wikis: object = (),
+        range: object = "6h",
+        users: object = "all",
+        refresh: object = "off",
+        start: object = "",
+        end: object = "",
+    ) -> ViewState:
+        """A valid state from whatever the controls or the URL hold."""
+        names = wikis if isinstance(wikis, list | tuple) else []
+        clean = tuple(dict.fromkeys(w for w in names if isinstance(w, str) and _WIKI.fullmatch(w)))
+        state = cls(wikis=clean[:MAX_WIKIS])
+        if range in RANGES or range == "custom":
+            state = replace(state, range=str(range))
+        if users in USER_FILTERS:
+            state = replace(state, users=str(users))
+        if refresh in REFRESH:
+            state = replace(state, refresh=str(refresh))
+        if state.range == "custom":
+            first, last = parse_time(start), parse_time(end)
+            if first and last and first < last:
+                state = replace(state, start=_iso(first), end=_iso(last))
+            else:
+                state = replace(state, range="6h")
+        return state
+
+    def window(self, newest: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) in UTC. Relative ranges end at the newest event, or now if none:
+        a stopped pipeline or an old recording still shows its last hours of data."""
+        if self.range == "custom":
+            first, last = parse_time(self.start), parse_time(self.end)
+            assert first and last
+            return first, last
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        end = min(newest, now) if newest else now
+        end = end.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+        return end - RANGES[self.range], end
+
+
+def parse_time(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value or len(value) > 40:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is not None:
+        when = when.astimezone(dt.UTC).replace(tzinfo=None)
+    if not dt.datetime(2000, 1, 1) <= when <= dt.datetime(2100, 1, 1):
+        return None
+    return when
+
+
+def _iso(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M")

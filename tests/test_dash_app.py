@@ -1,0 +1,366 @@
+"""The dashboard against an embedded ClickHouse filled with recorded real events.
+
+The yearfunla capture (2,387 events in two minutes) is replayed as three weeks: two
+weeks ago, one week ago, and ending a minute ago; frwiki's events are sent four times
+more in the current hour, so frwiki spikes against its own baseline. Callback logic is
+tested by calling it; the page is tested in headless Chromium with dash[testing].
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import plotly.graph_objects as go
+import pytest
+from dash._callback_context import context_value
+from dash._utils import AttributeDict
+from selenium.webdriver.common.keys import Keys
+
+from dash_app.app import build_view, create_app, freshness_text, sync_url
+from dash_app.queries import Gold, Unavailable
+from dash_app.state import ViewState
+from wiki_events.config import clickhouse_client
+
+from .conftest import RAW, ROOT
+from .helpers.expected import event_time, expected_from, shifted
+from .helpers.warehouse import Warehouse
+
+ARTIFACTS = ROOT / "test-artifacts"
+HOSTILE = "x' OR 1=1 --"
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    house = Warehouse.start(tmp_path_factory.mktemp("dash"))
+    house.dbt("build", "--exclude", "test_type:singular")
+    newest = max(event_time(e["meta"]["dt"]) for e in _events(RAW))
+    anchor = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
+    if anchor.minute < 3:  # keep the 2-minute recording inside one hour
+        anchor = anchor.replace(minute=0) - dt.timedelta(minutes=1)
+    to_now = anchor - newest
+    house.load_bytes(
+        [shifted(RAW, to_now - dt.timedelta(weeks=w), f"week-{w}") for w in (2, 1, 0)]
+        + [shifted(RAW, to_now, f"spike-{i}", wikis={"frwiki"}) for i in range(4)]
+    )
+    try:
+        yield house
+    finally:
+        if house.server.proc is not None:
+            house.server.stop()
+
+
+def _events(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    import json
+
+    return [json.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def _flat(values: object) -> list[float]:
+    """Every number in a trace's values, however nested (heatmap z is rows of numbers)."""
+    if isinstance(values, int | float):
+        return [float(values)]
+    if isinstance(values, list | tuple):
+        return [x for v in values for x in _flat(v)]
+    return []
+
+
+@pytest.fixture
+def gold(warehouse: Warehouse) -> Gold:
+    return Gold(lambda: clickhouse_client(warehouse.clickhouse_url), cache_seconds=10)
+
+
+# -- callbacks and query layer, called directly ------------------------------------------
+
+
+def test_view_state_round_trips_through_the_url() -> None:
+    state = ViewState.build(["enwiki", "dewiki"], "24h", "humans", "10s")
+    assert ViewState.from_search(state.to_search()) == state
+    custom = ViewState.build([], "custom", "all", "off", "2026-01-01T00:00", "2026-01-02")
+    assert ViewState.from_search(custom.to_search()).window(None) == (
+        dt.datetime(2026, 1, 1), dt.datetime(2026, 1, 2)
+    )  # fmt: skip
+    assert ViewState.from_search("") == ViewState()
+
+
+def test_hostile_url_values_fall_back_to_defaults() -> None:
+    huge = "a" * 100_000
+    state = ViewState.from_search(
+        f"?wikis=enwiki,{HOSTILE},{huge},DROP%20TABLE&range=1h;DROP&users=<script>"
+        f"&refresh=1e9&start={huge}"
+    )
+    assert state == ViewState(wikis=("enwiki",))
+    bad_custom = ViewState.from_search("?range=custom&start=2026-01-02&end=2026-01-01")
+    assert bad_custom.range == "6h"  # an empty or reversed custom range is not a window
+
+
+def test_sync_url_sets_controls_from_the_url_and_the_url_from_controls() -> None:
+    def call(trigger: str, *args: object) -> tuple:  # type: ignore[type-arg]
+        def run() -> tuple:  # type: ignore[type-arg]
+            context_value.set(AttributeDict(triggered_inputs=[{"prop_id": trigger, "value": 1}]))
+            return sync_url(*args)
+
+        return contextvars.copy_context().run(run)
+
+    from_url = call("url.search", "?wikis=dewiki&range=24h", [], "6h", "all", "off", "", "")
+    assert from_url[1:] == (["dewiki"], "24h", "all", "off", "", "")
+    from_controls = call("users.value", "?wikis=dewiki", ["dewiki"], "1h", "bots", "off", "", "")
+    assert from_controls[0] == "?wikis=dewiki&range=1h&users=bots"
+
+
+def test_build_view_draws_every_panel_with_data(gold: Gold) -> None:
+    view = build_view(gold, ViewState())
+    for key in ("per-minute", "per-hour", "top-wikis", "user-kinds", "type-mix", "bytes",
+                "drill-minute", "drill-hour", "heatmap"):  # fmt: skip
+        go.Figure(view[key])  # plotly's own validation: every property is one plotly.js knows
+        trace = view[key]["data"][0]
+        numbers = _flat([trace[k] for k in ("values", "z", "y", "x") if k in trace])
+        assert sum(map(abs, numbers)) > 0, key
+    assert view["top-pages"] and view["top-editors"]
+    assert view["spikes"][0]["wiki"] == "frwiki" and view["spikes"][0]["ratio"] >= 3
+    assert "newest event" in view["freshness"] and "ingestion lag" in view["freshness"]
+
+
+def test_build_view_numbers_match_the_recording(gold: Gold) -> None:
+    # the last 1h holds this week's copy of the recording plus frwiki four more times
+    want = expected_from([RAW])
+    view = build_view(gold, ViewState.build(range="1h"))
+    total = sum(view["per-minute"]["data"][0]["y"])
+    assert total == want.total + 4 * want.per_wiki["frwiki"]
+    humans = build_view(gold, ViewState.build(["enwiki"], "1h", "humans"))
+    enwiki = [e for e in _events(RAW) if e.get("wiki") == "enwiki" and not e.get("bot")]
+    assert sum(humans["drill-minute"]["data"][0]["y"]) == len(enwiki)
+    assert humans["drill-title"] == "Drill-down: enwiki"
+
+
+def test_top_pages_and_editors_from_topk_candidates_equal_the_exact_ranking(gold: Gold) -> None:
+    from dash_app import queries as q
+
+    end = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(minutes=5)
+    for kinds in (["bot", "anonymous", "registered"], ["anonymous", "registered"]):
+        params = q.window_params(end - dt.timedelta(days=30), end, [], kinds)
+        exact = gold.run(q.TOP_PAGES, params).rows
+        assert exact and gold.run(q.TOP_PAGES_ALL, params).rows == exact
+        exact = gold.run(q.TOP_EDITORS, params).rows
+        assert exact and gold.run(q.TOP_EDITORS_ALL, params).rows == exact
+        # long windows show the topK bounds: every page's true count lies within them
+        every = dict(
+            ((wiki, title), edits)
+            for wiki, title, edits, _ in gold.run(
+                q.TOP_PAGES.replace("LIMIT 10", "LIMIT 1000000"), params
+            ).rows
+        )
+        approx = gold.run(q.TOP_PAGES_APPROX, params).rows
+        assert approx[0][:2] == gold.run(q.TOP_PAGES, params).rows[0][:2]
+        for wiki, title, upper, error in approx:
+            assert upper - error <= every[(wiki, title)] <= upper, (wiki, title)
+
+
+PER_WIKI_QUERIES = ["PER_MINUTE_WIKIS", "TOP_WIKIS", "USER_KINDS", "DRILL_MINUTE", "SPIKES",
+                    "PER_HOUR_WIKIS", "TYPE_MIX", "BYTES", "TOP_WIKIS_HOURLY",
+                    "USER_KINDS_HOURLY", "DRILL_HOUR"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", PER_WIKI_QUERIES)
+def test_window_filters_narrow_the_per_wiki_tables_by_their_sort_keys(
+    gold: Gold, name: str
+) -> None:
+    # the per-wiki tables are sorted by time first, so a panel's window reaches the primary
+    # key (with toStartOfDay(hour) leading, the same filter read every granule of a month)
+    from dash_app import queries as q
+
+    end = dt.datetime(2026, 1, 2)
+    params = {**q.window_params(end - dt.timedelta(hours=6), end, [], ["bot"]), "wiki": "enwiki",
+              "min_events": 1, "min_ratio": 1.0}  # fmt: skip
+    sql = getattr(q, name)
+    plan = gold.run("EXPLAIN indexes = 1 " + sql, params).column("explain")
+    table = "events_per_minute_wiki" if "events_per_minute_wiki" in sql else "events_per_hour_wiki"
+    column = "minute" if table == "events_per_minute_wiki" else "hour"
+    read = next(i for i, line in enumerate(plan) if f"ReadFromMergeTree (gold.{table})" in line)
+    index = next(i for i in range(read, len(plan)) if plan[i].endswith("PrimaryKey"))
+    keys_at = next(i for i in range(index, len(plan)) if plan[i].endswith("Keys:"))
+    condition = next(line for line in plan[index:] if "Condition:" in line)
+    # the table is sorted by the time column first, the index uses it, the window bounds it
+    ((sorting_key,),) = gold.run(
+        "SELECT sorting_key FROM system.tables WHERE database = 'gold' AND name = {t:String}",
+        {"t": table},
+    ).rows
+    assert sorting_key.split(", ")[0] == column, sorting_key
+    assert plan[keys_at + 1].split()[-1] == column, "\n".join(plan)
+    assert f"({column} in [" in condition, "\n".join(plan)
+
+
+def test_topk_candidates_match_the_dbt_var() -> None:
+    import yaml
+
+    from dash_app.queries import TOP_CANDIDATES
+
+    project = yaml.safe_load((ROOT / "wiki_dbt" / "dbt_project.yml").read_text())
+    assert project["vars"]["top_candidates"] == TOP_CANDIDATES
+
+
+def test_results_are_cached_for_the_refresh_interval(gold: Gold) -> None:
+    build_view(gold, ViewState())
+    ran = gold.queries_run
+    build_view(gold, ViewState())
+    assert gold.queries_run == ran  # a second viewer costs no query
+
+
+def test_hostile_values_are_bound_not_pasted(gold: Gold, warehouse: Warehouse) -> None:
+    before = warehouse.scalar("SELECT sum(events) FROM gold.wiki_totals")
+    from dash_app import queries as q
+
+    start, end = dt.datetime(2000, 1, 1), dt.datetime(2100, 1, 1)
+    params = q.window_params(start, end, [HOSTILE, "enwiki'); DROP TABLE gold.wiki_totals; --"],
+                             [HOSTILE])  # fmt: skip
+    assert not gold.run(q.TOP_PAGES, params)  # no wiki of that name: no rows, no error
+    assert warehouse.scalar("SELECT sum(events) FROM gold.wiki_totals") == before
+
+
+def test_unreachable_clickhouse_is_reported_not_raised() -> None:
+    from .conftest import free_port
+
+    dead = Gold(lambda: clickhouse_client(f"http://default:@127.0.0.1:{free_port()}/default"))
+    with pytest.raises(Unavailable, match="unreachable"):
+        build_view(dead, ViewState())
+    assert freshness_text(None, None, None) == "no events yet"
+
+
+# -- the page, in headless Chromium ------------------------------------------------------
+
+
+def _plotted(dash_duo, graph_id: str) -> int:  # type: ignore[no-untyped-def]
+    return dash_duo.driver.execute_script(
+        """
+        const plot = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
+        if (!plot || !plot.data || !plot.data.length) return 0;
+        const t = plot.data[0];
+        const v = [t.values, t.z, t.y, t.x].filter(Boolean).flat(2);
+        return v.reduce((sum, x) => sum + (typeof x === 'number' ? Math.abs(x) : 0), 0);
+        """,
+        graph_id,
+    )
+
+
+def _wait_for(check, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError("timed out waiting")
+
+
+def _open_picker(dash_duo):  # type: ignore[no-untyped-def]
+    """Dash 4's dropdown: a button that opens a popover with a search box."""
+    dash_duo.find_element("#wikis").click()
+    return dash_duo.find_element(".dash-dropdown-search")
+
+
+def _start(dash_duo, warehouse: Warehouse, search: str = "", cache: float = 10) -> None:  # type: ignore[no-untyped-def]
+    gold = Gold(lambda: clickhouse_client(warehouse.clickhouse_url), cache_seconds=cache)
+    app = create_app(gold)
+    dash_duo.start_server(app)
+    if search:
+        dash_duo.driver.get(dash_duo.server_url + "/" + search)
+    dash_duo.wait_for_contains_text("#freshness", "newest event", timeout=30)
+
+
+GRAPHS = ["per-minute", "per-hour", "top-wikis", "user-kinds", "type-mix", "bytes",
+          "drill-minute", "drill-hour", "heatmap"]  # fmt: skip
+
+
+def test_page_draws_every_panel_and_saves_a_screenshot(dash_duo, warehouse: Warehouse) -> None:  # type: ignore[no-untyped-def]
+    _start(dash_duo, warehouse)
+    for graph in GRAPHS:
+        _wait_for(lambda g=graph: _plotted(dash_duo, g) > 0)
+    for table in ("top-pages", "top-editors", "spikes"):
+        assert dash_duo.find_elements(f"#{table} td"), table
+    assert "frwiki" in dash_duo.find_element("#spikes").text
+    ARTIFACTS.mkdir(exist_ok=True)
+    dash_duo.driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
+    assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000
+    assert dash_duo.get_logs() == []
+
+
+def test_choosing_a_wiki_changes_the_drill_down_and_the_url(dash_duo, warehouse: Warehouse) -> None:  # type: ignore[no-untyped-def]
+    _start(dash_duo, warehouse)
+    dash_duo.wait_for_contains_text("#drill-title", "Drill-down: ", timeout=30)
+    first = dash_duo.find_element("#drill-title").text
+    pick = "dewiki" if "dewiki" not in first else "enwiki"
+    _open_picker(dash_duo).send_keys(pick)
+    _wait_for(lambda: any(o.text == pick for o in dash_duo.find_elements(".dash-dropdown-option")))
+    next(o for o in dash_duo.find_elements(".dash-dropdown-option") if o.text == pick).click()
+    dash_duo.wait_for_text_to_equal("#drill-title", f"Drill-down: {pick}", timeout=30)
+    _wait_for(lambda: f"wikis={pick}" in dash_duo.driver.current_url)
+    assert dash_duo.get_logs() == []
+
+
+def test_the_url_restores_the_view(dash_duo, warehouse: Warehouse) -> None:  # type: ignore[no-untyped-def]
+    _start(dash_duo, warehouse, "?wikis=enwiki&range=24h&users=humans&refresh=60s")
+    dash_duo.wait_for_text_to_equal("#drill-title", "Drill-down: enwiki", timeout=30)
+    checked = {
+        name: dash_duo.driver.execute_script(
+            f"return document.querySelector('#{name} input:checked').value"
+        )
+        for name in ("range", "users", "refresh")
+    }
+    assert checked == {"range": "24h", "users": "humans", "refresh": "60s"}
+    assert "humans only" in dash_duo.find_element("#window").text
+    assert dash_duo.get_logs() == []
+
+
+def test_hostile_url_and_picker_input_do_no_harm(dash_duo, warehouse: Warehouse) -> None:  # type: ignore[no-untyped-def]
+    before = warehouse.scalar("SELECT sum(events) FROM gold.wiki_totals")
+    hostile = (
+        "?wikis=enwiki%27%29%3B+DROP+TABLE+gold.wiki_totals%3B--"
+        "&range=%3Cscript%3Ealert(1)%3C/script%3E&users=%27%20OR%201=1"
+    )
+    _start(dash_duo, warehouse, hostile)
+    _wait_for(lambda: _plotted(dash_duo, "per-minute") > 0)
+    assert "6h" in dash_duo.driver.execute_script(
+        "return document.querySelector('#range input:checked').value"
+    )
+    search = _open_picker(dash_duo)
+    search.send_keys("' OR 1=1; DROP TABLE gold.wiki_totals; --" + "x" * 5000)
+    search.send_keys(Keys.ENTER)
+    time.sleep(1)
+    assert _plotted(dash_duo, "per-minute") > 0
+    assert warehouse.scalar("SELECT sum(events) FROM gold.wiki_totals") == before
+    assert dash_duo.get_logs() == []
+
+
+def test_clickhouse_down_shows_a_message_and_the_page_recovers(
+    dash_duo, warehouse: Warehouse
+) -> None:  # type: ignore[no-untyped-def]
+    _start(dash_duo, warehouse, cache=0.5)
+    warehouse.server.stop()
+    try:
+        time.sleep(1)  # past the cache: the page asks ClickHouse again
+        dash_duo.driver.refresh()
+        dash_duo.wait_for_contains_text("#banner", "ClickHouse is unreachable", timeout=30)
+    finally:
+        warehouse.server.start()
+    _wait_for(lambda: not dash_duo.find_element("#banner").is_displayed(), timeout=60)
+    dash_duo.wait_for_contains_text("#freshness", "newest event", timeout=30)
+    assert _plotted(dash_duo, "per-minute") > 0
+
+
+def test_gunicorn_entry_point_and_basic_auth(
+    warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import importlib
+
+    monkeypatch.setenv("DASH_CLICKHOUSE_URL", warehouse.clickhouse_url)
+    monkeypatch.setenv("DASH_BASIC_AUTH", "viewer:s3cret")
+    module = importlib.reload(importlib.import_module("dash_app.app"))
+    server = module.server  # what `gunicorn dash_app.app:server` loads
+    client = server.test_client()
+    assert client.get("/").status_code == 401
+    assert client.get("/", headers={"Authorization": "Basic d3Jvbmc6d3Jvbmc="}).status_code == 401
+    good = "Basic " + base64.b64encode(b"viewer:s3cret").decode()
+    assert client.get("/", headers={"Authorization": good}).status_code == 200
