@@ -261,3 +261,113 @@ def load(prefetch: int, batch_events: int, linger: float, retention_days: int | 
     signal.signal(signal.SIGTERM, lambda *_: loader.stop())
     signal.signal(signal.SIGINT, lambda *_: loader.stop())
     loader.run()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8050, show_default=True, type=int)
+@click.option("--debug", is_flag=True, help="Dash's debug mode (reloads on code changes).")
+def dash(host: str, port: int, debug: bool) -> None:
+    """The dashboard on http://HOST:PORT, reading gold ($DASH_CLICKHOUSE_URL or $CLICKHOUSE_URL).
+
+    Production: gunicorn dash_app.app:server.
+    """
+    from dash_app.app import create_app
+
+    click.echo(f"wiki-events dash: open http://{host}:{port}/")
+    create_app().run(host=host, port=port, debug=debug)
+
+
+@main.command()
+@click.option(
+    "--replay",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Replay this recording (NDJSON or SSE) through the emulator instead of the live stream.",
+)
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    help="With --replay: 1 = real time, N = N times faster, 0 = as fast as possible.",
+)
+@click.option("--loop", is_flag=True, help="With --replay: forever, fresh ids each pass.")
+@click.option(
+    "--since",
+    default=None,
+    help="Without a checkpoint, backfill from this time (ISO, epoch ms, or e.g. 2h).",
+)
+@click.option("--dash-host", default="127.0.0.1", show_default=True)
+@click.option("--dash-port", default=8050, show_default=True, type=int)
+@click.option("--no-dash", is_flag=True, help="Do not start the dashboard.")
+def up(
+    replay: Path | None,
+    speed: float,
+    loop: bool,
+    since: str | None,
+    dash_host: str,
+    dash_port: int,
+    no_dash: bool,
+) -> None:
+    """The whole pipeline on embedded defaults: ClickHouse, reader, loader, dbt, dashboard.
+
+    Data (ClickHouse, the reader's checkpoint, dbt's logs) lives in $WIKI_EVENTS_DATA
+    (default ./var); a second run resumes where the first stopped.
+    """
+    import signal
+
+    from .pipeline import UpOptions
+    from .pipeline import up as run_up
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)  # also when started in the background
+    opts = UpOptions(replay=replay, speed=speed, loop=loop, since=since, dash_host=dash_host,
+                     dash_port=dash_port, dashboard=not no_dash)  # fmt: skip
+    sys.exit(run_up(opts, Settings.from_env(), lambda line: click.echo(line, err=True)))
+
+
+@main.command()
+def status() -> None:
+    """Pipeline health on one screen: reader, queues, bronze / silver / gold, freshness.
+
+    Exits 0 when all is well, 1 on a warning, 2 on an error.
+    """
+    from .status import gather
+
+    settings = Settings.from_env()
+    report = gather(settings)
+    click.echo(report.render())
+    sys.exit({"ok": 0, "warn": 1, "error": 2}[report.worst])
+
+
+@main.command()
+@click.argument("query", required=False)
+@click.option(
+    "--format",
+    "fmt",
+    default=None,
+    help="ClickHouse output format [default: PrettyCompactMonoBlock on a terminal, "
+    "TSVWithNames in a pipe].",
+)
+def sql(query: str | None, fmt: str | None) -> None:
+    """A SQL console against ClickHouse ($CLICKHOUSE_URL).
+
+    With QUERY, runs it and exits (1 on error); QUERY "-" reads one query from stdin.
+    Without, an interactive console: end statements with ;  and leave with \\q.
+    """
+    from .console import Console, interactive
+
+    settings = Settings.from_env()
+    console = Console(settings.clickhouse_url, fmt)
+    try:
+        if query is not None:
+            ok, text = console.run(sys.stdin.read() if query == "-" else query)
+            click.echo(text.rstrip("\n"), err=not ok)
+            sys.exit(0 if ok else 1)
+        history = settings.data_dir / "sql_history"
+        sys.exit(interactive(console, history, click.echo))
+    finally:
+        console.close()

@@ -1,0 +1,202 @@
+"""``wiki-events status``: the pipeline's health on one screen.
+
+Each stage is asked directly: the reader's checkpoint file, RabbitMQ's queues, ClickHouse's
+bronze, silver and gold tables and rejects, and freshness against the thresholds of the
+dbt source (``wiki_dbt/models/staging/_staging__sources.yml``). A stage that cannot be
+reached says so; the others still report.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import pika.exceptions
+
+from .config import Settings, clickhouse_client
+from .dbt import PROJECT
+
+PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+@dataclass
+class Line:
+    stage: str
+    state: str  # ok, warn, error, info
+    text: str
+
+
+@dataclass
+class Report:
+    lines: list[Line] = field(default_factory=list)
+
+    def add(self, stage: str, state: str, text: str) -> None:
+        self.lines.append(Line(stage, state, text))
+
+    @property
+    def worst(self) -> str:
+        states = {line.state for line in self.lines}
+        return "error" if "error" in states else "warn" if "warn" in states else "ok"
+
+    def render(self) -> str:
+        marks = {"ok": "ok  ", "warn": "WARN", "error": "FAIL", "info": "    "}
+        return "\n".join(f"{marks[ln.state]} {ln.stage:<11} {ln.text}" for ln in self.lines)
+
+
+def freshness_thresholds() -> tuple[float, float]:
+    """(warn, error) seconds, read from the dbt source so they live in one place."""
+    import yaml  # type: ignore[import-untyped]
+
+    doc = yaml.safe_load((PROJECT / "models/staging/_staging__sources.yml").read_text())
+    table = next(t for s in doc["sources"] for t in s["tables"] if t["name"] == "wiki_raw")
+    config = table["config"]["freshness"]
+
+    def seconds(rule: dict[str, Any]) -> float:
+        return float(rule["count"]) * PERIOD_SECONDS[rule["period"]]
+
+    return seconds(config["warn_after"]), seconds(config["error_after"])
+
+
+def age_text(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 172800:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def check_reader(report: Report, settings: Settings) -> None:
+    path = settings.data_dir / "reader.checkpoint.json"
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        report.add("reader", "info", f"no checkpoint yet ({path}): the reader has not run here")
+        return
+    except ValueError:
+        report.add("reader", "error", f"checkpoint {path} is not valid JSON")
+        return
+    saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
+    age = (dt.datetime.now(dt.UTC) - saved).total_seconds()
+    last = str(data.get("last_event_id", ""))
+    report.add("reader", "ok" if age < 60 else "warn",
+               f"checkpoint saved {age_text(age)} ago; resumes after {last[:90]}")  # fmt: skip
+
+
+def check_queues(report: Report, settings: Settings) -> None:
+    from reader.publisher import LOADER_QUEUE, QUARANTINE
+
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # the line below says it once
+    params = pika.URLParameters(settings.amqp_url)
+    params.socket_timeout = 3
+    params.connection_attempts = 1
+    try:
+        conn = pika.BlockingConnection(params)
+    except (pika.exceptions.AMQPError, OSError) as exc:
+        report.add("queue", "warn", f"RabbitMQ unreachable ({type(exc).__name__}); "
+                   "`wiki-events up` then runs without a broker")  # fmt: skip
+        return
+    try:
+        for name in (LOADER_QUEUE, QUARANTINE):
+            channel = conn.channel()
+            try:
+                q = channel.queue_declare(name, passive=True).method
+            except pika.exceptions.ChannelClosedByBroker:
+                report.add("queue", "info", f"{name}: not declared yet")
+                continue
+            state = "ok"
+            if name == LOADER_QUEUE and q.message_count > 100 and q.consumer_count == 0:
+                state = "warn"
+            if name == QUARANTINE and q.message_count:
+                state = "warn"
+            report.add("queue", state, f"{name}: {q.message_count:,} message(s) waiting, "
+                       f"{q.consumer_count} consumer(s)")  # fmt: skip
+    finally:
+        conn.close()
+
+
+def check_clickhouse(report: Report, settings: Settings) -> None:
+    try:
+        client = clickhouse_client(settings.clickhouse_url, connect_timeout=3,
+                                   send_receive_timeout=30)  # fmt: skip
+        client.command("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - report, do not raise
+        report.add("clickhouse", "error", f"unreachable: {str(exc).splitlines()[0][:200]}")
+        return
+    try:
+        tables = {
+            f"{db}.{name}"
+            for db, name in client.query(
+                "SELECT database, name FROM system.tables "
+                "WHERE database IN ('bronze', 'silver', 'gold')"
+            ).result_rows
+        }
+        if "bronze.wiki_raw" not in tables:
+            report.add("bronze", "info", "no bronze.wiki_raw yet: the loader creates it at start")
+            return
+        (count, newest, last_insert), = client.query(
+            "SELECT count(), max(event_time), max(ingested_at) FROM bronze.wiki_raw"
+        ).result_rows  # fmt: skip
+        report.add("bronze", "ok", f"{count:,} events")
+        rejects = client.query(
+            "SELECT reason, count() FROM bronze.wiki_rejects GROUP BY reason ORDER BY 2 DESC"
+        ).result_rows
+        total_rejects = sum(n for _, n in rejects)
+        report.add("rejects", "warn" if total_rejects else "ok",
+                   f"{total_rejects:,}" + (": " + ", ".join(f"{r} {n:,}" for r, n in rejects)
+                                          if rejects else ""))  # fmt: skip
+        if "silver.wiki" in tables:
+            silver = client.command("SELECT count() FROM silver.wiki")
+            invalid = client.command("SELECT count() FROM silver.wiki_invalid")
+            state = "ok" if int(silver) + int(invalid) == count else "warn"
+            report.add("silver", state, f"{int(silver):,} events, {int(invalid):,} left out "
+                       "(silver.wiki_invalid)")  # fmt: skip
+        else:
+            report.add("silver", "warn", "silver.wiki missing: run `dbt build` in wiki_dbt/")
+        if "gold.wiki_totals" in tables:
+            gold = client.command("SELECT sum(events) FROM gold.wiki_totals")
+            wikis = client.command("SELECT uniqExact(wiki) FROM gold.wiki_totals")
+            models = sum(1 for t in tables if t.startswith("gold.") and not t.endswith("_mv"))
+            agrees = "silver.wiki" not in tables or int(gold) == int(silver)
+            report.add("gold", "ok" if agrees else "warn",
+                       f"{int(gold):,} events in {int(wikis):,} wikis; "
+                       f"{models} gold tables and views")  # fmt: skip
+        else:
+            report.add("gold", "warn", "gold missing: run `dbt build` in wiki_dbt/")
+        if count:
+            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+            event_age = (now - _naive(newest)).total_seconds()
+            lag = (_naive(last_insert) - _naive(newest)).total_seconds()
+            warn, error = freshness_thresholds()
+            state = "error" if event_age > error else "warn" if event_age > warn else "ok"
+            report.add("freshness", state,
+                       f"newest event {age_text(event_age)} old (dbt source freshness: warn "
+                       f"after {age_text(warn)}, error after {age_text(error)}); "
+                       f"last insert {age_text((now - _naive(last_insert)).total_seconds())} "
+                       f"ago; ingestion lag {age_text(max(lag, 0))}")  # fmt: skip
+    finally:
+        client.close()
+
+
+def _naive(value: Any) -> dt.datetime:
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
+    return value  # type: ignore[no-any-return]
+
+
+def gather(settings: Settings) -> Report:
+    report = Report()
+    check_reader(report, settings)
+    check_queues(report, settings)
+    check_clickhouse(report, settings)
+    return report
+
+
+def data_dir_note(settings: Settings) -> str:
+    return f"data folder {Path(settings.data_dir).resolve()}"
