@@ -1,0 +1,93 @@
+variable "hcloud_token" {
+  type        = string
+  description = "Hetzner Cloud API token (read and write) of the project to deploy into."
+  sensitive   = true
+}
+
+variable "name" {
+  type        = string
+  description = "Name of the server and prefix of every resource."
+  default     = "wiki-events"
+}
+
+variable "server_type" {
+  type        = string
+  description = "Hetzner server type; cx32 (4 vCPU, 8 GB) runs the whole stack with room to spare."
+  default     = "cx32"
+}
+
+variable "location" {
+  type        = string
+  description = "Hetzner location of the server and its volume (fsn1, nbg1, hel1, ash, hil)."
+  default     = "fsn1"
+}
+
+variable "image" {
+  type        = string
+  description = "Server image; cloud-init installs Docker from this distribution's own packages."
+  default     = "ubuntu-24.04"
+}
+
+variable "ssh_public_keys" {
+  type        = map(string)
+  description = "Administrators' SSH public keys, by name; they log in as root."
+}
+
+variable "admin_cidrs" {
+  type        = list(string)
+  description = "Networks allowed to reach SSH (port 22), e.g. [\"203.0.113.7/32\"]. Nothing else reaches 22."
+
+  validation {
+    condition     = length(var.admin_cidrs) > 0 && alltrue([for c in var.admin_cidrs : can(cidrnetmask(c)) || can(cidrhost(c, 0))])
+    error_message = "admin_cidrs must list at least one CIDR block."
+  }
+}
+
+variable "domain" {
+  type        = string
+  description = "The dashboard's domain name; point its A/AAAA records at the server's addresses (outputs)."
+}
+
+variable "acme_email" {
+  type        = string
+  description = "Email for Let's Encrypt (certificate expiry notices)."
+}
+
+variable "contact" {
+  type        = string
+  description = "Contact sent in the reader's User-Agent, as Wikimedia's policy asks (email or URL)."
+}
+
+variable "repo_url" {
+  type        = string
+  description = "Git URL the server clones the stack from."
+}
+
+variable "git_ref" {
+  type        = string
+  description = "Branch or tag of repo_url to deploy."
+  default     = "main"
+}
+
+variable "volume_size" {
+  type        = number
+  description = "Size in GB of the volume that holds ClickHouse's data."
+  default     = 40
+
+  validation {
+    condition     = var.volume_size >= 10
+    error_message = "volume_size must be at least 10 GB."
+  }
+}
+
+variable "bronze_retention_days" {
+  type        = number
+  description = "Days bronze keeps raw events (silver and gold keep everything)."
+  default     = 90
+}
+
+variable "protection" {
+  type        = bool
+  description = "Delete and rebuild protection on the server and the volume; set false before a deliberate destroy."
+  default     = true
+}

@@ -1,0 +1,368 @@
+"""The production deployment, validated with the tools that run here.
+
+No Docker engine and no terraform binary on this machine: compose.yaml is checked against
+the Compose Specification's JSON schema (``tests/fixtures/compose-spec.schema.json``, the
+schema docker-compose 1.29.2 ships as ``compose/config/compose_spec.json``) and against
+policy; terraform is parsed with python-hcl2; cloud-init is rendered from its template
+and checked by Debian's ``cloud-init schema``; the Caddyfile by Debian's ``caddy``; the
+ClickHouse users against the embedded engine; the RabbitMQ definitions are imported into
+the real broker and used.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import uuid
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import httpx
+import jsonschema
+import pika
+import pika.exceptions
+import pytest
+import yaml
+
+from reader.publisher import EXCHANGE, LOADER_QUEUE, Message, Publisher
+
+from .conftest import FIXTURES, ROOT, ClickHouseProcess
+
+COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
+SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
+TERRAFORM = ROOT / "terraform"
+USERS_XML = ROOT / "deploy" / "clickhouse" / "users.d" / "wiki-events.xml"
+INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:[:?\-][^}]*)?\}")
+
+
+def long_running(name: str) -> bool:
+    service = SERVICES[name]
+    return service.get("restart") != "no" and "profiles" not in service
+
+
+# -- compose.yaml ------------------------------------------------------------------------
+
+
+def test_compose_matches_the_compose_specification() -> None:
+    schema = json.loads((FIXTURES / "compose-spec.schema.json").read_text())
+    jsonschema.Draft201909Validator(schema).validate(COMPOSE)
+    # and the check bites: an unknown service key is refused
+    broken = {**COMPOSE, "services": {**SERVICES, "x": {"image": "a:1", "restrat": "always"}}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft201909Validator(schema).validate(broken)
+
+
+def test_compose_images_are_pinned_and_clickhouse_is_an_lts() -> None:
+    for name, service in SERVICES.items():
+        image = service["image"]
+        if "build" in service:
+            assert image.startswith("wiki-events:"), name
+            continue
+        repo, _, tag = image.partition(":")
+        assert re.fullmatch(r"\d+(\.\d+)+(-[a-z-]+)?", tag), f"{name}: {image} is not pinned"
+    # ClickHouse LTS releases are the .3 and .8 of each year
+    tag = SERVICES["clickhouse"]["image"].split(":")[1]
+    assert tag.split(".")[1] in ("3", "8"), tag
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+    assert len(bases) >= 2 and all(re.search(r":\d+\.\d+\.\d+-", b) for b in bases), bases
+    assert re.search(r"^USER wiki$", dockerfile, re.M)  # non-root
+
+
+def test_compose_health_restart_logging_and_ordering() -> None:
+    for name in SERVICES:
+        service = SERVICES[name]
+        for dependency, rule in (service.get("depends_on") or {}).items():
+            assert rule["condition"] in ("service_healthy", "service_completed_successfully")
+            assert dependency in SERVICES, (name, dependency)
+        if long_running(name):
+            assert "test" in service["healthcheck"], name
+            assert service["restart"] == "unless-stopped", name
+            assert service["logging"]["options"]["max-size"], name
+    assert SERVICES["loader"]["depends_on"]["dbt"]["condition"] == "service_healthy"
+    assert SERVICES["rabbitmq"]["depends_on"]["rabbitmq-definitions"]["condition"] == (
+        "service_completed_successfully"
+    )
+    for name, volume in COMPOSE["volumes"].items():  # named volumes, declared
+        assert volume is None or volume.get("driver") == "local", name
+
+
+def test_compose_publishes_only_the_proxy_and_no_database_or_broker() -> None:
+    published = {name: s.get("ports", []) for name, s in SERVICES.items() if s.get("ports")}
+    assert sorted(published["caddy"]) == ["443:443", "80:80"]
+    for name, ports in published.items():
+        if name == "caddy":
+            continue
+        for port in ports:  # anything else only on the VM's loopback
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+    assert "ports" not in SERVICES["clickhouse"]
+    assert all(not str(p).endswith(":5672") for p in SERVICES["rabbitmq"].get("ports", []))
+
+
+def test_compose_holds_no_secret_and_env_example_lists_every_variable() -> None:
+    text = (ROOT / "compose.yaml").read_text()
+    assert "guest" not in text
+    for name, service in SERVICES.items():
+        for key, value in (service.get("environment") or {}).items():
+            value = str(value)
+            if re.search(r"PASSWORD|SECRET|TOKEN|HASH", key):
+                assert re.fullmatch(r"\$\{[A-Z0-9_]+(:[?-][^}]*)?\}", value), (name, key)
+            for credentials in re.findall(r"://[^:/@]+:([^@]+)@", value):
+                assert credentials.startswith("${"), (name, key)
+    example = (ROOT / ".env.example").read_text()
+    listed = set(re.findall(r"^([A-Z0-9_]+)=", example, re.M))
+    used = set(INTERPOLATION.findall(text))
+    assert used <= listed, sorted(used - listed)
+    for line in example.splitlines():  # secrets are left empty in the example
+        key, _, value = line.partition("=")
+        if re.search(r"PASSWORD|SECRET|TOKEN|HASH", key) and not line.startswith("#"):
+            assert value == "", key
+
+
+# -- terraform -----------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """python-hcl2's output without its quoting of names and strings and block markers."""
+    if isinstance(value, dict):
+        return {_plain(k): _plain(v) for k, v in value.items() if k != "__is_block__"}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _terraform() -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    for path in sorted(TERRAFORM.glob("*.tf")):
+        with open(path) as f:
+            for key, value in _plain(hcl2.load(f)).items():
+                merged.setdefault(key, []).extend(value)
+    return merged
+
+
+def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> None:
+    tf = _terraform()
+    variables = {name: body for block in tf["variable"] for name, body in block.items()}
+    assert {"hcloud_token", "server_type", "location", "ssh_public_keys", "domain",
+            "admin_cidrs"} <= set(variables)  # fmt: skip
+    for name, body in variables.items():
+        assert body.get("type"), f"{name} has no type"
+        assert len(body.get("description", "")) > 10, f"{name} is not described"
+    assert variables["hcloud_token"]["sensitive"] is True
+    providers = tf["terraform"][0]["required_providers"][0]
+    assert re.fullmatch(r"~> \d+\.\d+\.\d+", providers["hcloud"]["version"])
+    assert providers["hcloud"]["source"] == "hetznercloud/hcloud"
+    outputs = {name: body for block in tf["output"] for name, body in block.items()}
+    assert {"ipv4_address", "ipv6_address", "dashboard_url"} <= set(outputs)
+    assert all(o.get("description") for o in outputs.values())
+
+
+def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
+    tf = _terraform()
+    resources = [r for block in tf["resource"] for r in block.items()]
+    firewalls = [body for kind, named in resources if kind == "hcloud_firewall"
+                 for body in named.values()]  # fmt: skip
+    assert len(firewalls) == 1
+    rules = {(r["direction"], r["protocol"], r["port"]):
+             r["source_ips"] for r in firewalls[0]["rule"]}  # fmt: skip
+    everyone = ["0.0.0.0/0", "::/0"]
+    assert rules == {
+        ("in", "tcp", "80"): everyone,
+        ("in", "tcp", "443"): everyone,
+        ("in", "tcp", "22"): "${var.admin_cidrs}",
+    }
+    servers = [body for kind, named in resources if kind == "hcloud_server"
+               for body in named.values()]  # fmt: skip
+    (server,) = servers
+    assert server["delete_protection"] == server["rebuild_protection"] == "${var.protection}"
+    assert "hcloud_firewall.web.id" in str(server["firewall_ids"])
+    assert "templatefile(" in server["user_data"]
+    volumes = [body for kind, named in resources if kind == "hcloud_volume"
+               for body in named.values()]  # fmt: skip
+    assert volumes and volumes[0]["delete_protection"] == "${var.protection}"
+
+
+SAMPLE = {
+    "env_b64": "V0lLSV9FVkVOVFNfQ09OVEFDVD1vcHNAZXhhbXBsZS5vcmcK",
+    "volume_device": "/dev/disk/by-id/scsi-0HC_Volume_1234567",
+    "repo_url": "https://git.example.org/you/wiki-events.git",
+    "git_ref": "main",
+}
+
+
+def render_cloud_init(values: dict[str, str]) -> str:
+    """templatefile() for this template: only ${name} interpolations, checked complete."""
+    template = (TERRAFORM / "cloud-init.yaml.tftpl").read_text()
+    names = set(re.findall(r"\$\{(\w+)\}", template))
+    assert names == set(values), names ^ set(values)
+    assert "%{" not in template
+    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
+
+
+def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> None:
+    main = (TERRAFORM / "main.tf").read_text()
+    call = main[main.index("templatefile(") : main.index("})", main.index("templatefile("))]
+    assert set(re.findall(r"^\s+(\w+)\s+=", call, re.M)) == set(SAMPLE)
+    rendered = tmp_path / "user-data.yaml"
+    rendered.write_text(render_cloud_init(SAMPLE))
+    ok = subprocess.run(["cloud-init", "schema", "--config-file", str(rendered)],
+                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "docker compose up -d --build" in rendered.read_text()
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(rendered.read_text().replace("package_update: true", "package_update: 7"))
+    refused = subprocess.run(["cloud-init", "schema", "--config-file", str(broken)],
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert refused.returncode != 0  # the validator does check
+
+
+# -- Caddy ---------------------------------------------------------------------------------
+
+
+def test_caddyfile_adapts_and_validates() -> None:
+    bcrypt = "$2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG"
+    env = {**os.environ, "DOMAIN": "wiki.example.org", "ACME_EMAIL": "ops@example.org",
+           "DASH_USER": "wiki", "DASH_PASSWORD_HASH": bcrypt}  # fmt: skip
+    caddyfile = str(ROOT / "deploy" / "Caddyfile")
+    adapted = subprocess.run(["caddy", "adapt", "--config", caddyfile, "--adapter", "caddyfile"],
+                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert adapted.returncode == 0, adapted.stderr
+    config = json.loads(adapted.stdout)
+    text = json.dumps(config)
+    assert "wiki.example.org" in text and '"dial": "dash:8050"' in text
+    assert '"authentication"' in text and "http_basic" in text
+    valid = subprocess.run(["caddy", "validate", "--config", caddyfile, "--adapter", "caddyfile"],
+                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert valid.returncode == 0, valid.stderr
+
+
+# -- ClickHouse users --------------------------------------------------------------------
+
+
+def _users() -> dict[str, ET.Element]:
+    root = ET.parse(USERS_XML).getroot()
+    return {user.tag: user for user in root.find("users")}  # type: ignore[union-attr]
+
+
+def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
+    users = _users()
+    assert set(users) == {"default", "loader", "dbt", "dashboard"}
+    networks = [ip.text for ip in users["default"].find("networks")]  # type: ignore[union-attr]
+    assert set(networks) == {"::1", "127.0.0.1"}
+    for name in ("loader", "dbt", "dashboard"):
+        password = users[name].find("password")
+        assert password is not None and password.get("from_env", "").startswith("CLICKHOUSE_")
+        assert not (password.text or "").strip()
+        assert f"${{{password.get('from_env')}" in (ROOT / "compose.yaml").read_text()
+    root = ET.parse(USERS_XML).getroot()
+    assert root.find("profiles/dashboard/readonly").text == "1"  # type: ignore[union-attr]
+    assert root.find("quotas/dashboard") is not None
+    assert users["dashboard"].find("quota").text == "dashboard"  # type: ignore[union-attr]
+
+
+def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: Path) -> None:
+    """chDB has no access storage (no CREATE USER, no GRANT); what it can check, it does:
+    every grant parses in the engine, and the users, mapped to the embedded server's
+    users file with the profiles' readonly, behave: the dashboard reads, never writes."""
+    users = _users()
+    root = ET.parse(USERS_XML).getroot()
+    toml = []
+    for name, user in users.items():
+        profile = (user.findtext("profile") or "").strip()
+        readonly = root.findtext(f"profiles/{profile}/readonly") if profile else None
+        toml.append(f'[users.{name}]\npassword = "{name}-pw"\n'
+                    + (f"readonly = {readonly}\n" if readonly else ""))  # fmt: skip
+    users_file = tmp_path / "users.toml"
+    users_file.write_text("\n".join(toml))
+    server = ClickHouseProcess(tmp_path / "data", users=users_file).start()
+    try:
+
+        def run(user: str, sql: str) -> httpx.Response:
+            return httpx.post(server.url, content=sql, auth=(user, f"{user}-pw"), timeout=30)
+
+        for name, user in users.items():
+            for grant in user.findall("grants/query"):
+                parsed = run("default", f"EXPLAIN AST {grant.text} TO {name}")
+                assert parsed.status_code == 200 and "GrantQuery" in parsed.text, parsed.text
+        assert run("loader", "CREATE DATABASE gold").status_code == 200
+        assert (
+            run("loader", "CREATE TABLE gold.t (a UInt8) ENGINE = MergeTree ORDER BY a").status_code
+            == 200
+        )
+        assert run("loader", "INSERT INTO gold.t VALUES (1)").status_code == 200
+        assert run("dashboard", "SELECT sum(a) FROM gold.t").text == "1\n"
+        for write in ("INSERT INTO gold.t VALUES (2)", "DROP TABLE gold.t",
+                      "CREATE TABLE gold.u (a UInt8) ENGINE = Memory"):  # fmt: skip
+            refused = run("dashboard", write)
+            assert refused.headers.get("X-ClickHouse-Exception-Code") == "164", write
+        assert run("dashboard", "SELECT count() FROM gold.t").text == "1\n"
+    finally:
+        server.stop()
+
+
+# -- RabbitMQ definitions --------------------------------------------------------------
+
+
+def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
+    tmp_path: Path,
+) -> None:
+    vhost = f"wiki-deploy-{uuid.uuid4().hex[:8]}"
+    suffix = uuid.uuid4().hex[:6]
+    env = {"RABBITMQ_VHOST": vhost, "RABBITMQ_ADMIN_PASSWORD": "a-pw",
+           "RABBITMQ_READER_PASSWORD": "r-pw", "RABBITMQ_LOADER_PASSWORD": "l-pw"}  # fmt: skip
+    out = tmp_path / "definitions.json"
+    done = subprocess.run(
+        [os.sys.executable, "deploy/rabbitmq/render_definitions.py", str(out)],  # type: ignore[attr-defined]
+        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert "guest" not in text and "r-pw" not in text  # hashes only
+    definitions = json.loads(text)
+    # unique user names, so the shared test broker keeps its own users untouched
+    for item in (*definitions["users"], *definitions["permissions"]):
+        key = "name" if "name" in item else "user"
+        item[key] = f"{item[key]}-{suffix}"
+    # rabbitmqctl runs as the rabbitmq user, who cannot read tmp_path: a readable copy
+    handle, shared = tempfile.mkstemp(prefix="wiki-definitions-", suffix=".json")
+    with os.fdopen(handle, "w") as f:
+        json.dump(definitions, f)
+    os.chmod(shared, 0o644)
+    try:
+        subprocess.run(["rabbitmqctl", "-q", "import_definitions", shared], check=True,
+                       capture_output=True, timeout=120)  # fmt: skip
+    finally:
+        os.unlink(shared)
+    try:
+        reader_url = f"amqp://reader-{suffix}:r-pw@127.0.0.1:5672/{vhost}"
+        loader_url = f"amqp://loader-{suffix}:l-pw@127.0.0.1:5672/{vhost}"
+        publisher = Publisher(reader_url)
+        publisher.connect()  # declares the same topology: the definitions match the code
+        publisher.publish([Message(EXCHANGE, "enwiki", b'{"meta":{}}\n', events=1)])
+        publisher.close()
+        conn = pika.BlockingConnection(pika.URLParameters(loader_url))
+        method, _, body = conn.channel().basic_get(LOADER_QUEUE, auto_ack=True)
+        conn.close()
+        assert method is not None and body == b'{"meta":{}}\n'
+        conn = pika.BlockingConnection(pika.URLParameters(reader_url))
+        with pytest.raises(pika.exceptions.ChannelClosedByBroker) as refused:
+            conn.channel().basic_get(LOADER_QUEUE, auto_ack=True)  # the reader cannot consume
+        assert refused.value.reply_code == 403
+        conn.close()
+        with pytest.raises(pika.exceptions.ProbableAuthenticationError):
+            pika.BlockingConnection(
+                pika.URLParameters(f"amqp://reader-{suffix}:wrong@127.0.0.1:5672/{vhost}")
+            )
+    finally:
+        subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+        for user in ("admin", "reader", "loader"):
+            subprocess.run(["rabbitmqctl", "-q", "delete_user", f"{user}-{suffix}"],
+                           capture_output=True)  # fmt: skip
