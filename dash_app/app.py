@@ -18,6 +18,8 @@ from typing import Any
 
 from dash import Dash, Input, Output, ctx, dash_table, dcc, html, no_update
 
+from wiki_events.timefmt import age_text, naive_utc
+
 from . import figures
 from . import queries as q
 from .queries import Gold, Table, Unavailable
@@ -40,7 +42,7 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     newest, last_insert, now, total = fresh.rows[0] if fresh else (None, None, None, 0)
     if not total:
         raise NoData()
-    newest = _naive(newest)
+    newest = naive_utc(newest)
     start, end = state.window(newest)
     params = q.window_params(start, end, state.wikis, state.kinds)
     week_start = min(start, end - RANGES["7d"])
@@ -81,7 +83,7 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
         pending["heatmap"] = pool.submit(run, q.HEATMAP, {"wiki": drill})
         got = {key: future.result() for key, future in pending.items()}
     return {
-        "freshness": freshness_text(_naive(newest), _naive(last_insert), _naive(now)),
+        "freshness": freshness_text(naive_utc(newest), naive_utc(last_insert), naive_utc(now)),
         "window": f"{scope} · {label} · {USER_LABELS[state.users]}",
         "per-minute": figures.series(got["per-minute"], "minute", "Events per minute"),
         "per-hour": figures.series(got["per-hour"], "hour",
@@ -115,32 +117,15 @@ def freshness_text(newest: dt.datetime | None, last_insert: dt.datetime | None,
     if not (newest and now):
         return "no events yet"
     age = (now - newest).total_seconds()
-    text = f"newest event {_age(age)} ago ({_fmt(newest)} UTC)"
+    text = f"newest event {age_text(age)} ago ({_fmt(newest)} UTC)"
     if last_insert:
-        text += f" · last insert {_age((now - last_insert).total_seconds())} ago"
-        text += f" · ingestion lag {_age((last_insert - newest).total_seconds())}"
+        text += f" · last insert {age_text((now - last_insert).total_seconds())} ago"
+        text += f" · ingestion lag {age_text((last_insert - newest).total_seconds())}"
     return text
-
-
-def _age(seconds: float) -> str:
-    seconds = max(seconds, 0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.0f} h"
-    return f"{seconds / 86400:.0f} days"
 
 
 def _fmt(when: dt.datetime) -> str:
     return when.strftime("%Y-%m-%d %H:%M")
-
-
-def _naive(value: Any) -> Any:
-    if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value
 
 
 def _pick(state: ViewState, long: bool, exact: str, candidates: str, approx: str) -> str:

@@ -20,6 +20,7 @@ import pika.exceptions
 
 from .config import Settings, clickhouse_client
 from .dbt import PROJECT
+from .timefmt import age_text, naive_utc
 
 PERIOD_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
@@ -60,16 +61,6 @@ def freshness_thresholds() -> tuple[float, float]:
         return float(rule["count"]) * PERIOD_SECONDS[rule["period"]]
 
     return seconds(config["warn_after"]), seconds(config["error_after"])
-
-
-def age_text(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 172800:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.0f} days"
 
 
 def check_reader(report: Report, settings: Settings) -> None:
@@ -171,23 +162,17 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
             report.add("gold", "warn", "gold missing: run `dbt build` in wiki_dbt/")
         if count:
             now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            event_age = (now - _naive(newest)).total_seconds()
-            lag = (_naive(last_insert) - _naive(newest)).total_seconds()
+            event_age = (now - naive_utc(newest)).total_seconds()
+            lag = (naive_utc(last_insert) - naive_utc(newest)).total_seconds()
             warn, error = freshness_thresholds()
             state = "error" if event_age > error else "warn" if event_age > warn else "ok"
             report.add("freshness", state,
                        f"newest event {age_text(event_age)} old (dbt source freshness: warn "
                        f"after {age_text(warn)}, error after {age_text(error)}); "
-                       f"last insert {age_text((now - _naive(last_insert)).total_seconds())} "
+                       f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
                        f"ago; ingestion lag {age_text(max(lag, 0))}")  # fmt: skip
     finally:
         client.close()
-
-
-def _naive(value: Any) -> dt.datetime:
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.UTC).replace(tzinfo=None)
-    return value  # type: ignore[no-any-return]
 
 
 def gather(settings: Settings) -> Report:
