@@ -90,8 +90,12 @@ def migrate(client: Any, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
             continue
         for statement in statements:
             client.command(statement)
-        client.insert(
-            f"{DATABASE}.schema_migrations", [(version, name)], column_names=["version", "name"]
+        # a parameterised INSERT ... SELECT, not client.insert: that one imports pandas,
+        # numpy and pyarrow (to check for a DataFrame), 80 MB of the loader's memory
+        client.command(
+            f"INSERT INTO {DATABASE}.schema_migrations (version, name) "
+            "SELECT {version:UInt32}, {name:String}",
+            parameters={"version": version, "name": name},
         )
         log.info("bronze schema: applied migration %d (%s)", version, name)
     set_retention(client, retention_days)

@@ -198,3 +198,34 @@ def test_migrations_are_idempotent_and_retention_configurable(ch: ClickHouseProc
     assert client.command("SELECT count() FROM bronze.schema_migrations") == 1
     migrate(client, retention_days=30)
     assert "toIntervalDay(30)" in client.command(f"SHOW CREATE TABLE {RAW_TABLE}")
+
+
+LEAN_LOADER = """
+import sys
+from reader.bronze import migrate
+from reader.loader import Loader, Options
+from wiki_events.config import clickhouse_client
+
+url, amqp_url = sys.argv[1], sys.argv[2]
+client = clickhouse_client(url)
+client.command("DROP DATABASE bronze SYNC")  # a first start: every migration runs
+migrate(client)
+Loader(lambda: clickhouse_client(url), Options(amqp_url=amqp_url, linger=0.2)).run(
+    until=lambda stats: stats.inserted >= 3000
+)
+print(" ".join(sorted({"numpy", "pandas", "pyarrow", "polars"} & set(sys.modules))))
+"""
+
+
+def test_the_loader_never_loads_the_dataframe_libraries(
+    ch: ClickHouseProcess, amqp_url: str
+) -> None:
+    # pandas, numpy and pyarrow are 80 MB of resident memory; clickhouse-connect imports
+    # them lazily (client.insert checks for a DataFrame), so a stray call would cost
+    # the loader most of its memory budget
+    publish(amqp_url, looped_events(3000))
+    done = subprocess.run([sys.executable, "-c", LEAN_LOADER, ch.url, amqp_url],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert bronze_counts(ch) == (3000, 3000)
+    assert done.stdout.strip() == ""
