@@ -5,6 +5,9 @@ Lines end in CRLF, LF or CR (a CR at the end of one chunk may be the first half 
 CRLF in the next); ``data:`` lines join with ``\\n``; comments (``:``) are counted,
 not returned; ``id:`` containing NUL is ignored; ``retry:`` takes digits only. The
 last event id persists across events, as the specification says.
+
+An event's data stays the bytes it arrived as (``raw``); ``data`` decodes them. The
+reader hands the bytes on as they are, so nothing is decoded and encoded again.
 """
 
 from __future__ import annotations
@@ -14,10 +17,15 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Event:
-    data: str
+    raw: bytes  # the data field's bytes; for an oversized event, its first bytes
     event: str = "message"
     id: str | None = None  # the last event id in force when this event was dispatched
-    size: int = 0  # bytes of data, for size limits
+    size: int = 0  # bytes of data (of the whole line, when oversized), for size limits
+
+    @property
+    def data(self) -> str:
+        """The data as text (invalid UTF-8 replaced, as the specification decodes)."""
+        return self.raw.decode("utf-8", errors="replace")
 
 
 OVERSIZED = "oversized"
@@ -28,8 +36,7 @@ class SSEParser:
     def __init__(self, max_line: int | None = None) -> None:
         self._buf = bytearray()
         self._pending_cr = False
-        self._data: list[str] = []
-        self._data_size = 0
+        self._data: list[bytes] = []
         self._event = ""
         self._has_data = False
         self.last_id: str | None = None
@@ -124,7 +131,7 @@ class SSEParser:
         The event being built is dropped with it: its data is incomplete."""
         self.oversized += 1
         event = Event(
-            data=self._skipped_prefix.decode("utf-8", errors="replace"),
+            raw=self._skipped_prefix,
             event=OVERSIZED,
             id=self.last_id,
             size=self._skipped_size,
@@ -138,9 +145,8 @@ class SSEParser:
         self._ignore_until_blank = True
         return event
 
-    def _line(self, raw: bytes) -> Event | None:
-        line = raw.decode("utf-8", errors="replace")
-        if line == "":
+    def _line(self, line: bytes) -> Event | None:
+        if not line:
             if self._ignore_until_blank:
                 self._ignore_until_blank = False
                 self._data.clear()
@@ -149,41 +155,37 @@ class SSEParser:
                 return None
             return self._dispatch()
         if self._ignore_until_blank:
-            if line.startswith("id:"):
+            if line.startswith(b"id:"):
                 self._line_field(line)
             return None
-        if line.startswith(":"):
+        if line.startswith(b":"):
             self.comments += 1
             return None
         self._line_field(line)
         return None
 
-    def _line_field(self, line: str) -> None:
-        field, sep, value = line.partition(":")
-        if sep and value.startswith(" "):
+    def _line_field(self, line: bytes) -> None:
+        field, sep, value = line.partition(b":")
+        if sep and value.startswith(b" "):
             value = value[1:]
-        if field == "data":
+        if field == b"data":
             self._data.append(value)
-            self._data_size += len(value)
             self._has_data = True
-        elif field == "event":
-            self._event = value
-        elif field == "id":
-            if "\0" not in value:
-                self.last_id = value
-        elif field == "retry" and value.isdigit():
+        elif field == b"event":
+            self._event = value.decode("utf-8", errors="replace")
+        elif field == b"id":
+            if b"\0" not in value:
+                self.last_id = value.decode("utf-8", errors="replace")
+        elif field == b"retry" and value.isdigit():  # ASCII digits only, as specified
             self.retry_ms = int(value)
 
     def _dispatch(self) -> Event | None:
         if not self._has_data:
             self._event = ""
             return None
-        data = "\n".join(self._data)
-        event = Event(
-            data=data, event=self._event or "message", id=self.last_id, size=len(data.encode())
-        )
+        data = self._data[0] if len(self._data) == 1 else b"\n".join(self._data)
+        event = Event(raw=data, event=self._event or "message", id=self.last_id, size=len(data))
         self._data.clear()
-        self._data_size = 0
         self._has_data = False
         self._event = ""
         return event
