@@ -40,14 +40,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
-import orjson  # noqa: E402
 import pika  # noqa: E402
 
 from bench.bench_local_clickhouse import machine, rss_mb  # noqa: E402
 from reader.bronze import RAW_TABLE, migrate  # noqa: E402
 from reader.emulator import Emulator, Log, load  # noqa: E402
 from reader.emulator import Options as ReplayOptions  # noqa: E402
-from reader.loader import COLUMNS, parse_message  # noqa: E402
+from reader.loader import COLUMNS, parse_message, rowbinary  # noqa: E402
 from reader.loader import Options as LoaderOptions  # noqa: E402
 from reader.publisher import EXCHANGE, LOADER_QUEUE, Publisher  # noqa: E402
 from tests.conftest import RAW, ClickHouseProcess, free_port, rabbitmqctl  # noqa: E402
@@ -184,14 +183,12 @@ def direct_reference(house: Warehouse, lines: list[str]) -> dict[str, Any]:
         blocks = []
         for start in range(0, len(lines), 10_000):
             rows, _, _ = parse_message("\n".join(lines[start : start + 10_000]).encode())
-            blocks.append(b"".join(orjson.dumps({"event_id": r.event_id, "event_time":
-                r.event_time, "wiki": r.wiki, "type": r.type, "raw": r.raw}) + b"\n"
-                for r in rows))  # fmt: skip
+            blocks.append(rowbinary(rows))  # as the loader sends them
         t0 = time.perf_counter()
         for block in blocks:
             inserter = conn.raw.send_insert(
                 f"INSERT INTO {RAW_TABLE} ({', '.join(COLUMNS)}) SETTINGS async_insert = 0",
-                "JSONEachRow",
+                "RowBinary",
             )
             conn.raw.insert_append(inserter, block)
             conn.raw.insert_done(inserter)
@@ -236,9 +233,8 @@ def naive(house: Warehouse, lines: list[str], seconds: float) -> dict[str, Any]:
             continue
         rows, _, _ = parse_message(body)
         for r in rows:
-            client.raw_insert(RAW_TABLE, COLUMNS, fmt="JSONEachRow", insert_block=orjson.dumps(
-                {"event_id": r.event_id, "event_time": r.event_time, "wiki": r.wiki,
-                 "type": r.type, "raw": r.raw}), settings={"async_insert": 0})  # fmt: skip
+            client.raw_insert(RAW_TABLE, COLUMNS, fmt="RowBinary", insert_block=rowbinary([r]),
+                              settings={"async_insert": 0})  # fmt: skip
             inserted += 1
         channel.basic_ack(method.delivery_tag)
     elapsed = time.perf_counter() - t0

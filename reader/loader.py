@@ -30,11 +30,14 @@ reconnect with backoff; unacked messages come back and step 2 drops what had lan
 
 from __future__ import annotations
 
+import calendar
 import concurrent.futures
 import datetime as dt
+import functools
 import hashlib
 import logging
 import re
+import struct
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -66,7 +69,9 @@ class Options:
     queue: str = LOADER_QUEUE
     # unacked messages at most: the batch of one insert can hold no more. The reader's
     # messages hold one wiki's events of one flush, often a few dozen: 100 of them make
-    # inserts of thousands. Memory is bounded by prefetch x message size (<= 1000 events).
+    # inserts of thousands. Memory is bounded by prefetch x message size (a message holds
+    # at most the reader's batch, 5000 events); measured: 65 MB steady at full speed,
+    # 95 MB peak; prefetch 300 gave 7% more throughput for 185 MB.
     prefetch: int = 100
     batch_events: int = 10_000
     # seconds a batch waits to fill: at the live rate (~40 events/s) this sets how soon
@@ -80,18 +85,18 @@ class Options:
 @dataclass(slots=True)
 class Row:
     event_id: str
-    event_time: str  # 'YYYY-MM-DD hh:mm:ss.fff' UTC
-    hour: str
+    millis: int  # meta.dt, milliseconds since the epoch (UTC)
+    hour: str  # 'YYYY-MM-DD hh:00:00', for the duplicate lookup
     wiki: str
     type: str
-    raw: str
+    raw: bytes  # the event's line as received: never decoded, inserted as it is
 
 
 @dataclass
 class Reject:
     reason: str
     detail: str
-    raw: str
+    raw: bytes
 
 
 @dataclass
@@ -116,22 +121,31 @@ class Stats:
 
 # meta.dt as EventStreams writes it: whole seconds (to 2024) or milliseconds, with Z.
 _FAST_DT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+# what bronze's DateTime64(3) holds; past it ClickHouse would store a wrapped value
+_YEARS = range(1900, 2300)
 
 
-def clickhouse_time(value: object) -> tuple[str, str]:
-    """``meta.dt`` as ('YYYY-MM-DD hh:mm:ss.fff', 'YYYY-MM-DD hh:00:00') in UTC.
+@functools.lru_cache(maxsize=4096)
+def _hour_epoch(hour: str) -> int:
+    """'YYYY-MM-DDThh' -> seconds since the epoch."""
+    return calendar.timegm((int(hour[:4]), int(hour[5:7]), int(hour[8:10]), int(hour[11:13]), 0, 0))
+
+
+def clickhouse_time(value: object) -> tuple[int, str]:
+    """``meta.dt`` as (milliseconds since the epoch, 'YYYY-MM-DD hh:00:00') in UTC.
 
     The common shapes are sliced (datetime parsing and formatting was a quarter of the
     loader's parsing time); anything else goes through ``datetime.fromisoformat``.
     """
-    if isinstance(value, str) and _FAST_DT.fullmatch(value):
-        millis = value[19:23] if len(value) == 24 else ".000"
-        return f"{value[:10]} {value[11:19]}{millis}", f"{value[:10]} {value[11:13]}:00:00"
+    if isinstance(value, str) and _FAST_DT.fullmatch(value) and int(value[:4]) in _YEARS:
+        seconds = _hour_epoch(value[:13]) + int(value[14:16]) * 60 + int(value[17:19])
+        millis = int(value[20:23]) if len(value) == 24 else 0
+        return seconds * 1000 + millis, f"{value[:10]} {value[11:13]}:00:00"
     when = parse_time(value)
-    return (
-        when.strftime("%Y-%m-%d %H:%M:%S.") + f"{when.microsecond // 1000:03d}",
-        when.strftime("%Y-%m-%d %H:00:00"),
-    )
+    if when.year not in _YEARS:
+        raise ValueError(f"meta.dt {value!r} is outside 1900-2299")
+    seconds = calendar.timegm(when.timetuple())
+    return seconds * 1000 + when.microsecond // 1000, when.strftime("%Y-%m-%d %H:00:00")
 
 
 def parse_time(value: object) -> dt.datetime:
@@ -151,24 +165,23 @@ def parse_message(body: bytes) -> tuple[list[Row], list[Reject], int]:
     for line in body.split(b"\n"):
         if not line.strip():
             continue
-        text = line.decode("utf-8", errors="replace")
         try:
             event = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            rejects.append(Reject("malformed-json", str(exc), text))
+            rejects.append(Reject("malformed-json", str(exc), line))
             continue
         meta = event.get("meta") if isinstance(event, dict) else None
         if not isinstance(meta, dict):
-            rejects.append(Reject("missing-key", "meta", text))
+            rejects.append(Reject("missing-key", "meta", line))
             continue
         event_id = meta.get("id")
         if not isinstance(event_id, str) or not event_id:
-            rejects.append(Reject("missing-key", "meta.id", text))
+            rejects.append(Reject("missing-key", "meta.id", line))
             continue
         try:
-            event_time, hour = clickhouse_time(meta.get("dt"))
+            millis, hour = clickhouse_time(meta.get("dt"))
         except (ValueError, TypeError) as exc:
-            rejects.append(Reject("bad-meta-dt", str(exc), text))
+            rejects.append(Reject("bad-meta-dt", str(exc), line))
             continue
         if meta.get("domain") == "canary":
             canaries += 1
@@ -178,14 +191,42 @@ def parse_message(body: bytes) -> tuple[list[Row], list[Reject], int]:
         rows.append(
             Row(
                 event_id=event_id,
-                event_time=event_time,
+                millis=millis,
                 hour=hour,
                 wiki=wiki if isinstance(wiki, str) else "",
                 type="" if kind is None else str(kind),
-                raw=text,
+                raw=line,
             )
         )
     return rows, rejects, canaries
+
+
+_INT64 = struct.Struct("<q").pack
+# RowBinary's string length prefix (LEB128) for the lengths most strings have
+_LENGTHS = [bytes((n,)) if n < 0x80 else bytes(((n & 0x7F) | 0x80, n >> 7)) for n in range(1 << 14)]
+
+
+def _length(n: int) -> bytes:
+    if n < 1 << 14:
+        return _LENGTHS[n]
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def rowbinary(rows: list[Row]) -> bytes:
+    """Bronze rows (``COLUMNS``) in ClickHouse's RowBinary format: the raw line goes in as
+    the bytes it arrived as, with no JSON escaping for ClickHouse to undo."""
+    parts: list[bytes] = []
+    add = parts.extend
+    for r in rows:
+        event_id, wiki, kind = r.event_id.encode(), r.wiki.encode(), r.type.encode()
+        add((_length(len(event_id)), event_id, _INT64(r.millis), _length(len(wiki)), wiki,
+             _length(len(kind)), kind, _length(len(r.raw)), r.raw))  # fmt: skip
+    return b"".join(parts)
 
 
 def _quote(value: str) -> str:
@@ -212,25 +253,14 @@ class Bronze:
         return {row[0] for row in result.result_rows}
 
     def insert(self, rows: list[Row], token: str) -> None:
-        # JSONEachRow: measured here, TabSeparated with the same rows inserted 3x slower.
-        block = b"".join(
-            orjson.dumps(
-                {
-                    "event_id": r.event_id,
-                    "event_time": r.event_time,
-                    "wiki": r.wiki,
-                    "type": r.type,
-                    "raw": r.raw,
-                }
-            )
-            + b"\n"
-            for r in rows
-        )
+        # RowBinary: the lines go in as they came, with no decoded copy to hold and no
+        # JSON escaping for ClickHouse to undo. Measured end to end against JSONEachRow:
+        # CPU per event 85 -> 60 us in ClickHouse, 31 -> 21 us in the loader.
         self.client.raw_insert(
             RAW_TABLE,
             COLUMNS,
-            insert_block=block,
-            fmt="JSONEachRow",
+            insert_block=rowbinary(rows),
+            fmt="RowBinary",
             settings={
                 "insert_deduplication_token": token,
                 "insert_deduplicate": 1,
@@ -241,7 +271,12 @@ class Bronze:
     def reject(self, rejects: list[Reject], source: str = "loader") -> None:
         block = b"".join(
             orjson.dumps(
-                {"reason": r.reason, "detail": r.detail[:1000], "source": source, "raw": r.raw}
+                {
+                    "reason": r.reason,
+                    "detail": r.detail[:1000],
+                    "source": source,
+                    "raw": r.raw.decode("utf-8", errors="replace"),
+                }
             )
             + b"\n"
             for r in rejects
@@ -409,7 +444,7 @@ class Loader:
         for reject in rejects:
             self.stats.rejects[reject.reason] += 1
             channel.basic_publish(
-                QUARANTINE, f"loader.{reject.reason}", reject.raw.encode(),
+                QUARANTINE, f"loader.{reject.reason}", reject.raw,
                 pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
                                      headers={"x-reason": f"{reject.reason}: {reject.detail}"[:500],
                                               "x-source": "loader"}),

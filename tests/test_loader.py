@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import signal
 import subprocess
@@ -91,9 +92,11 @@ def test_parse_message_keeps_raw_json_and_extracts_keys() -> None:
     line = RAW.read_text().splitlines()[0]
     event = json.loads(line)
     rows, rejects, canaries = parse_message(f"{line}\n\n{{bad\n".encode())
-    assert rows[0].raw == line and rows[0].event_id == event["meta"]["id"]
+    assert rows[0].raw == line.encode() and rows[0].event_id == event["meta"]["id"]
     assert rows[0].wiki == event["wiki"] and rows[0].type == event["type"]
-    assert rows[0].event_time.startswith(event["meta"]["dt"][:10])
+    when = dt.datetime.fromisoformat(event["meta"]["dt"].replace("Z", "+00:00"))
+    assert rows[0].millis == round(when.timestamp() * 1000)
+    assert rows[0].hour == when.strftime("%Y-%m-%d %H:00:00")
     assert [r.reason for r in rejects] == ["malformed-json"] and canaries == 0
 
 
@@ -229,3 +232,26 @@ def test_the_loader_never_loads_the_dataframe_libraries(
     assert done.returncode == 0, done.stderr[-2000:]
     assert bronze_counts(ch) == (3000, 3000)
     assert done.stdout.strip() == ""
+
+
+def test_long_lines_unusual_times_and_out_of_range_years(
+    ch: ClickHouseProcess, amqp_url: str
+) -> None:
+    good = [json.loads(line) for line in RAW.read_text().splitlines()[:3]]
+    good[0]["comment"] = "é" * 20_000  # a RowBinary length past two LEB128 bytes
+    good[1]["meta"]["dt"] = "2024-08-22T07:32:33.123456+02:00"  # through datetime
+    good[2]["meta"]["dt"] = "2400-01-01T00:00:00Z"  # past DateTime64's range
+    lines = [json.dumps(e, ensure_ascii=False) for e in good]
+    publish(amqp_url, lines, per_message=3)
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    run_until_drained(loader, amqp_url, 2)
+    client = clickhouse_client(ch.url)
+    rows = client.query(
+        f"SELECT event_id, toString(event_time), raw FROM {RAW_TABLE} ORDER BY event_time"
+    ).result_rows
+    assert rows == [
+        (good[0]["meta"]["id"], "2024-08-22 04:03:29.000", lines[0]),  # as sent: byte for byte
+        (good[1]["meta"]["id"], "2024-08-22 05:32:33.123", lines[1]),  # in UTC
+    ]
+    [(reason, detail)] = client.query(f"SELECT reason, detail FROM {REJECTS_TABLE}").result_rows
+    assert reason == "bad-meta-dt" and "outside 1900-2299" in detail

@@ -61,8 +61,7 @@ class DirectSink:
                 rejects += bad
             else:  # the reader's quarantine
                 reason = str(message.headers.get("x-reason", "quarantined"))
-                rejects.append(Reject(reason.split(":", 1)[0], reason, message.body.decode(
-                    "utf-8", errors="replace")))  # fmt: skip
+                rejects.append(Reject(reason.split(":", 1)[0], reason, message.body))
         attempt = 0
         while True:
             try:
