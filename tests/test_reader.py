@@ -18,6 +18,7 @@ import pytest
 
 from reader.checkpoint import Checkpoint
 from reader.publisher import LOADER_QUEUE, QUARANTINE, Publisher
+from reader.sse import Event
 from reader.stream import FatalStreamError, Options, Reader, since_ms, user_agent
 
 from .conftest import RAW, ROOT, SHARED_DATA, free_port, rabbitmqctl
@@ -268,6 +269,31 @@ def test_bad_input_is_quarantined_with_its_reason_and_the_stream_goes_on(
     assert len(set(queues.ids)) == 50
 
 
+def test_event_bytes_pass_through_and_invalid_utf8_is_quarantined_unchanged(
+    amqp_url: str, tmp_path: Path
+) -> None:
+    good = RAW.read_bytes().splitlines()[0]
+    pretty = json.dumps(json.loads(good), indent=1).encode()  # several data: lines
+    broken = good.replace(b'"meta"', b'"\xff\xfe": 1, "meta"', 1)  # not UTF-8
+    reader = make_reader("http://127.0.0.1:9/unused", amqp_url, tmp_path)
+    reader.publisher.connect()
+    try:
+        for raw in (good, pretty, broken):
+            reader._handle(Event(raw=raw, id="[1]", size=len(raw)))
+        reader.flush()
+    finally:
+        reader.publisher.close()
+    queues = Queues(amqp_url)
+    bodies: list[bytes] = []
+    queues._event_batch = lambda props, body: bodies.append(body)  # type: ignore[method-assign]
+    queues.drain()
+    # the event as it arrived, byte for byte; the multi-line one as one compact line
+    assert bodies == [good + b"\n" + json.dumps(json.loads(good), separators=(",", ":"),
+                                                ensure_ascii=False).encode() + b"\n"]  # fmt: skip
+    [(reason, body)] = queues.quarantined
+    assert reason.startswith("malformed-json") and body == broken
+
+
 def test_403_says_what_to_do(amqp_url: str, tmp_path: Path) -> None:
     seen: list[httpx.Request] = []
 
@@ -319,3 +345,27 @@ def test_since_accepts_durations_iso_and_epoch() -> None:
     assert since_ms("1724299200000") == 1724299200000
     with pytest.raises(ValueError, match="duration such as"):
         since_ms("yesterday")
+
+
+def test_a_looped_replay_repeats_each_event_with_a_fresh_id_and_a_shifted_time() -> None:
+    import uuid
+
+    from reader.emulator import Log, load, parse_dt_ms
+
+    log = Log(load(RAW), loop=True)
+    ids = set()
+    for lap in range(3):
+        for index in (0, 1, log.size - 1):
+            first = json.loads(log.records[index].data)
+            record = log.get(lap * log.size + index)
+            assert record is not None
+            event = json.loads(record.data)
+            want = first["meta"]["id"] if lap == 0 else str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"{first['meta']['id']}/{lap}"))  # fmt: skip
+            assert event["meta"]["id"] == record.meta_id == want
+            assert parse_dt_ms(event["meta"]["dt"]) == record.ts_ms
+            assert record.ts_ms == log.records[index].ts_ms + lap * log.shift
+            assert {k: v for k, v in event.items() if k not in ("meta", "timestamp")} == {
+                k: v for k, v in first.items() if k not in ("meta", "timestamp")}  # fmt: skip
+            ids.add(event["meta"]["id"])
+    assert len(ids) == 9
