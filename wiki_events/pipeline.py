@@ -30,7 +30,7 @@ from reader.loader import Bronze, Reject, parse_message
 from reader.publisher import EXCHANGE, Message, backoff
 
 from .config import ClickHouseURL, Settings, clickhouse_client
-from .status import age_text
+from .timefmt import age_text
 
 log = logging.getLogger("up")
 

@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -181,7 +180,3 @@ def gather(settings: Settings) -> Report:
     check_queues(report, settings)
     check_clickhouse(report, settings)
     return report
-
-
-def data_dir_note(settings: Settings) -> str:
-    return f"data folder {Path(settings.data_dir).resolve()}"
