@@ -25,6 +25,7 @@ import pytest
 from reader import bronze
 from wiki_events.config import clickhouse_client
 from wiki_events.dbt import run_dbt
+from wiki_events.pipeline import stop_process
 
 from .conftest import ROOT, SHARED_DATA, ClickHouseProcess, free_port, rabbitmqctl
 from .helpers.expected import Expected, assert_gold_equals, expected_from, gold_numbers
@@ -233,12 +234,7 @@ class Process:
         self.kills += 1
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
 
 
 def restart_rabbitmq() -> None:

@@ -151,12 +151,17 @@ class EmbeddedClickHouse:
         raise RuntimeError(f"the embedded ClickHouse did not answer within {timeout:.0f}s")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop_process(self.proc)
+
+
+def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> None:
+    """SIGTERM a child that still runs, wait up to ``timeout`` for it, then SIGKILL it."""
+    if proc is not None and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 class Threads:
