@@ -38,6 +38,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from wiki_core.timefmt import iso_ms
+
 from .sse import SSEParser
 
 STREAMS = {"recentchange", "mediawiki.recentchange"}
@@ -49,10 +51,6 @@ class Record:
     data: str
     ts_ms: int  # the Kafka timestamp: meta.dt in milliseconds
     meta_id: str | None
-
-
-def parse_dt_ms(value: str) -> int:
-    return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def load(path: str | Path) -> list[Record]:
@@ -70,9 +68,9 @@ def load(path: str | Path) -> list[Record]:
         ts, meta_id = last_ts, None
         try:
             meta = json.loads(data)["meta"]
-            ts = parse_dt_ms(meta["dt"])
+            ts = iso_ms(meta["dt"])
             meta_id = meta.get("id")
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass  # sent as it is; the reader quarantines it
         last_ts = ts
         records.append(Record(data, ts, meta_id))
@@ -170,8 +168,6 @@ class Emulator:
     def __init__(self, path: str | Path, options: Options | None = None) -> None:
         self.options = options or Options()
         self.log = Log(load(path), self.options.loop)
-        self.connections = 0
-        self.sent = 0
         self.closing = False  # set before shutting the server down: open streams end
         # an event's id, dumped once with the timestamp put in per event (a json.dumps per
         # event was a tenth of the emulator's time at full speed)
@@ -209,7 +205,7 @@ class Emulator:
         since = request.query_params.get("since")
         if since:
             try:
-                ts = int(since) if since.isdigit() else parse_dt_ms(since)
+                ts = int(since) if since.isdigit() else iso_ms(since)
             except ValueError:
                 return _error(400, "invalid_timestamp", f"Invalid since timestamp: {since}")
             found = self.log.offset_for_time(ts)
@@ -223,7 +219,6 @@ class Emulator:
         start = self._start(request)
         if isinstance(start, Response):
             return start
-        self.connections += 1
         return StreamingResponse(self._events(start), media_type="text/event-stream")
 
     async def _events(self, offset: int) -> AsyncIterator[bytes]:
@@ -254,7 +249,6 @@ class Emulator:
             )
             offset += 1
             sent += 1
-            self.sent += 1
             if len(batch) >= 256:
                 yield b"".join(batch)
                 batch.clear()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import signal
 import subprocess
@@ -15,11 +14,13 @@ from pathlib import Path
 import pika
 import pytest
 
-from reader.bronze import RAW_TABLE, REJECTS_TABLE, migrate
+from loader.bronze import RAW_TABLE, REJECTS_TABLE, migrate
+from loader.consumer import Loader, Options
 from reader.emulator import Log, load
-from reader.loader import Loader, Options, parse_message
-from reader.publisher import EXCHANGE, LOADER_QUEUE, declare_topology
-from wiki_events.config import clickhouse_client
+from reader.publisher import Publisher
+from wiki_core.config import clickhouse_client
+from wiki_core.event import Reject, Valid, judge
+from wiki_core.topology import EXCHANGE, LOADER_QUEUE, Batch, declare_topology
 
 from .conftest import RAW, ROOT, ClickHouseProcess
 
@@ -86,18 +87,6 @@ def run_until_drained(loader: Loader, amqp_url: str, expect: int, timeout: float
         time.sleep(0.5)
     done.set()
     thread.join(60)
-
-
-def test_parse_message_keeps_raw_json_and_extracts_keys() -> None:
-    line = RAW.read_text().splitlines()[0]
-    event = json.loads(line)
-    rows, rejects, canaries = parse_message(f"{line}\n\n{{bad\n".encode())
-    assert rows[0].raw == line.encode() and rows[0].event_id == event["meta"]["id"]
-    assert rows[0].wiki == event["wiki"] and rows[0].type == event["type"]
-    when = dt.datetime.fromisoformat(event["meta"]["dt"].replace("Z", "+00:00"))
-    assert rows[0].millis == round(when.timestamp() * 1000)
-    assert rows[0].hour == when.strftime("%Y-%m-%d %H:00:00")
-    assert [r.reason for r in rejects] == ["malformed-json"] and canaries == 0
 
 
 def test_120k_events_with_copies_land_once(ch: ClickHouseProcess, amqp_url: str) -> None:
@@ -195,6 +184,35 @@ def test_a_poison_message_lands_in_rejects_and_the_rest_of_its_batch_in_bronze(
     assert raw_kept == [(good[0],)]  # byte for byte
 
 
+def test_the_readers_rejects_reach_bronze_through_the_quarantine(
+    ch: ClickHouseProcess, amqp_url: str
+) -> None:
+    good = judge(RAW.read_bytes().splitlines()[0])
+    assert isinstance(good, Valid)
+    reject = Reject("malformed-json", "line 1 column 2", b"{not json", source="reader")
+    publisher = Publisher(amqp_url)
+    publisher.connect()
+    publisher.publish(Batch({"frwiki": [good]}, [reject]))
+    publisher.close()
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    client = clickhouse_client(ch.url)
+    stop = threading.Event()
+    thread = threading.Thread(target=loader.run, kwargs={"until": lambda s: stop.is_set()})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not client.command(
+            f"SELECT count() FROM {REJECTS_TABLE}"
+        ):
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(60)
+    rejects = client.query(f"SELECT reason, detail, source, raw FROM {REJECTS_TABLE}")
+    assert rejects.result_rows == [("malformed-json", "line 1 column 2", "reader", "{not json")]
+    assert bronze_counts(ch) == (1, 1)  # its batch's event landed, as in the direct mode
+
+
 def test_migrations_are_idempotent_and_retention_configurable(ch: ClickHouseProcess) -> None:
     client = clickhouse_client(ch.url)
     assert migrate(client) == migrate(client) == 1
@@ -205,9 +223,11 @@ def test_migrations_are_idempotent_and_retention_configurable(ch: ClickHouseProc
 
 LEAN_LOADER = """
 import sys
-from reader.bronze import migrate
-from reader.loader import Loader, Options
-from wiki_events.config import clickhouse_client
+from loader.bronze import migrate
+from loader.consumer import Loader, Options
+from reader.publisher import Publisher
+from wiki_core.event import Reject, Valid, judge
+from wiki_core.config import clickhouse_client
 
 url, amqp_url = sys.argv[1], sys.argv[2]
 client = clickhouse_client(url)
