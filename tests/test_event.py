@@ -118,6 +118,8 @@ def test_a_multi_line_event_becomes_one_compact_line() -> None:
         (event(meta_dt=1724299409), "bad-meta-dt", "not a string"),
         (event(meta_dt="2400-01-01T00:00:00Z"), "bad-meta-dt", "outside 1900-2299"),
         (event(meta_dt="1899-12-31T23:59:59Z"), "bad-meta-dt", "outside 1900-2299"),
+        (event(meta_dt="2024-13-01T00:00:00Z"), "bad-meta-dt", "month must be in 1..12"),
+        (event(meta_dt="2024-02-30T00:00:00.000Z"), "bad-meta-dt", "day is out of range"),
         (event(wiki="x" * 65), "bad-wiki", "not a wiki's database name"),
         (event(wiki="En Wiki"), "bad-wiki", "not a wiki's database name"),
         (event(wiki=["enwiki"]), "bad-wiki", "not a wiki's database name"),
@@ -231,7 +233,14 @@ def test_iso_ms_is_exact_to_the_millisecond(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["2024-08-22T04:03:29Z", "2024-08-22T04:03:29.123Z", "2299-12-31T23:59:59.999Z"]
+    "text",
+    [
+        "2024-08-22T04:03:29Z",
+        "2024-08-22T04:03:29.123Z",
+        "2024-02-29T23:59:59.999Z",
+        "2299-12-31T23:59:59.999Z",
+        "1900-01-01T00:00:00.000Z",
+    ],
 )
 def test_the_fast_meta_dt_path_agrees_with_the_parser(text: str) -> None:
     assert clickhouse_millis(text) == iso_ms(text)

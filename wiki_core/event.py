@@ -29,6 +29,7 @@ is checked both here and there (``WIKI_PATTERN``), for rows that reached bronze 
 from __future__ import annotations
 
 import calendar
+import datetime as dt
 import functools
 import re
 import time
@@ -39,8 +40,8 @@ import orjson
 
 from .timefmt import parse_iso
 
-# meta.dt as EventStreams writes it: whole seconds (to 2024) or milliseconds, with Z.
-_FAST_DT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z")
+# meta.dt's second as EventStreams writes it (then "Z", or milliseconds and "Z")
+_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 # the years bronze's DateTime64(3) holds; past them ClickHouse would store a wrapped value
 YEARS = range(1900, 2300)
 # a wiki's database name (enwiki, wikidatawiki, zh_min_nanwiki): the longest in the
@@ -123,21 +124,42 @@ def judge(raw: bytes) -> Verdict:
 
 
 @functools.lru_cache(maxsize=4096)
-def _hour_epoch(hour: str) -> int:
-    """'YYYY-MM-DDThh' -> seconds since the epoch."""
-    return calendar.timegm((int(hour[:4]), int(hour[5:7]), int(hour[8:10]), int(hour[11:13]), 0, 0))
+def _second_epoch(text: str) -> int | None:
+    """'YYYY-MM-DDThh:mm:ss' as seconds since the epoch; None when it is not that shape,
+    not a real time, or outside ``YEARS``. Cached: events arrive in time order, so most
+    share their second with the one before."""
+    if not _SECOND.fullmatch(text) or int(text[:4]) not in YEARS:
+        return None
+    try:
+        when = dt.datetime(
+            int(text[:4]),
+            int(text[5:7]),
+            int(text[8:10]),
+            int(text[11:13]),
+            int(text[14:16]),
+            int(text[17:19]),
+        )
+    except ValueError:
+        return None
+    return calendar.timegm(when.timetuple())
 
 
 def clickhouse_millis(value: object) -> int:
     """``meta.dt`` as milliseconds since the epoch (UTC), within the years bronze holds.
 
-    The common shapes are sliced (datetime parsing was a quarter of the loader's parsing
-    time); anything else goes through ``timefmt.parse_iso``. ValueError when it is not
-    a time or outside 1900-2299.
+    EventStreams' shapes (whole seconds to 2024, milliseconds since, with ``Z``) are
+    sliced, their second cached (datetime parsing was a quarter of the loader's parsing
+    time); anything else goes through ``timefmt.parse_iso``. ValueError when it is not a
+    time or outside 1900-2299.
     """
-    if isinstance(value, str) and _FAST_DT.fullmatch(value) and int(value[:4]) in YEARS:
-        seconds = _hour_epoch(value[:13]) + int(value[14:16]) * 60 + int(value[17:19])
-        return seconds * 1000 + (int(value[20:23]) if len(value) == 24 else 0)
+    if type(value) is str and value[-1:] == "Z" and len(value) in (20, 24):
+        seconds = _second_epoch(value[:19])
+        if seconds is not None:
+            if len(value) == 20:
+                return seconds * 1000
+            ms = value[20:23]
+            if value[19] == "." and ms.isascii() and ms.isdigit():
+                return seconds * 1000 + int(ms)
     if not isinstance(value, str):
         raise ValueError("meta.dt is not a string")
     when = parse_iso(value)
