@@ -56,7 +56,7 @@ def main() -> None:
             migrate(client)
             writer = Bronze(client)
             for start in range(0, args.events, 10_000):
-                lines = [log.get(i).data for i in range(start, min(start + 10_000, args.events))]  # type: ignore[union-attr]
+                lines = [log.get(i).data.decode() for i in range(start, min(start + 10_000, args.events))]  # type: ignore[union-attr]
                 rows, _, _ = decode_batch("\n".join(lines).encode(), None)
                 writer.insert(rows, f"bench-{start}")
             work = Path(tmp) / "dbt"

@@ -347,7 +347,7 @@ def main() -> None:
                 return
             results["pipeline"] = throughput(house, args.events)
             print("pipeline", results["pipeline"], flush=True)
-            lines = [log.get(i).data for i in range(args.events)]  # type: ignore[union-attr]
+            lines = [log.get(i).data.decode() for i in range(args.events)]  # type: ignore[union-attr]
             results["direct_in_process"] = direct_reference(house, lines)
             print("direct", results["direct_in_process"], flush=True)
             results["naive"] = naive(house, lines[:200_000], args.naive_seconds)

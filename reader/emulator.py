@@ -15,7 +15,10 @@ What it reproduces (see ``shared/data/eventstreams-protocol.md``):
 - ``loop``: the file again and again, each pass with fresh ``meta.id``\\ s and
   ``meta.dt`` shifted past the previous pass, for long runs and benchmarks.
 
-Lines that are not JSON are sent as they are, so a reader's quarantine can be tested.
+Every event is served as the bytes recorded: an NDJSON file is split on ``\n`` only
+(U+2028 or U+0085 inside a JSON string stays inside its event), nothing is decoded, and
+lines that are not JSON, not UTF-8, nested past any parser's depth or with a ``meta.dt``
+that is no time are sent as they are, so a reader's quarantine can be tested.
 """
 
 from __future__ import annotations
@@ -48,7 +51,7 @@ TOPICS = ("eqiad.mediawiki.recentchange", "codfw.mediawiki.recentchange")
 
 @dataclass(frozen=True)
 class Record:
-    data: str
+    data: bytes  # the event as recorded
     ts_ms: int  # the Kafka timestamp: meta.dt in milliseconds
     meta_id: str | None
 
@@ -59,19 +62,21 @@ def load(path: str | Path) -> list[Record]:
     raw = path.read_bytes()
     if path.suffix == ".sse":
         parser = SSEParser()
-        payloads = [e.data for e in parser.feed(raw + b"\n\n") if e.event == "message"]
+        payloads = [e.raw for e in parser.feed(raw + b"\n\n") if e.event == "message"]
     else:
-        payloads = [line for line in raw.decode("utf-8", errors="replace").splitlines() if line]
+        payloads = [line for line in raw.split(b"\n") if line.strip()]
     records: list[Record] = []
     last_ts = 0
     for data in payloads:
         ts, meta_id = last_ts, None
-        try:
-            meta = json.loads(data)["meta"]
-            ts = iso_ms(meta["dt"])
-            meta_id = meta.get("id")
-        except (ValueError, KeyError, TypeError, AttributeError):
-            pass  # sent as it is; the reader quarantines it
+        meta = _meta(data)
+        if meta is not None:
+            when, event_id = meta.get("dt"), meta.get("id")
+            try:
+                ts = iso_ms(when) if isinstance(when, str) else ts
+            except ValueError:
+                pass  # sent as it is; the reader quarantines it
+            meta_id = event_id if isinstance(event_id, str) else None
         last_ts = ts
         records.append(Record(data, ts, meta_id))
     if not records:
@@ -123,11 +128,23 @@ class Log:
         return lap * self.size + self._min_offset_from[rank]
 
 
+def _meta(data: bytes) -> dict[str, object] | None:
+    """The event's ``meta`` object, or None when it has none (or is not JSON at all)."""
+    try:
+        event = orjson.loads(data)  # too deeply nested: a JSONDecodeError, not a crash
+    except orjson.JSONDecodeError:
+        return None
+    meta = event.get("meta") if isinstance(event, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
 def _fresh(record: Record, lap: int, shift_ms: int) -> Record:
     try:
         event = orjson.loads(record.data)
-        meta = event["meta"]
-    except (ValueError, KeyError, TypeError):
+    except orjson.JSONDecodeError:
+        return record
+    meta = event.get("meta") if isinstance(event, dict) else None
+    if not isinstance(meta, dict):
         return record
     meta["id"] = uuid5_text(f"{meta.get('id') or ''}/{lap}")
     ts = record.ts_ms + shift_ms
@@ -135,7 +152,7 @@ def _fresh(record: Record, lap: int, shift_ms: int) -> Record:
     meta["dt"] = f"{_second_text(seconds)}.{ms:03d}Z"
     if isinstance(event.get("timestamp"), int):
         event["timestamp"] = seconds
-    return Record(orjson.dumps(event).decode(), ts, meta["id"])
+    return Record(orjson.dumps(event), ts, meta["id"])
 
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
@@ -244,9 +261,8 @@ class Emulator:
                     yield b"".join(batch)
                     batch.clear()
                 await asyncio.sleep(delay)
-            batch.append(
-                f"event: message\nid: {self._id(record.ts_ms)}\ndata: {record.data}\n\n".encode()
-            )
+            batch.append(b"event: message\nid: %s\n%s\n" % (self._id(record.ts_ms).encode(),
+                                                            _data_lines(record.data)))
             offset += 1
             sent += 1
             if len(batch) >= 256:
@@ -263,6 +279,14 @@ class Emulator:
             # The end of the recording: hold the connection open like a quiet stream.
             while not self.closing:
                 await asyncio.sleep(0.2)
+
+
+def _data_lines(data: bytes) -> bytes:
+    """The SSE ``data:`` lines of an event: one, or one per line of a multi-line event
+    from an SSE recording."""
+    if b"\n" not in data:
+        return b"data: " + data + b"\n"
+    return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n"))
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:

@@ -37,7 +37,7 @@ def ch(tmp_path: Path) -> Iterator[ClickHouseProcess]:
 def looped_events(count: int) -> list[str]:
     """The recorded real events, looped with fresh ids and shifted times."""
     log = Log(load(RAW), loop=True)
-    return [log.get(offset).data for offset in range(count)]  # type: ignore[union-attr]
+    return [log.get(offset).data.decode() for offset in range(count)]  # type: ignore[union-attr]
 
 
 def publish(amqp_url: str, lines: list[str], per_message: int = 1000) -> None:
