@@ -56,8 +56,9 @@ def main() -> None:
             migrate(client)
             writer = Bronze(client)
             for start in range(0, args.events, 10_000):
-                lines = [log.get(i).data.decode() for i in range(start, min(start + 10_000, args.events))]  # type: ignore[union-attr]
-                rows, _, _ = decode_batch("\n".join(lines).encode(), None)
+                end = min(start + 10_000, args.events)
+                lines = [log.get(i).data for i in range(start, end)]  # type: ignore[union-attr]
+                rows, _, _ = decode_batch(b"\n".join(lines), None)
                 writer.insert(rows, f"bench-{start}")
             work = Path(tmp) / "dbt"
             results = {
