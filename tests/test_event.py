@@ -68,11 +68,12 @@ def test_a_canary_is_a_canary() -> None:
         ("2025-12-15T12:02:00.123Z", 1765800120123),  # milliseconds
         ("2024-08-22T07:32:33.123456+02:00", 1724304753123),  # an offset: via parse_iso
         ("2024-08-22T04:03:29", 1724299409000),  # no zone: UTC
-        ("1900-01-01T00:00:00Z", -2208988800000),  # the first year bronze holds
+        ("1970-01-01T00:00:00Z", 0),  # the first second every layer holds
+        ("2105-12-31T23:59:59.999Z", 4291747199999),  # the last year
     ],
 )
 def test_meta_dt_shapes_become_utc_milliseconds(when: str, millis: int) -> None:
-    verdict = judge(event(meta_dt=when))
+    verdict = judge(event(meta_dt=when), now_ms=millis)
     assert isinstance(verdict, Valid) and verdict.millis == millis
 
 
@@ -116,8 +117,10 @@ def test_a_multi_line_event_becomes_one_compact_line() -> None:
         (event(meta_dt=""), "missing-key", "meta.dt"),
         (event(meta_dt="yesterday"), "bad-meta-dt", "Invalid isoformat string: 'yesterday'"),
         (event(meta_dt=1724299409), "bad-meta-dt", "not a string"),
-        (event(meta_dt="2400-01-01T00:00:00Z"), "bad-meta-dt", "outside 1900-2299"),
-        (event(meta_dt="1899-12-31T23:59:59Z"), "bad-meta-dt", "outside 1900-2299"),
+        (event(meta_dt="2106-01-01T00:00:00Z"), "bad-meta-dt", "outside 1970-2105"),
+        (event(meta_dt="2200-01-01T00:00:00Z"), "bad-meta-dt", "outside 1970-2105"),
+        (event(meta_dt="1969-12-31T23:59:59.999Z"), "bad-meta-dt", "outside 1970-2105"),
+        (event(meta_dt="1950-06-01T00:00:00+02:00"), "bad-meta-dt", "outside 1970-2105"),
         (event(meta_dt="2024-13-01T00:00:00Z"), "bad-meta-dt", "month must be in 1..12"),
         (event(meta_dt="2024-02-30T00:00:00.000Z"), "bad-meta-dt", "day is out of range"),
         (event(wiki="x" * 65), "bad-wiki", "not a wiki's database name"),
@@ -130,6 +133,27 @@ def test_bad_input_is_rejected_with_its_reason(raw: bytes, reason: str, detail: 
     assert isinstance(verdict, Reject)
     assert verdict.reason == reason and detail in verdict.detail
     assert verdict.raw == raw  # kept as received, for bronze.wiki_rejects
+
+
+NOW_MS = 1_765_800_000_000  # 2025-12-15T12:00:00Z
+
+
+@pytest.mark.parametrize("ahead_s", [0, 1, 599, 600])
+def test_an_event_up_to_ten_minutes_ahead_of_this_clock_is_valid(ahead_s: int) -> None:
+    when = ms_text(NOW_MS + ahead_s * 1000)
+    assert isinstance(judge(event(meta_dt=when), NOW_MS), Valid)
+
+
+@pytest.mark.parametrize("ahead_s", [601, 86_400, 10 * 365 * 86_400])
+def test_an_event_further_in_the_future_is_quarantined(ahead_s: int) -> None:
+    verdict = judge(event(meta_dt=ms_text(NOW_MS + ahead_s * 1000)), NOW_MS)
+    assert isinstance(verdict, Reject) and verdict.reason == "future-meta-dt"
+    assert f"{ahead_s} s ahead of this machine's clock" in verdict.detail
+
+
+def test_the_future_check_uses_the_real_clock_by_default() -> None:
+    assert isinstance(judge(event(meta_dt="2099-01-01T00:00:00Z")), Reject)
+    assert isinstance(judge(event(meta_dt="2024-08-22T04:03:29Z")), Valid)
 
 
 def test_a_canary_with_a_bad_meta_dt_is_a_reject_not_a_canary() -> None:
@@ -238,8 +262,8 @@ def test_iso_ms_is_exact_to_the_millisecond(text: str) -> None:
         "2024-08-22T04:03:29Z",
         "2024-08-22T04:03:29.123Z",
         "2024-02-29T23:59:59.999Z",
-        "2299-12-31T23:59:59.999Z",
-        "1900-01-01T00:00:00.000Z",
+        "2105-12-31T23:59:59.999Z",
+        "1970-01-01T00:00:00.000Z",
     ],
 )
 def test_the_fast_meta_dt_path_agrees_with_the_parser(text: str) -> None:

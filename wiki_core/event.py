@@ -7,8 +7,9 @@
 - ``CANARY``: Wikimedia's monitoring event (``meta.domain == "canary"``), counted and
   dropped;
 - ``Reject``: not JSON, no ``meta`` / ``meta.id`` / ``meta.dt``, a ``meta.dt`` that is
-  not a time bronze can hold, or a ``wiki`` that is no wiki's database name — with the
-  reason.
+  not a time every layer can hold (1970-2105) or is more than ``FUTURE_TOLERANCE_MS``
+  ahead of this machine's clock, or a ``wiki`` that is no wiki's database name — with
+  the reason.
 
 Where it runs, once per event. The reader judges each event as it arrives (it needs the
 wiki for the routing key and its filters anyway) and hands its sink batches of verdicts,
@@ -42,8 +43,12 @@ from .timefmt import parse_iso
 
 # meta.dt's second as EventStreams writes it (then "Z", or milliseconds and "Z")
 _SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
-# the years bronze's DateTime64(3) holds; past them ClickHouse would store a wrapped value
-YEARS = range(1900, 2300)
+# the years every layer can hold: silver and gold bucket meta.dt into DateTime (minutes,
+# hours: 1970 to 2106-02-07), and outside it ClickHouse wraps (1950 became 2086 in gold)
+YEARS = range(1970, 2106)
+# how far ahead of this machine's clock meta.dt may be (clock skew) before the event is
+# quarantined: a future-dated event would also make every freshness figure read "0 s old"
+FUTURE_TOLERANCE_MS = 10 * 60 * 1000
 # a wiki's database name (enwiki, wikidatawiki, zh_min_nanwiki): the longest in the
 # recordings has 14 characters; 64 leaves room and keeps junk out of a LowCardinality key.
 # Silver's invalid view uses the same rule (macros/recentchange.sql: invalid_reason).
@@ -90,9 +95,10 @@ CANARY: Final = _Canary()
 Verdict = Valid | Reject | _Canary
 
 
-def judge(raw: bytes) -> Verdict:
+def judge(raw: bytes, now_ms: int | None = None) -> Verdict:
     """What ``raw`` (one event's JSON bytes) is: valid with its keys, a canary, or a
-    reject with its reason."""
+    reject with its reason. ``now_ms``: this machine's time (default: now), for the
+    future check."""
     try:
         event = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -110,6 +116,10 @@ def judge(raw: bytes) -> Verdict:
         millis = clickhouse_millis(when)
     except ValueError as exc:
         return Reject("bad-meta-dt", str(exc), raw)
+    ahead = millis - (time.time_ns() // 1_000_000 if now_ms is None else now_ms)
+    if ahead > FUTURE_TOLERANCE_MS:
+        detail = f"meta.dt {when!r} is {ahead / 1000:.0f} s ahead of this machine's clock"
+        return Reject("future-meta-dt", detail, raw)
     if meta.get("domain") == "canary":
         return CANARY
     wiki = event.get("wiki")
@@ -150,7 +160,7 @@ def clickhouse_millis(value: object) -> int:
     EventStreams' shapes (whole seconds to 2024, milliseconds since, with ``Z``) are
     sliced, their second cached (datetime parsing was a quarter of the loader's parsing
     time); anything else goes through ``timefmt.parse_iso``. ValueError when it is not a
-    time or outside 1900-2299.
+    time or outside 1970-2105.
     """
     if type(value) is str and value[-1:] == "Z" and len(value) in (20, 24):
         seconds = _second_epoch(value[:19])
@@ -164,7 +174,7 @@ def clickhouse_millis(value: object) -> int:
         raise ValueError("meta.dt is not a string")
     when = parse_iso(value)
     if when.year not in YEARS:
-        raise ValueError(f"meta.dt {value!r} is outside 1900-2299")
+        raise ValueError(f"meta.dt {value!r} is outside 1970-2105")
     return calendar.timegm(when.timetuple()) * 1000 + when.microsecond // 1000
 
 

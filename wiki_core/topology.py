@@ -101,7 +101,9 @@ def _well_formed(key: object) -> bool:
     )
 
 
-def decode_batch(body: bytes, content_type: str | None) -> tuple[list[Valid], list[Reject], int]:
+def decode_batch(
+    body: bytes, content_type: str | None, now_ms: int | None = None
+) -> tuple[list[Valid], list[Reject], int]:
     """(valid events, rejects, canaries) of a message body. A batch's keys are taken as
     the reader judged them; a plain NDJSON body, or a batch whose keys line does not
     match its lines, is judged line by line."""
@@ -124,7 +126,7 @@ def decode_batch(body: bytes, content_type: str | None) -> tuple[list[Valid], li
     for line in body.split(b"\n"):
         if not line.strip():
             continue
-        verdict = judge(line)
+        verdict = judge(line, now_ms)
         if isinstance(verdict, Valid):
             valid.append(verdict)
         elif isinstance(verdict, Reject):
