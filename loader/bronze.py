@@ -3,15 +3,20 @@
 ``bronze.wiki_raw`` keeps every event's original JSON (``raw``) unchanged, plus the keys
 that serve ordering, deduplication and retention. Choices:
 
-- ORDER BY ``(toStartOfHour(event_time), event_id)``: the loader's duplicate lookup
-  asks for ``(hour, event_id)`` pairs, which this key answers from the primary index;
-  a duplicate carries the same ``meta.dt`` as its original, so the hour always matches.
+- ORDER BY ``(toStartOfHour(event_time), event_id)``: silver and gold read by time.
 - PARTITION BY the month of *ingestion*, and TTL on ``ingested_at``: retention counts
   from arrival. ``meta.dt`` can be years old (re-logged uploads), and a TTL on it would
   drop such an event the moment it landed.
 - ``raw`` compressed with ZSTD(3); the low-cardinality keys as ``LowCardinality``.
 - ``non_replicated_deduplication_window``: a retried insert with the same
   ``insert_deduplication_token`` is dropped by ClickHouse itself.
+
+``bronze.wiki_ids`` (migration 2) holds every ``meta.id`` of ``wiki_raw``, filled by a
+materialized view, ordered by the id alone: the loader's duplicate lookup. An event's
+identity is its ``meta.id``, whatever its ``meta.dt`` (the same id sent again with
+another ``meta.dt`` was counted twice by a lookup keyed on the hour of ``meta.dt``).
+Granules of 1,024 rows: a lookup of random UUIDs reads one granule per id found in
+each part; bench/bench_dedup.py measures it at the live and the backfill batch sizes.
 
 ``bronze.wiki_rejects`` keeps what could not be loaded, with its reason and payload:
 the rejects of the reader and of the loader, in both modes (through the quarantine queue
@@ -38,6 +43,7 @@ log = logging.getLogger("loader.bronze")
 DATABASE = "bronze"
 RAW_TABLE = f"{DATABASE}.wiki_raw"
 REJECTS_TABLE = f"{DATABASE}.wiki_rejects"
+IDS_TABLE = f"{DATABASE}.wiki_ids"
 COLUMNS = ["event_id", "event_time", "wiki", "type", "raw"]
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
@@ -81,6 +87,32 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             """,
         ],
     ),
+    (
+        2,
+        "bronze.wiki_ids: the duplicate lookup by meta.id alone",
+        [
+            f"""
+            CREATE TABLE IF NOT EXISTS {IDS_TABLE}
+            (
+                event_id    String                COMMENT 'meta.id',
+                ingested_at DateTime64(3, 'UTC')  CODEC(Delta, ZSTD(1))
+            )
+            ENGINE = MergeTree
+            PARTITION BY toYYYYMM(ingested_at)
+            ORDER BY event_id
+            TTL toDateTime(ingested_at) + INTERVAL {DEFAULT_RETENTION_DAYS} DAY
+            SETTINGS index_granularity = 1024, non_replicated_deduplication_window = 10000
+            COMMENT 'Every meta.id in bronze.wiki_raw: the loader''s duplicate lookup'
+            """,
+            f"""
+            CREATE MATERIALIZED VIEW IF NOT EXISTS {IDS_TABLE}_mv TO {IDS_TABLE}
+            AS SELECT event_id, ingested_at FROM {RAW_TABLE}
+            """,
+            # the ids bronze held before the view existed (one written twice meanwhile
+            # is harmless: the lookup asks whether an id is there, not how often)
+            f"INSERT INTO {IDS_TABLE} SELECT event_id, ingested_at FROM {RAW_TABLE}",
+        ],
+    ),
 ]
 
 
@@ -117,7 +149,9 @@ _TTL = re.compile(r"TTL toDateTime\((\w+)\) \+ toIntervalDay\((\d+)\)")
 
 
 def set_retention(client: Any, days: int) -> None:
-    for table, column in ((RAW_TABLE, "ingested_at"), (REJECTS_TABLE, "received_at")):
+    tables = ((RAW_TABLE, "ingested_at"), (REJECTS_TABLE, "received_at"),
+              (IDS_TABLE, "ingested_at"))
+    for table, column in tables:
         ddl = client.command(f"SHOW CREATE TABLE {table}")
         match = _TTL.search(str(ddl).replace("\\n", " "))
         if match and int(match.group(2)) == days:
@@ -169,13 +203,8 @@ class Bronze:
     def existing(self, rows: list[Valid]) -> set[str]:
         if not rows:
             return set()
-        hours = ", ".join(sorted({_quote(r.hour) for r in rows}))
         ids = ", ".join(_quote(r.event_id) for r in rows)
-        sql = (
-            f"SELECT event_id FROM {RAW_TABLE} "
-            f"WHERE toStartOfHour(event_time) IN ({hours}) "
-            f"AND event_id IN ({ids})"
-        )
+        sql = f"SELECT event_id FROM {IDS_TABLE} WHERE event_id IN ({ids})"
         result = self.client.query(sql, settings={"max_query_size": 100_000_000})
         return {row[0] for row in result.result_rows}
 

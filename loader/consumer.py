@@ -11,7 +11,8 @@ How an event is counted once, and where that stops holding:
 
 1. Within a batch, by ``meta.id`` (the first copy wins).
 2. Against bronze: before inserting, the loader asks ClickHouse which of the batch's
-   ``(hour of meta.dt, meta.id)`` pairs bronze already has, and leaves those out. A copy
+   ``meta.id``\ s bronze already has (``bronze.wiki_ids``, whatever their ``meta.dt``),
+   and leaves those out. A copy
    republished by the reader after a resume, or a message redelivered after a crash
    between insert and ack, is dropped here — before it reaches the materialized views,
    which fire on insert. This holds for one loader at a time; two loaders that read two

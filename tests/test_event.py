@@ -77,11 +77,6 @@ def test_meta_dt_shapes_become_utc_milliseconds(when: str, millis: int) -> None:
     assert isinstance(verdict, Valid) and verdict.millis == millis
 
 
-def test_the_hour_is_meta_dts_hour_in_utc() -> None:
-    verdict = judge(event(meta_dt="2024-08-22T07:32:33.123+02:00"))
-    assert isinstance(verdict, Valid) and verdict.hour == "2024-08-22 05:00:00"
-
-
 def test_an_event_without_wiki_is_valid_with_an_empty_wiki() -> None:
     verdict = judge(event(wiki=None))
     assert isinstance(verdict, Valid) and verdict.wiki == ""

@@ -14,7 +14,7 @@ from pathlib import Path
 import pika
 import pytest
 
-from loader.bronze import RAW_TABLE, REJECTS_TABLE, migrate
+from loader.bronze import COLUMNS, RAW_TABLE, REJECTS_TABLE, Bronze, migrate, rowbinary
 from loader.consumer import Loader, Options
 from reader.emulator import Log, load
 from reader.publisher import Publisher
@@ -213,10 +213,41 @@ def test_the_readers_rejects_reach_bronze_through_the_quarantine(
     assert bronze_counts(ch) == (1, 1)  # its batch's event landed, as in the direct mode
 
 
+def test_the_same_meta_id_with_another_meta_dt_is_a_duplicate(
+    ch: ClickHouseProcess, amqp_url: str
+) -> None:
+    original = json.loads(RAW.read_text().splitlines()[0])
+    later = json.loads(json.dumps(original))
+    later["meta"]["dt"] = "2024-08-23T11:00:00Z"  # another day: another hour of meta.dt
+    publish(amqp_url, [json.dumps(original)])
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    run_until_drained(loader, amqp_url, 1)
+    publish(amqp_url, [json.dumps(later), json.dumps(original)])
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url))
+    run_until_drained(loader, amqp_url, 0)
+    assert bronze_counts(ch) == (1, 1) and loader.stats.duplicates == 2
+
+
+def test_ids_in_bronze_before_the_id_table_are_found_after_the_migration(
+    ch: ClickHouseProcess,
+) -> None:
+    client = clickhouse_client(ch.url)
+    client.command("DROP DATABASE bronze SYNC")
+    migrate(client)
+    client.command("DROP TABLE bronze.wiki_ids_mv SYNC")  # bronze as migration 1 left it
+    client.command("DROP TABLE bronze.wiki_ids SYNC")
+    client.command("DELETE FROM bronze.schema_migrations WHERE version = 2")
+    event = judge(RAW.read_bytes().splitlines()[0])
+    assert isinstance(event, Valid)
+    client.raw_insert(RAW_TABLE, COLUMNS, insert_block=rowbinary([event]), fmt="RowBinary")
+    assert migrate(client) == 2
+    assert Bronze(client).existing([event]) == {event.event_id}
+
+
 def test_migrations_are_idempotent_and_retention_configurable(ch: ClickHouseProcess) -> None:
     client = clickhouse_client(ch.url)
-    assert migrate(client) == migrate(client) == 1
-    assert client.command("SELECT count() FROM bronze.schema_migrations") == 1
+    assert migrate(client) == migrate(client) == 2
+    assert client.command("SELECT count() FROM bronze.schema_migrations") == 2
     migrate(client, retention_days=30)
     assert "toIntervalDay(30)" in client.command(f"SHOW CREATE TABLE {RAW_TABLE}")
 

@@ -66,11 +66,6 @@ class Valid:
     type: str
     raw: bytes  # the event's line: never decoded, inserted as it is
 
-    @property
-    def hour(self) -> str:
-        """'YYYY-MM-DD hh:00:00' of ``meta.dt``, as bronze's ORDER BY has it."""
-        return hour_text(self.millis // 3_600_000)
-
 
 @dataclass(slots=True)
 class Reject:
@@ -176,9 +171,3 @@ def clickhouse_millis(value: object) -> int:
     if when.year not in YEARS:
         raise ValueError(f"meta.dt {value!r} is outside 1970-2105")
     return calendar.timegm(when.timetuple()) * 1000 + when.microsecond // 1000
-
-
-@functools.lru_cache(maxsize=4096)
-def hour_text(hour: int) -> str:
-    """Hours since the epoch as 'YYYY-MM-DD hh:00:00'."""
-    return time.strftime("%Y-%m-%d %H:00:00", time.gmtime(hour * 3600))
