@@ -11,11 +11,10 @@ How an event is counted once, and where that stops holding:
 
 1. Within a batch, by ``meta.id`` (the first copy wins).
 2. Against bronze: before inserting, the loader asks ClickHouse which of the batch's
-   ``meta.id``\ s bronze already has (``bronze.wiki_ids``, whatever their ``meta.dt``),
-   and leaves those out. A copy
-   republished by the reader after a resume, or a message redelivered after a crash
-   between insert and ack, is dropped here — before it reaches the materialized views,
-   which fire on insert. This holds for one loader at a time; two loaders that read two
+   ids bronze already has (``bronze.wiki_ids``, whatever their ``meta.dt``), and leaves
+   those out. A copy republished by the reader after a resume, or a message redelivered
+   after a crash between insert and ack, is dropped here — before it reaches the
+   materialized views, which fire on insert. This holds for one loader at a time; two loaders that read two
    copies of one event at the same moment could both insert it (the scale-out path
    routes by wiki so a wiki's copies meet in one loader). It also stops holding for a
    copy that arrives after the original left bronze by retention.
