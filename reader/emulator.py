@@ -8,8 +8,10 @@ What it reproduces (see ``shared/data/eventstreams-protocol.md``):
   ``{"topic", "partition": 0, "timestamp": <meta.dt in ms + 1>}`` and the idle
   topic's ``"offset": -1``;
 - positions as Kafka finds them: ``Last-Event-ID`` (offset beats timestamp) or
-  ``?since=`` (ms or a date) is turned into the *earliest* offset whose timestamp is
-  ``>=`` the one asked for — so a resume may repeat events, as the real one does;
+  ``?since=`` (ms or a date) is turned into the *earliest* offset at which the topic's
+  time (the newest ``meta.dt`` so far, which the ids carry) is ``>=`` the one asked for,
+  so a resume may repeat the events of the reader's overlap, as the real one does, and
+  a reconnect at the end of a recording resumes at its end;
 - forced disconnects every N events or S seconds, and a speed: real time by
   ``meta.dt``, N times faster, a fixed rate, or as fast as possible;
 - ``loop``: the file again and again, each pass with fresh ``meta.id``\\ s and
@@ -28,6 +30,7 @@ import bisect
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -94,17 +97,12 @@ class Log:
         self.size = len(records)
         stamps = [r.ts_ms for r in records]
         self.shift = max(stamps) - min(stamps) + 1000
-        # Kafka's offsets-for-times: the earliest offset whose own timestamp is >= t.
-        # Timestamps sorted, with the smallest offset at or after each rank, answer it
-        # by bisection.
-        ranked = sorted((ts, offset) for offset, ts in enumerate(stamps))
-        self._sorted_ts = [ts for ts, _ in ranked]
-        self._min_offset_from = [0] * len(ranked)
-        smallest = len(ranked)
-        for rank in range(len(ranked) - 1, -1, -1):
-            smallest = min(smallest, ranked[rank][1])
-            self._min_offset_from[rank] = smallest
-        self._max_ts = ranked[-1][0]
+        # The topic's time: the newest meta.dt so far, in offset order. Ids carry it and
+        # offsets-for-times bisect it (the earliest offset at which it is >= t), so a
+        # resume with the last id lands at the end however old the last event's own
+        # meta.dt is: one dated 2016 at the end of a file sent a resume back to the start.
+        self._time = list(itertools.accumulate(stamps, max))
+        self._max_ts = self._time[-1]
 
     def __len__(self) -> int:
         return self.size
@@ -118,14 +116,19 @@ class Log:
             return record
         return _fresh(record, lap, self.shift * lap)
 
+    def time_at(self, offset: int) -> int:
+        """The topic's time at ``offset``: what its id carries."""
+        lap, index = divmod(offset, self.size)
+        return self._time[index] + lap * self.shift
+
     def offset_for_time(self, ts_ms: int) -> int | None:
         lap = 0
         if self.loop and ts_ms > self._max_ts:
             lap = (ts_ms - self._max_ts - 1) // self.shift + 1
-        rank = bisect.bisect_left(self._sorted_ts, ts_ms - lap * self.shift)
-        if rank >= self.size:
+        index = bisect.bisect_left(self._time, ts_ms - lap * self.shift)
+        if index >= self.size:
             return None if not self.loop else (lap + 1) * self.size
-        return lap * self.size + self._min_offset_from[rank]
+        return lap * self.size + index
 
 
 def _meta(data: bytes) -> dict[str, object] | None:
@@ -261,8 +264,8 @@ class Emulator:
                     yield b"".join(batch)
                     batch.clear()
                 await asyncio.sleep(delay)
-            batch.append(b"event: message\nid: %s\n%s\n" % (self._id(record.ts_ms).encode(),
-                                                            _data_lines(record.data)))
+            event_id = self._id(self.log.time_at(offset)).encode()
+            batch.append(b"event: message\nid: %s\n%s\n" % (event_id, _data_lines(record.data)))
             offset += 1
             sent += 1
             if len(batch) >= 256:

@@ -11,6 +11,8 @@ import pytest
 
 from reader.emulator import Emulator, load
 from reader.sse import SSEParser
+from reader.stream import resume_id
+from wiki_core.timefmt import iso_ms
 
 from .conftest import RAW
 
@@ -63,3 +65,36 @@ def test_the_stream_serves_each_event_as_recorded(tmp_path: Path) -> None:
     body = asyncio.run(fetch())
     events = SSEParser(max_line=1 << 20).feed(body + b"\n")
     assert [e.raw for e in events] == lines
+
+
+def served(emulator: Emulator, last_event_id: str | None = None) -> list:  # type: ignore[type-arg]
+    emulator.closing = True  # the end of the recording ends the response
+
+    async def fetch() -> bytes:
+        transport = httpx.ASGITransport(app=emulator.app())
+        headers = {"Last-Event-ID": last_event_id} if last_event_id else {}
+        async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as client:
+            return (await client.get("/v2/stream/recentchange", headers=headers)).content
+
+    return SSEParser(max_line=1 << 20).feed(asyncio.run(fetch()) + b"\n")
+
+
+def test_a_reconnect_with_the_last_id_resumes_at_the_end(tmp_path: Path) -> None:
+    old = json.loads(GOOD[1])
+    old["meta"]["dt"] = "2016-08-16T02:10:00Z"  # the last event is years older than the rest
+    lines = [*RAW.read_bytes().splitlines()[:50], json.dumps(old).encode()]
+    emulator = Emulator(recording(tmp_path, lines))
+    first = served(emulator)
+    assert len(first) == 51 and first[-1].id is not None
+    assert served(emulator, first[-1].id) == []  # nothing again, not the whole file
+
+
+def test_a_resume_overlap_rereads_only_the_last_second(tmp_path: Path) -> None:
+    emulator = Emulator(recording(tmp_path, RAW.read_bytes().splitlines()[:200]))
+    first = served(emulator)
+    assert first[-1].id is not None
+    again = served(emulator, resume_id(first[-1].id, overlap_ms=1000))
+    newest = max(iso_ms(json.loads(e.raw)["meta"]["dt"]) for e in first)
+    assert 0 < len(again) < 100  # the events of the last second or two, of 200
+    assert [e.raw for e in again] == [e.raw for e in first[-len(again) :]]
+    assert all(newest - iso_ms(json.loads(e.raw)["meta"]["dt"]) < 60_000 for e in again)
