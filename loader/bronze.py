@@ -20,7 +20,8 @@ each part; bench/bench_dedup.py measures it at the live and the backfill batch s
 
 ``bronze.wiki_rejects`` keeps what could not be loaded, with its reason and payload:
 the rejects of the reader and of the loader, in both modes (through the quarantine queue
-with RabbitMQ, straight from the direct hand-off without).
+with RabbitMQ, straight from the direct hand-off without), each distinct input once
+(``raw_hash``, migration 3).
 
 ``Bronze`` writes: the duplicate lookup, the inserts, the rejects.
 """
@@ -113,6 +114,17 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             f"INSERT INTO {IDS_TABLE} SELECT event_id, ingested_at FROM {RAW_TABLE}",
         ],
     ),
+    (
+        3,
+        "bronze.wiki_rejects.raw_hash: a reject kept once per distinct input",
+        [
+            f"""
+            ALTER TABLE {REJECTS_TABLE} ADD COLUMN IF NOT EXISTS raw_hash UInt64
+            DEFAULT reinterpretAsUInt64(substring(SHA256(raw), 1, 8))
+            COMMENT 'the first 8 bytes of SHA-256 of raw: the loader keeps each input once'
+            """,
+        ],
+    ),
 ]
 
 
@@ -190,6 +202,12 @@ def rowbinary(rows: list[Valid]) -> bytes:
     return b"".join(parts)
 
 
+def raw_hash(raw: bytes) -> int:
+    """A reject's identity: the first 8 bytes of SHA-256 of its stored text, as
+    ``bronze.wiki_rejects.raw_hash``'s default computes it for the rows before it."""
+    return int.from_bytes(hashlib.sha256(raw).digest()[:8], "little")
+
+
 def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -224,25 +242,42 @@ class Bronze:
             },
         )
 
-    def reject(self, rejects: list[Reject]) -> None:
+    def reject(self, rejects: list[Reject]) -> int:
+        """Keep the rejects bronze does not hold yet, once per distinct input (a replay or
+        a resume that reads a bad line again adds nothing); returns how many were new."""
+        distinct: dict[int, tuple[Reject, str]] = {}
+        for r in rejects:
+            text = r.raw.decode("utf-8", errors="replace")  # as stored
+            distinct.setdefault(raw_hash(text.encode()), (r, text))
+        hashes = ", ".join(str(h) for h in distinct)
+        present = {
+            row[0]
+            for row in self.client.query(
+                f"SELECT DISTINCT raw_hash FROM {REJECTS_TABLE} WHERE raw_hash IN ({hashes})"
+            ).result_rows
+        }
         block = b"".join(
             orjson.dumps(
                 {
                     "reason": r.reason,
                     "detail": r.detail[:1000],
                     "source": r.source,
-                    "raw": r.raw.decode("utf-8", errors="replace"),
+                    "raw": text,
+                    "raw_hash": h,
                 }
             )
             + b"\n"
-            for r in rejects
+            for h, (r, text) in distinct.items()
+            if h not in present
         )
-        self.client.raw_insert(
-            REJECTS_TABLE,
-            ["reason", "detail", "source", "raw"],
-            insert_block=block,
-            fmt="JSONEachRow",
-        )
+        if block:
+            self.client.raw_insert(
+                REJECTS_TABLE,
+                ["reason", "detail", "source", "raw", "raw_hash"],
+                insert_block=block,
+                fmt="JSONEachRow",
+            )
+        return block.count(b"\n")
 
     def write(self, rows: list[Valid], rejects: list[Reject]) -> tuple[int, int]:
         """Insert the new rows and the rejects; returns (inserted, duplicates)."""

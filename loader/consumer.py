@@ -14,10 +14,10 @@ How an event is counted once, and where that stops holding:
    ids bronze already has (``bronze.wiki_ids``, whatever their ``meta.dt``), and leaves
    those out. A copy republished by the reader after a resume, or a message redelivered
    after a crash between insert and ack, is dropped here — before it reaches the
-   materialized views, which fire on insert. This holds for one loader at a time; two loaders that read two
-   copies of one event at the same moment could both insert it (the scale-out path
-   routes by wiki so a wiki's copies meet in one loader). It also stops holding for a
-   copy that arrives after the original left bronze by retention.
+   materialized views, which fire on insert. This holds for one loader at a time; two
+   loaders that read two copies of one event at the same moment could both insert it
+   (the scale-out path routes by wiki so a wiki's copies meet in one loader). It also
+   stops holding for a copy that arrives after the original left bronze by retention.
 3. A retried insert carries the same ``insert_deduplication_token``, and the table has
    a deduplication window, so an insert that did land before its reply was lost is not
    written twice (and neither are its materialized views' rows).

@@ -240,14 +240,34 @@ def test_ids_in_bronze_before_the_id_table_are_found_after_the_migration(
     event = judge(RAW.read_bytes().splitlines()[0])
     assert isinstance(event, Valid)
     client.raw_insert(RAW_TABLE, COLUMNS, insert_block=rowbinary([event]), fmt="RowBinary")
-    assert migrate(client) == 2
+    assert migrate(client) == 3
     assert Bronze(client).existing([event]) == {event.event_id}
+
+
+def test_a_reject_is_kept_once_per_distinct_input(ch: ClickHouseProcess) -> None:
+    client = clickhouse_client(ch.url)
+    # a row from before raw_hash: its default is computed from raw
+    client.command(
+        f"INSERT INTO {REJECTS_TABLE} (reason, detail, source, raw) "
+        "VALUES ('malformed-json', 'x', 'reader', '{old')"
+    )
+    bronze = Bronze(client)
+    bad = Reject("malformed-json", "line 1", b"{not json", source="reader")
+    no_id = Reject("missing-key", "meta.id", b'{"meta": {}}')
+    assert bronze.reject([bad, no_id, bad]) == 2  # a copy in the same batch
+    assert bronze.reject([bad, Reject("malformed-json", "again", b"{old")]) == 0  # re-read
+    assert bronze.reject([Reject("malformed-json", "x", b"\xff{broken")]) == 1
+    assert bronze.reject([Reject("malformed-json", "y", b"\xff{broken")]) == 0
+    rows = client.query(f"SELECT raw, count() FROM {REJECTS_TABLE} GROUP BY raw ORDER BY raw")
+    assert rows.result_rows == [
+        ('{"meta": {}}', 1), ("{not json", 1), ("{old", 1), ("\ufffd{broken", 1)
+    ]
 
 
 def test_migrations_are_idempotent_and_retention_configurable(ch: ClickHouseProcess) -> None:
     client = clickhouse_client(ch.url)
-    assert migrate(client) == migrate(client) == 2
-    assert client.command("SELECT count() FROM bronze.schema_migrations") == 2
+    assert migrate(client) == migrate(client) == 3
+    assert client.command("SELECT count() FROM bronze.schema_migrations") == 3
     migrate(client, retention_days=30)
     assert "toIntervalDay(30)" in client.command(f"SHOW CREATE TABLE {RAW_TABLE}")
 
