@@ -397,7 +397,7 @@ def up(opts: UpOptions, settings: Settings, say: Say) -> int:
             say(str(exc))
             return 2
         except KeyboardInterrupt:
-            say("stopping: reader (flush and checkpoint), loader, dashboard, ClickHouse...")
+            say("stopping: dashboard, reader (flush and checkpoint), loader, ClickHouse...")
             return 0
 
 
