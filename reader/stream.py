@@ -2,9 +2,10 @@
 
 Two threads. The HTTP thread follows the SSE stream with httpx (reconnecting with
 backoff, resuming with ``Last-Event-ID``) and puts parsed events on a bounded queue.
-The main thread owns the RabbitMQ connection (pika is not thread-safe): it validates,
-batches by wiki, publishes with confirms, and only then checkpoints the id of the last
-event handled — so after any crash the stream resumes at or before the first event
+The main thread owns the RabbitMQ connection (pika is not thread-safe): it judges each
+event (``wiki_core.event.judge``: the one judge), batches the verdicts by wiki, hands the
+batch to its sink (the publisher, with confirms, or bronze directly), and only then
+checkpoints the id of the last event handled — so after any crash the stream resumes at or before the first event
 RabbitMQ does not have. Events published twice that way are dropped by the loader.
 """
 
