@@ -5,8 +5,9 @@ backoff, resuming with ``Last-Event-ID``) and puts parsed events on a bounded qu
 The main thread owns the RabbitMQ connection (pika is not thread-safe): it judges each
 event (``wiki_core.event.judge``: the one judge), batches the verdicts by wiki, hands the
 batch to its sink (the publisher, with confirms, or bronze directly), and only then
-checkpoints the id of the last event handled — so after any crash the stream resumes at or before the first event
-RabbitMQ does not have. Events published twice that way are dropped by the loader.
+checkpoints the id of the last event handled — so after any crash the stream resumes at
+or before the first event RabbitMQ does not have. Events published twice that way are
+dropped by the loader.
 """
 
 from __future__ import annotations
