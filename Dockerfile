@@ -8,9 +8,11 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
+COPY wiki_core wiki_core
 COPY wiki_events wiki_events
 COPY local_clickhouse local_clickhouse
 COPY reader reader
+COPY loader loader
 COPY dash_app dash_app
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \

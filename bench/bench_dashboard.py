@@ -33,9 +33,9 @@ from dash_app import queries as q  # noqa: E402
 from dash_app.app import build_view  # noqa: E402
 from dash_app.queries import Gold  # noqa: E402
 from dash_app.state import ViewState  # noqa: E402
-from reader.bronze import migrate  # noqa: E402
+from loader.bronze import migrate  # noqa: E402
 from tests.conftest import ClickHouseProcess  # noqa: E402
-from wiki_events.config import clickhouse_client  # noqa: E402
+from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_events.dbt import run_dbt  # noqa: E402
 
 MINUTES = 30 * 24 * 60

@@ -27,11 +27,11 @@ sys.path.insert(0, str(ROOT))
 import httpx  # noqa: E402
 
 from bench.bench_local_clickhouse import machine  # noqa: E402
-from reader.bronze import migrate  # noqa: E402
+from loader.bronze import Bronze, migrate  # noqa: E402
 from reader.emulator import Log, load  # noqa: E402
-from reader.loader import Bronze, parse_message  # noqa: E402
 from tests.conftest import RAW, ClickHouseProcess  # noqa: E402
-from wiki_events.config import clickhouse_client  # noqa: E402
+from wiki_core.config import clickhouse_client  # noqa: E402
+from wiki_core.topology import decode_batch  # noqa: E402
 from wiki_events.dbt import run_dbt  # noqa: E402
 
 
@@ -56,8 +56,9 @@ def main() -> None:
             migrate(client)
             writer = Bronze(client)
             for start in range(0, args.events, 10_000):
-                lines = [log.get(i).data for i in range(start, min(start + 10_000, args.events))]  # type: ignore[union-attr]
-                rows, _, _ = parse_message("\n".join(lines).encode())
+                end = min(start + 10_000, args.events)
+                lines = [log.get(i).data for i in range(start, end)]  # type: ignore[union-attr]
+                rows, _, _ = decode_batch(b"\n".join(lines), None)
                 writer.insert(rows, f"bench-{start}")
             work = Path(tmp) / "dbt"
             results = {

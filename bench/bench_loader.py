@@ -26,11 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.bench_local_clickhouse import machine, rss_mb  # noqa: E402
-from reader.bronze import RAW_TABLE, migrate  # noqa: E402
-from reader.loader import Bronze, parse_message  # noqa: E402
+from loader.bronze import RAW_TABLE, Bronze, migrate  # noqa: E402
 from tests.conftest import ClickHouseProcess, rabbitmqctl  # noqa: E402
 from tests.test_loader import looped_events, publish  # noqa: E402
-from wiki_events.config import clickhouse_client  # noqa: E402
+from wiki_core.config import clickhouse_client  # noqa: E402
+from wiki_core.topology import decode_batch  # noqa: E402
 
 
 def main() -> None:
@@ -72,7 +72,7 @@ def main() -> None:
             bronze = Bronze(client)
             t0 = time.perf_counter()
             for start in range(0, n, 20_000):
-                rows, _, _ = parse_message("\n".join(events[start : start + 20_000]).encode())
+                rows, _, _ = decode_batch("\n".join(events[start : start + 20_000]).encode(), None)
                 bronze.insert(rows, uuid.uuid4().hex)
             direct_s = time.perf_counter() - t0
             assert client.command(f"SELECT count() FROM {RAW_TABLE}") == n

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import chdb
 import clickhouse_connect
@@ -85,12 +86,8 @@ def run(server: ClickHouseProcess, inproc_path: Path, rows: int, queries: int) -
     batch = 500_000
     t0 = time.perf_counter()
     for start in range(0, rows, batch):
-        client.insert(
-            "narrow",
-            [ids[start : start + batch], vals[start : start + batch]],
-            column_names=["id", "v"],
-            column_oriented=True,
-        )
+        columns: list[Any] = [ids[start : start + batch], vals[start : start + batch]]
+        client.insert("narrow", columns, column_names=["id", "v"], column_oriented=True)
     http_insert_s = time.perf_counter() - t0
     assert client.command("SELECT count() FROM narrow") == rows
 

@@ -43,14 +43,20 @@ import httpx  # noqa: E402
 import pika  # noqa: E402
 
 from bench.bench_local_clickhouse import machine, rss_mb  # noqa: E402
-from reader.bronze import RAW_TABLE, migrate  # noqa: E402
+from loader.bronze import COLUMNS, RAW_TABLE, migrate, rowbinary  # noqa: E402
+from loader.consumer import Options as LoaderOptions  # noqa: E402
 from reader.emulator import Emulator, Log, load  # noqa: E402
 from reader.emulator import Options as ReplayOptions  # noqa: E402
-from reader.loader import COLUMNS, parse_message, rowbinary  # noqa: E402
-from reader.loader import Options as LoaderOptions  # noqa: E402
-from reader.publisher import EXCHANGE, LOADER_QUEUE, Publisher  # noqa: E402
+from reader.publisher import Publisher  # noqa: E402
 from tests.conftest import RAW, ClickHouseProcess, free_port, rabbitmqctl  # noqa: E402
-from wiki_events.config import clickhouse_client  # noqa: E402
+from wiki_core.config import clickhouse_client  # noqa: E402
+from wiki_core.topology import (  # noqa: E402
+    EXCHANGE,
+    LOADER_QUEUE,
+    NDJSON_CONTENT_TYPE,
+    Message,
+    decode_batch,
+)
 from wiki_events.dbt import run_dbt  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
@@ -182,7 +188,7 @@ def direct_reference(house: Warehouse, lines: list[str]) -> dict[str, Any]:
     try:
         blocks = []
         for start in range(0, len(lines), 10_000):
-            rows, _, _ = parse_message("\n".join(lines[start : start + 10_000]).encode())
+            rows, _, _ = decode_batch("\n".join(lines[start : start + 10_000]).encode(), None)
             blocks.append(rowbinary(rows))  # as the loader sends them
         t0 = time.perf_counter()
         for block in blocks:
@@ -211,12 +217,11 @@ def naive(house: Warehouse, lines: list[str], seconds: float) -> dict[str, Any]:
     published = [0]
 
     def publish() -> None:
-        from reader.publisher import Message
-
         for line in lines:
             if stop.is_set():
                 return
-            publisher.publish([Message(EXCHANGE, "w", (line + "\n").encode(), events=1)])
+            publisher.send([Message(EXCHANGE, "w", (line + "\n").encode(), events=1,
+                                    content_type=NDJSON_CONTENT_TYPE)])
             published[0] += 1
 
     thread = threading.Thread(target=publish, daemon=True)
@@ -231,7 +236,7 @@ def naive(house: Warehouse, lines: list[str], seconds: float) -> dict[str, Any]:
         if method is None:
             time.sleep(0.001)
             continue
-        rows, _, _ = parse_message(body)
+        rows, _, _ = decode_batch(body, None)
         for r in rows:
             client.raw_insert(RAW_TABLE, COLUMNS, fmt="RowBinary", insert_block=rowbinary([r]),
                               settings={"async_insert": 0})  # fmt: skip
@@ -342,7 +347,7 @@ def main() -> None:
                 return
             results["pipeline"] = throughput(house, args.events)
             print("pipeline", results["pipeline"], flush=True)
-            lines = [log.get(i).data for i in range(args.events)]  # type: ignore[union-attr]
+            lines = [log.get(i).data.decode() for i in range(args.events)]  # type: ignore[union-attr]
             results["direct_in_process"] = direct_reference(house, lines)
             print("direct", results["direct_in_process"], flush=True)
             results["naive"] = naive(house, lines[:200_000], args.naive_seconds)

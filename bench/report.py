@@ -83,7 +83,7 @@ def main() -> None:
         "",
     ]
     cpu = pipeline["pipeline"].get("cpu_us_per_event") if pipeline else None
-    if cpu:
+    if cpu and pipeline:
         share = pipeline["pipeline"]["cpu_percent_of_a_core"]
         text += [
             "Where the end-to-end run's CPU goes (both cores, sampled from /proc):",

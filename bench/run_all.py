@@ -13,6 +13,7 @@ BENCH = Path(__file__).resolve().parent
 SCRIPTS = [
     "bench_local_clickhouse.py",
     "bench_loader.py",
+    "bench_dedup.py",
     "bench_dbt.py",
     "bench_dashboard.py",
     "bench_pipeline.py",

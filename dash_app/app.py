@@ -18,7 +18,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, ctx, dash_table, dcc, html, no_update
 
-from wiki_events.timefmt import age_text, naive_utc
+from wiki_core.timefmt import age_text, naive_utc
 
 from . import figures
 from . import queries as q
@@ -320,7 +320,7 @@ def create_app(gold: Gold | None = None) -> Dash:
 
 
 def _client_factory() -> Any:
-    from wiki_events.config import Settings, clickhouse_client
+    from wiki_core.config import Settings, clickhouse_client
 
     url = Settings.from_env().dash_clickhouse_url
     return lambda: clickhouse_client(url, connect_timeout=3, send_receive_timeout=30)

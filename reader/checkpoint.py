@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from pathlib import Path
 
 
@@ -29,7 +28,7 @@ class Checkpoint:
     def save(self, last_event_id: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        body = json.dumps({"last_event_id": last_event_id, "saved_at": time.time()})
+        body = json.dumps({"last_event_id": last_event_id})
         with open(tmp, "w") as fh:
             fh.write(body)
             fh.flush()

@@ -8,14 +8,19 @@ What it reproduces (see ``shared/data/eventstreams-protocol.md``):
   ``{"topic", "partition": 0, "timestamp": <meta.dt in ms + 1>}`` and the idle
   topic's ``"offset": -1``;
 - positions as Kafka finds them: ``Last-Event-ID`` (offset beats timestamp) or
-  ``?since=`` (ms or a date) is turned into the *earliest* offset whose timestamp is
-  ``>=`` the one asked for — so a resume may repeat events, as the real one does;
+  ``?since=`` (ms or a date) is turned into the *earliest* offset at which the topic's
+  time (the newest ``meta.dt`` so far, which the ids carry) is ``>=`` the one asked for,
+  so a resume may repeat the events of the reader's overlap, as the real one does, and
+  a reconnect at the end of a recording resumes at its end;
 - forced disconnects every N events or S seconds, and a speed: real time by
   ``meta.dt``, N times faster, a fixed rate, or as fast as possible;
 - ``loop``: the file again and again, each pass with fresh ``meta.id``\\ s and
   ``meta.dt`` shifted past the previous pass, for long runs and benchmarks.
 
-Lines that are not JSON are sent as they are, so a reader's quarantine can be tested.
+Every event is served as the bytes recorded: an NDJSON file is split on ``\n`` only
+(U+2028 or U+0085 inside a JSON string stays inside its event), nothing is decoded, and
+lines that are not JSON, not UTF-8, nested past any parser's depth or with a ``meta.dt``
+that is no time are sent as they are, so a reader's quarantine can be tested.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import bisect
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import time
 import uuid
@@ -38,6 +44,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from wiki_core.timefmt import iso_ms
+
 from .sse import SSEParser
 
 STREAMS = {"recentchange", "mediawiki.recentchange"}
@@ -46,13 +54,9 @@ TOPICS = ("eqiad.mediawiki.recentchange", "codfw.mediawiki.recentchange")
 
 @dataclass(frozen=True)
 class Record:
-    data: str
+    data: bytes  # the event as recorded
     ts_ms: int  # the Kafka timestamp: meta.dt in milliseconds
     meta_id: str | None
-
-
-def parse_dt_ms(value: str) -> int:
-    return int(dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() * 1000)
 
 
 def load(path: str | Path) -> list[Record]:
@@ -61,19 +65,21 @@ def load(path: str | Path) -> list[Record]:
     raw = path.read_bytes()
     if path.suffix == ".sse":
         parser = SSEParser()
-        payloads = [e.data for e in parser.feed(raw + b"\n\n") if e.event == "message"]
+        payloads = [e.raw for e in parser.feed(raw + b"\n\n") if e.event == "message"]
     else:
-        payloads = [line for line in raw.decode("utf-8", errors="replace").splitlines() if line]
+        payloads = [line for line in raw.split(b"\n") if line.strip()]
     records: list[Record] = []
     last_ts = 0
     for data in payloads:
         ts, meta_id = last_ts, None
-        try:
-            meta = json.loads(data)["meta"]
-            ts = parse_dt_ms(meta["dt"])
-            meta_id = meta.get("id")
-        except (ValueError, KeyError, TypeError):
-            pass  # sent as it is; the reader quarantines it
+        meta = _meta(data)
+        if meta is not None:
+            when, event_id = meta.get("dt"), meta.get("id")
+            try:
+                ts = iso_ms(when) if isinstance(when, str) else ts
+            except ValueError:
+                pass  # sent as it is; the reader quarantines it
+            meta_id = event_id if isinstance(event_id, str) else None
         last_ts = ts
         records.append(Record(data, ts, meta_id))
     if not records:
@@ -91,17 +97,12 @@ class Log:
         self.size = len(records)
         stamps = [r.ts_ms for r in records]
         self.shift = max(stamps) - min(stamps) + 1000
-        # Kafka's offsets-for-times: the earliest offset whose own timestamp is >= t.
-        # Timestamps sorted, with the smallest offset at or after each rank, answer it
-        # by bisection.
-        ranked = sorted((ts, offset) for offset, ts in enumerate(stamps))
-        self._sorted_ts = [ts for ts, _ in ranked]
-        self._min_offset_from = [0] * len(ranked)
-        smallest = len(ranked)
-        for rank in range(len(ranked) - 1, -1, -1):
-            smallest = min(smallest, ranked[rank][1])
-            self._min_offset_from[rank] = smallest
-        self._max_ts = ranked[-1][0]
+        # The topic's time: the newest meta.dt so far, in offset order. Ids carry it and
+        # offsets-for-times bisect it (the earliest offset at which it is >= t), so a
+        # resume with the last id lands at the end however old the last event's own
+        # meta.dt is: one dated 2016 at the end of a file sent a resume back to the start.
+        self._time = list(itertools.accumulate(stamps, max))
+        self._max_ts = self._time[-1]
 
     def __len__(self) -> int:
         return self.size
@@ -115,21 +116,38 @@ class Log:
             return record
         return _fresh(record, lap, self.shift * lap)
 
+    def time_at(self, offset: int) -> int:
+        """The topic's time at ``offset``: what its id carries."""
+        lap, index = divmod(offset, self.size)
+        return self._time[index] + lap * self.shift
+
     def offset_for_time(self, ts_ms: int) -> int | None:
         lap = 0
         if self.loop and ts_ms > self._max_ts:
             lap = (ts_ms - self._max_ts - 1) // self.shift + 1
-        rank = bisect.bisect_left(self._sorted_ts, ts_ms - lap * self.shift)
-        if rank >= self.size:
+        index = bisect.bisect_left(self._time, ts_ms - lap * self.shift)
+        if index >= self.size:
             return None if not self.loop else (lap + 1) * self.size
-        return lap * self.size + self._min_offset_from[rank]
+        return lap * self.size + index
+
+
+def _meta(data: bytes) -> dict[str, object] | None:
+    """The event's ``meta`` object, or None when it has none (or is not JSON at all)."""
+    try:
+        event = orjson.loads(data)  # too deeply nested: a JSONDecodeError, not a crash
+    except orjson.JSONDecodeError:
+        return None
+    meta = event.get("meta") if isinstance(event, dict) else None
+    return meta if isinstance(meta, dict) else None
 
 
 def _fresh(record: Record, lap: int, shift_ms: int) -> Record:
     try:
         event = orjson.loads(record.data)
-        meta = event["meta"]
-    except (ValueError, KeyError, TypeError):
+    except orjson.JSONDecodeError:
+        return record
+    meta = event.get("meta") if isinstance(event, dict) else None
+    if not isinstance(meta, dict):
         return record
     meta["id"] = uuid5_text(f"{meta.get('id') or ''}/{lap}")
     ts = record.ts_ms + shift_ms
@@ -137,7 +155,7 @@ def _fresh(record: Record, lap: int, shift_ms: int) -> Record:
     meta["dt"] = f"{_second_text(seconds)}.{ms:03d}Z"
     if isinstance(event.get("timestamp"), int):
         event["timestamp"] = seconds
-    return Record(orjson.dumps(event).decode(), ts, meta["id"])
+    return Record(orjson.dumps(event), ts, meta["id"])
 
 
 _URL_NAMESPACE = uuid.NAMESPACE_URL.bytes
@@ -170,8 +188,6 @@ class Emulator:
     def __init__(self, path: str | Path, options: Options | None = None) -> None:
         self.options = options or Options()
         self.log = Log(load(path), self.options.loop)
-        self.connections = 0
-        self.sent = 0
         self.closing = False  # set before shutting the server down: open streams end
         # an event's id, dumped once with the timestamp put in per event (a json.dumps per
         # event was a tenth of the emulator's time at full speed)
@@ -209,7 +225,7 @@ class Emulator:
         since = request.query_params.get("since")
         if since:
             try:
-                ts = int(since) if since.isdigit() else parse_dt_ms(since)
+                ts = int(since) if since.isdigit() else iso_ms(since)
             except ValueError:
                 return _error(400, "invalid_timestamp", f"Invalid since timestamp: {since}")
             found = self.log.offset_for_time(ts)
@@ -223,7 +239,6 @@ class Emulator:
         start = self._start(request)
         if isinstance(start, Response):
             return start
-        self.connections += 1
         return StreamingResponse(self._events(start), media_type="text/event-stream")
 
     async def _events(self, offset: int) -> AsyncIterator[bytes]:
@@ -249,12 +264,10 @@ class Emulator:
                     yield b"".join(batch)
                     batch.clear()
                 await asyncio.sleep(delay)
-            batch.append(
-                f"event: message\nid: {self._id(record.ts_ms)}\ndata: {record.data}\n\n".encode()
-            )
+            event_id = self._id(self.log.time_at(offset)).encode()
+            batch.append(b"event: message\nid: %s\n%s\n" % (event_id, _data_lines(record.data)))
             offset += 1
             sent += 1
-            self.sent += 1
             if len(batch) >= 256:
                 yield b"".join(batch)
                 batch.clear()
@@ -269,6 +282,14 @@ class Emulator:
             # The end of the recording: hold the connection open like a quiet stream.
             while not self.closing:
                 await asyncio.sleep(0.2)
+
+
+def _data_lines(data: bytes) -> bytes:
+    """The SSE ``data:`` lines of an event: one, or one per line of a multi-line event
+    from an SSE recording."""
+    if b"\n" not in data:
+        return b"data: " + data + b"\n"
+    return b"".join(b"data: " + line + b"\n" for line in data.split(b"\n"))
 
 
 def _error(status: int, kind: str, message: str) -> JSONResponse:

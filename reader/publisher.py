@@ -1,123 +1,49 @@
-"""Publishing to RabbitMQ with pika: topology, persistent batches, publisher confirms.
+"""Publishing to RabbitMQ with pika: persistent batches, publisher confirms, reconnects.
 
-Message format. The loader is the only reader of the queue, so a message carries a
-*batch*: the original JSON of up to a thousand events of one wiki, one per line
-(``application/x-ndjson``), with the wiki as the routing key. Measured here through
-pika's BlockingConnection, one message per event ran about 1.4k messages/s, while a
-hundred events per message ran about 100k events/s: a confirm costs a round trip, and
-batching pays it once per batch. Keeping one wiki per message keeps the routing key
-meaningful, so a user can bind an extra queue to the wikis they care about. Event JSON
-is passed through byte for byte (ELT: the loader stores it unchanged).
-
-Topology (declared idempotently at every connect):
-
-- ``wiki.recentchange``: topic exchange, routing key = wiki (``enwiki``, ``wikidatawiki``);
-- ``wiki.recentchange.loader``: the loader's durable queue, bound with ``#``; a quorum
-  queue where the broker supports it, with a delivery limit, dead-lettering into...
-- ``wiki.quarantine``: topic exchange and queue of the same name for what could not be
-  used, each message with its reason in the ``x-reason`` header.
+The message format and the topology are the broker contract, ``wiki_core.topology``;
+here a reader's ``Batch`` becomes messages: one per wiki (its events, with their keys),
+and one per reject on the quarantine exchange.
 """
 
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 import pika
 import pika.exceptions
 
+from wiki_core.config import DEFAULT_AMQP_URL
+from wiki_core.topology import (
+    EXCHANGE,
+    LOADER_QUEUE,
+    QUARANTINE,
+    Batch,
+    Message,
+    backoff,
+    declare_topology,
+    encode_batch,
+    supports_quorum,
+)
+
 log = logging.getLogger("reader.publisher")
 
-EXCHANGE = "wiki.recentchange"
-LOADER_QUEUE = "wiki.recentchange.loader"
-QUARANTINE = "wiki.quarantine"
-DELIVERY_LIMIT = 5
-BATCH_CONTENT_TYPE = "application/x-ndjson"
-DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
-
-@dataclass
-class Message:
-    exchange: str
-    routing_key: str
-    body: bytes
-    headers: dict[str, object] = field(default_factory=dict)
-    events: int = 0
-
-
-def supports_quorum(server_properties: dict[str, object]) -> bool:
-    version = server_properties.get("version", b"0")
-    text = version.decode() if isinstance(version, bytes) else str(version)
-    try:
-        major, minor = (int(p) for p in text.split(".")[:2])
-    except ValueError:
-        return False
-    return (major, minor) >= (3, 8)
-
-
-def topology(quorum: bool = True) -> dict[str, list[dict[str, Any]]]:
-    """The exchanges, queues and bindings, shaped as RabbitMQ's definitions file has them.
-
-    The reader and the loader declare exactly this at start (declaring is idempotent);
-    production loads the same through ``deploy/rabbitmq/render_definitions.py``, so the
-    two never disagree (a mismatch would be PRECONDITION_FAILED).
-    """
-    quarantine_args: dict[str, Any] = {"x-queue-type": "quorum"} if quorum else {}
-    loader_args: dict[str, Any] = {
-        "x-dead-letter-exchange": QUARANTINE,
-        "x-dead-letter-routing-key": "loader.delivery-limit",
-    }
-    if quorum:
-        loader_args.update({"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT})
-    return {
-        "exchanges": [
-            {"name": EXCHANGE, "type": "topic", "durable": True, "auto_delete": False,
-             "internal": False, "arguments": {}},
-            {"name": QUARANTINE, "type": "topic", "durable": True, "auto_delete": False,
-             "internal": False, "arguments": {}},
-        ],
-        "queues": [
-            {"name": QUARANTINE, "durable": True, "auto_delete": False,
-             "arguments": quarantine_args},
-            {"name": LOADER_QUEUE, "durable": True, "auto_delete": False,
-             "arguments": loader_args},
-        ],
-        "bindings": [
-            {"source": QUARANTINE, "destination": QUARANTINE, "destination_type": "queue",
-             "routing_key": "#", "arguments": {}},
-            {"source": EXCHANGE, "destination": LOADER_QUEUE, "destination_type": "queue",
-             "routing_key": "#", "arguments": {}},
-        ],
-    }  # fmt: skip
-
-
-def declare_topology(
-    channel: pika.adapters.blocking_connection.BlockingChannel, quorum: bool
-) -> None:
-    spec = topology(quorum)
-    for exchange in spec["exchanges"]:
-        channel.exchange_declare(exchange["name"], exchange_type=exchange["type"], durable=True)
-    for queue in spec["queues"]:
-        channel.queue_declare(queue["name"], durable=True, arguments=queue["arguments"])
-    for binding in spec["bindings"]:
-        channel.queue_bind(binding["destination"], binding["source"],
-                           routing_key=binding["routing_key"])  # fmt: skip
-
-
-class Sink(Protocol):
-    """Where the reader hands its batches: RabbitMQ (``Publisher``), or, when no broker
-    is reachable, the loader's writer in the same process (``wiki_events.pipeline``).
-    ``publish`` returns only once the messages are safe; then the reader checkpoints."""
-
-    def connect(self) -> None: ...
-    def publish(self, messages: list[Message]) -> None: ...
-    def tick(self) -> None: ...
-    def close(self) -> None: ...
+def messages(batch: Batch) -> list[Message]:
+    """A batch as AMQP messages: each wiki's events as one message routed by the wiki;
+    each reject on the quarantine, routed ``reader.<reason>``, with its reason."""
+    out = [
+        Message(EXCHANGE, key, encode_batch(events), events=len(events))
+        for key, events in batch.events.items()
+    ]
+    out += [
+        Message(QUARANTINE, f"{r.source}.{r.reason}", r.raw, events=1,
+                headers={"x-reason": r.text[:500], "x-source": r.source})
+        for r in batch.rejects
+    ]
+    return out
 
 
 class Publisher:
@@ -142,7 +68,6 @@ class Publisher:
         self._stop = stop
         self._conn: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
-        self.reconnects = 0
 
     def connect(self) -> None:
         attempt = 0
@@ -175,8 +100,12 @@ class Publisher:
                     raise
                 time.sleep(delay)
 
-    def publish(self, messages: list[Message]) -> None:
-        """Publish and wait for the broker's confirms of all ``messages``."""
+    def publish(self, batch: Batch) -> None:
+        """Publish ``batch`` and wait for the broker's confirms of all its messages."""
+        self.send(messages(batch))
+
+    def send(self, messages: list[Message]) -> None:
+        """Publish ``messages`` and wait for the broker's confirms of all of them."""
         pending = list(messages)
         attempt = 0
         while pending:
@@ -192,7 +121,7 @@ class Publisher:
                         message.body,
                         pika.BasicProperties(
                             delivery_mode=pika.DeliveryMode.Persistent,
-                            content_type=BATCH_CONTENT_TYPE,
+                            content_type=message.content_type,
                             message_id=str(uuid.uuid4()),
                             timestamp=int(time.time()),
                             headers={**message.headers, "events": message.events},
@@ -209,7 +138,6 @@ class Publisher:
             except (pika.exceptions.AMQPError, OSError) as exc:
                 # Lost connection, or a nack: reconnect and republish what is unconfirmed.
                 attempt += 1
-                self.reconnects += 1
                 self._drop()
                 delay = backoff(attempt, self.max_backoff)
                 log.warning(
@@ -230,7 +158,6 @@ class Publisher:
                     "RabbitMQ connection lost (%s); reconnecting at the next publish",
                     type(exc).__name__,
                 )
-                self.reconnects += 1
                 self._drop()
 
     def _drop(self) -> None:
@@ -245,6 +172,3 @@ class Publisher:
         self._drop()
 
 
-def backoff(attempt: int, cap: float, base: float = 0.5) -> float:
-    """Exponential backoff with full jitter, capped."""
-    return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))

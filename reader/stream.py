@@ -2,15 +2,16 @@
 
 Two threads. The HTTP thread follows the SSE stream with httpx (reconnecting with
 backoff, resuming with ``Last-Event-ID``) and puts parsed events on a bounded queue.
-The main thread owns the RabbitMQ connection (pika is not thread-safe): it validates,
-batches by wiki, publishes with confirms, and only then checkpoints the id of the last
-event handled — so after any crash the stream resumes at or before the first event
-RabbitMQ does not have. Events published twice that way are dropped by the loader.
+The main thread owns the RabbitMQ connection (pika is not thread-safe): it judges each
+event (``wiki_core.event.judge``: the one judge), batches the verdicts by wiki, hands the
+batch to its sink (the publisher, with confirms, or bronze directly), and only then
+checkpoints the id of the last event handled — so after any crash the stream resumes at
+or before the first event RabbitMQ does not have. Events published twice that way are
+dropped by the loader.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import queue
@@ -22,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
-import orjson
 
-from wiki_events import __version__
+from wiki_core import __version__
+from wiki_core.event import CANARY, Reject, Valid, judge
+from wiki_core.timefmt import ms_text, parse_iso
+from wiki_core.topology import Batch, Sink, backoff
 
 from .checkpoint import Checkpoint
-from .publisher import EXCHANGE, QUARANTINE, Message, Sink, backoff
 from .sse import OVERSIZED, Event, SSEParser
 
 log = logging.getLogger("reader")
@@ -103,14 +105,12 @@ def since_ms(value: str, now: float | None = None) -> int:
     if match:
         return int((now - float(match.group(1)) * _UNIT[match.group(2)]) * 1000)
     try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_iso(value)
     except ValueError:
         raise ValueError(
             f"--since {value!r}: give an ISO time (2026-11-22T10:00:00Z), epoch "
             "milliseconds, or a duration such as 90s, 30m, 2h, 1d"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
     return int(when.timestamp() * 1000)
 
 
@@ -122,21 +122,18 @@ class Stats:
     filtered: int = 0
     reconnects: int = 0
     quarantined: Counter[str] = field(default_factory=Counter)
-    newest_dt: str | None = None
+    newest_ms: int | None = None  # the newest meta.dt published
     started: float = field(default_factory=time.monotonic)
 
     def line(self, rate: float) -> str:
-        lag = ""
-        if self.newest_dt:
-            try:
-                when = dt.datetime.fromisoformat(self.newest_dt.replace("Z", "+00:00"))
-                lag = f" lag={time.time() - when.timestamp():.1f}s"
-            except ValueError:
-                pass
+        newest, lag = "None", ""
+        if self.newest_ms is not None:
+            newest = ms_text(self.newest_ms)
+            lag = f" lag={time.time() - self.newest_ms / 1000:.1f}s"
         quarantined = sum(self.quarantined.values())
         return (
             f"events/s={rate:.0f} received={self.received} published={self.published} "
-            f"newest={self.newest_dt}{lag} reconnects={self.reconnects} "
+            f"newest={newest}{lag} reconnects={self.reconnects} "
             f"quarantined={quarantined} canaries={self.canaries} filtered={self.filtered}"
         )
 
@@ -271,8 +268,7 @@ class Reader:
         self.transport = transport
         self.stats = Stats()
         self.stop_event = threading.Event()
-        self._batches: dict[str, list[bytes]] = {}
-        self._quarantine: list[Message] = []
+        self._batch = Batch()
         self._batch_events = 0
         self._batch_bytes = 0
         self._last_id: str | None = None  # id of the last event handled, not yet saved
@@ -345,10 +341,10 @@ class Reader:
     def _handle(self, event: Event) -> None:
         self.stats.received += 1
         if event.event == OVERSIZED:
-            self._quarantined("oversized", event.raw, event.size)
+            self._quarantined(Reject("oversized", f"{event.size} bytes", event.raw))
         elif event.event == "error":
             log.warning("EventStreams sent an error event: %s", event.data[:500])
-            self._quarantined("server-error-event", event.raw, event.size)
+            self._quarantined(Reject("server-error-event", "", event.raw))
         elif event.event != "message":
             self.stats.filtered += 1
         else:
@@ -357,77 +353,49 @@ class Reader:
             self._last_id = event.id
 
     def _message(self, event: Event) -> None:
-        raw = event.raw  # bytes as they arrived: parsed and passed on without a decode
+        raw = event.raw  # bytes as they arrived: judged and passed on without a decode
         if event.size > self.opts.max_line:
-            self._quarantined("oversized", raw[:4096], event.size)
+            self._quarantined(Reject("oversized", f"{event.size} bytes", raw[:4096]))
             return
-        try:
-            payload = orjson.loads(raw)  # the loader parses with orjson too: one judge
-        except ValueError as exc:
-            self._quarantined(f"malformed-json: {exc}", raw, event.size)
-            return
-        meta = payload.get("meta") if isinstance(payload, dict) else None
-        if not isinstance(meta, dict):
-            self._quarantined("missing-key: meta", raw, event.size)
-            return
-        for key in ("id", "dt"):
-            if not isinstance(meta.get(key), str) or not meta[key]:
-                self._quarantined(f"missing-key: meta.{key}", raw, event.size)
-                return
-        if meta.get("domain") == "canary":
+        verdict = judge(raw)
+        if verdict is CANARY:
             self.stats.canaries += 1
             return
-        wiki = payload.get("wiki")
-        if self.opts.wikis and wiki not in self.opts.wikis:
+        if isinstance(verdict, Reject):
+            self._quarantined(verdict)
+            return
+        assert isinstance(verdict, Valid)
+        if self.opts.wikis and verdict.wiki not in self.opts.wikis:
             self.stats.filtered += 1
             return
-        if self.opts.types and str(payload.get("type")) not in self.opts.types:
+        if self.opts.types and verdict.type not in self.opts.types:
             self.stats.filtered += 1
             return
-        if b"\n" in raw:  # JSON allows no raw newline inside strings; keep one per line
-            raw = orjson.dumps(payload)
-        key = _routing_key(wiki if isinstance(wiki, str) else meta.get("domain"))
-        self._batches.setdefault(key, []).append(raw)
+        self._batch.events.setdefault(_routing_key(verdict.wiki), []).append(verdict)
         self._batch_events += 1
-        self._batch_bytes += len(raw)
-        self.stats.newest_dt = max(self.stats.newest_dt or "", meta["dt"])
+        self._batch_bytes += len(verdict.raw)
+        if self.stats.newest_ms is None or verdict.millis > self.stats.newest_ms:
+            self.stats.newest_ms = verdict.millis
 
-    def _quarantined(self, reason: str, sample: bytes, size: int) -> None:
-        kind = reason.split(":", 1)[0]
-        self.stats.quarantined[kind] += 1
-        self._quarantine.append(
-            Message(
-                QUARANTINE,
-                f"reader.{kind}",
-                sample[: self.opts.max_line],
-                headers={"x-reason": reason[:500], "x-size": size, "x-source": "reader"},
-                events=1,
-            )
-        )
+    def _quarantined(self, reject: Reject) -> None:
+        reject.source = "reader"
+        reject.raw = reject.raw[: self.opts.max_line]
+        self.stats.quarantined[reject.reason] += 1
+        self._batch.rejects.append(reject)
         self._batch_events += 1
 
     def flush(self) -> None:
-        """Publish everything handled so far, then checkpoint the last id."""
-        messages = [
-            Message(EXCHANGE, key, b"\n".join([*lines, b""]), events=len(lines))  # NDJSON
-            for key, lines in self._batches.items()
-        ]
-        messages += self._quarantine
-        if messages:
-            self.publisher.publish(messages)
-            self.stats.published += sum(len(lines) for lines in self._batches.values())
-        self._batches = {}
-        self._quarantine = []
+        """Hand everything judged so far to the sink, then checkpoint the last id."""
+        batch, self._batch = self._batch, Batch()
         self._batch_events = self._batch_bytes = 0
+        if len(batch):
+            self.publisher.publish(batch)
+            self.stats.published += sum(len(events) for events in batch.events.values())
         if self._last_id is not None:
             self.checkpoint.save(self._last_id)
             self._last_id = None
 
 
-_KEY_OK = re.compile(r"[^A-Za-z0-9_\-]")
-
-
-def _routing_key(wiki: object) -> str:
-    if not isinstance(wiki, str) or not wiki:
-        return "unknown"
-    return _KEY_OK.sub("_", wiki)[:200]
+def _routing_key(wiki: str) -> str:
+    """The wiki (judged: a database name), or ``unknown`` for an event without one."""
+    return wiki or "unknown"

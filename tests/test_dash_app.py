@@ -23,7 +23,7 @@ from selenium.webdriver.common.keys import Keys
 from dash_app.app import build_view, create_app, freshness_text, sync_url
 from dash_app.queries import Gold, Unavailable
 from dash_app.state import ViewState
-from wiki_events.config import clickhouse_client
+from wiki_core.config import clickhouse_client
 
 from .conftest import RAW, ROOT
 from .helpers.expected import event_time, expected_from, shifted

@@ -29,7 +29,8 @@ import pika.exceptions
 import pytest
 import yaml
 
-from reader.publisher import EXCHANGE, LOADER_QUEUE, Message, Publisher
+from reader.publisher import Publisher
+from wiki_core.topology import EXCHANGE, LOADER_QUEUE, Message
 
 from .conftest import FIXTURES, ROOT, ClickHouseProcess
 
@@ -346,7 +347,7 @@ def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
         loader_url = f"amqp://loader-{suffix}:l-pw@127.0.0.1:5672/{vhost}"
         publisher = Publisher(reader_url)
         publisher.connect()  # declares the same topology: the definitions match the code
-        publisher.publish([Message(EXCHANGE, "enwiki", b'{"meta":{}}\n', events=1)])
+        publisher.send([Message(EXCHANGE, "enwiki", b'{"meta":{}}\n', events=1)])
         publisher.close()
         conn = pika.BlockingConnection(pika.URLParameters(loader_url))
         method, _, body = conn.channel().basic_get(LOADER_QUEUE, auto_ack=True)

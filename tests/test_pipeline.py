@@ -22,10 +22,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from reader import bronze
-from wiki_events.config import clickhouse_client
+from loader import bronze
+from wiki_core.config import clickhouse_client
 from wiki_events.dbt import run_dbt
-from wiki_events.pipeline import stop_process
+from wiki_events.up import stop_process
 
 from .conftest import ROOT, SHARED_DATA, ClickHouseProcess, free_port, rabbitmqctl
 from .helpers.expected import Expected, assert_gold_equals, expected_from, gold_numbers

@@ -9,17 +9,19 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pika
 import pytest
 
 from reader.checkpoint import Checkpoint
-from reader.publisher import LOADER_QUEUE, QUARANTINE, Publisher
-from reader.sse import Event
+from reader.publisher import Publisher
 from reader.stream import FatalStreamError, Options, Reader, since_ms, user_agent
+from wiki_core.timefmt import iso_ms
+from wiki_core.topology import BATCH_CONTENT_TYPE, LOADER_QUEUE, QUARANTINE, decode_batch
 
 from .conftest import RAW, ROOT, SHARED_DATA, free_port, rabbitmqctl
 
@@ -74,6 +76,7 @@ class Queues:
     def __init__(self, url: str) -> None:
         self.url = url
         self.ids: list[str] = []
+        self.lines: list[bytes] = []  # the events' lines, as published
         self.quarantined: list[tuple[str, bytes]] = []
 
     def drain(self) -> None:
@@ -103,9 +106,13 @@ class Queues:
                 conn.close()
 
     def _event_batch(self, props: pika.BasicProperties, body: bytes) -> None:
-        lines = body.decode().splitlines()
-        assert props.headers["events"] == len(lines)
-        self.ids += [json.loads(line)["meta"]["id"] for line in lines]
+        assert props.content_type == BATCH_CONTENT_TYPE
+        events, rejects, canaries = decode_batch(body, props.content_type)
+        assert props.headers["events"] == len(events) and not rejects and not canaries
+        # the keys line holds each line's own keys
+        assert [e.event_id for e in events] == [orjson.loads(e.raw)["meta"]["id"] for e in events]
+        self.ids += [e.event_id for e in events]
+        self.lines += [e.raw for e in events]
 
     def _bad(self, props: pika.BasicProperties, body: bytes) -> None:
         self.quarantined.append((props.headers["x-reason"], body))
@@ -275,23 +282,37 @@ def test_event_bytes_pass_through_and_invalid_utf8_is_quarantined_unchanged(
     good = RAW.read_bytes().splitlines()[0]
     pretty = json.dumps(json.loads(good), indent=1).encode()  # several data: lines
     broken = good.replace(b'"meta"', b'"\xff\xfe": 1, "meta"', 1)  # not UTF-8
-    reader = make_reader("http://127.0.0.1:9/unused", amqp_url, tmp_path)
-    reader.publisher.connect()
-    try:
-        for raw in (good, pretty, broken):
-            reader._handle(Event(raw=raw, id="[1]", size=len(raw)))
-        reader.flush()
-    finally:
-        reader.publisher.close()
+    reader = make_reader("http://stream.invalid/v2/stream/recentchange", amqp_url, tmp_path)
+    reader.transport = httpx.MockTransport(sse_of([good, pretty, broken]))
+    reader.run(until=lambda stats: stats.received >= 3)
     queues = Queues(amqp_url)
-    bodies: list[bytes] = []
-    queues._event_batch = lambda props, body: bodies.append(body)  # type: ignore[method-assign]
     queues.drain()
     # the event as it arrived, byte for byte; the multi-line one as one compact line
-    assert bodies == [good + b"\n" + json.dumps(json.loads(good), separators=(",", ":"),
-                                                ensure_ascii=False).encode() + b"\n"]  # fmt: skip
+    compact = json.dumps(json.loads(good), separators=(",", ":"), ensure_ascii=False).encode()
+    assert queues.lines == [good, compact]
     [(reason, body)] = queues.quarantined
     assert reason.startswith("malformed-json") and body == broken
+
+
+def sse_of(events: list[bytes]) -> Callable[[httpx.Request], httpx.Response]:
+    """A stream sending ``events`` as SSE (one ``data:`` line per line of an event) on the
+    first request and nothing on the next ones, for a reader given an
+    ``httpx.MockTransport``."""
+    body = b"".join(
+        b"event: message\nid: [%d]\n" % n
+        + b"".join(b"data: " + line + b"\n" for line in event.split(b"\n"))
+        + b"\n"
+        for n, event in enumerate(events)
+    )
+
+    served: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        served.append(request)
+        content = body if len(served) == 1 else b""
+        return httpx.Response(200, content=content, headers={"Content-Type": "text/event-stream"})
+
+    return handler
 
 
 def test_403_says_what_to_do(amqp_url: str, tmp_path: Path) -> None:
@@ -350,7 +371,7 @@ def test_since_accepts_durations_iso_and_epoch() -> None:
 def test_a_looped_replay_repeats_each_event_with_a_fresh_id_and_a_shifted_time() -> None:
     import uuid
 
-    from reader.emulator import Log, load, parse_dt_ms
+    from reader.emulator import Log, load
 
     log = Log(load(RAW), loop=True)
     ids = set()
@@ -363,7 +384,7 @@ def test_a_looped_replay_repeats_each_event_with_a_fresh_id_and_a_shifted_time()
             want = first["meta"]["id"] if lap == 0 else str(
                 uuid.uuid5(uuid.NAMESPACE_URL, f"{first['meta']['id']}/{lap}"))  # fmt: skip
             assert event["meta"]["id"] == record.meta_id == want
-            assert parse_dt_ms(event["meta"]["dt"]) == record.ts_ms
+            assert iso_ms(event["meta"]["dt"]) == record.ts_ms
             assert record.ts_ms == log.records[index].ts_ms + lap * log.shift
             assert {k: v for k, v in event.items() if k not in ("meta", "timestamp")} == {
                 k: v for k, v in first.items() if k not in ("meta", "timestamp")}  # fmt: skip

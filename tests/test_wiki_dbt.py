@@ -79,7 +79,7 @@ def test_inserts_fire_the_views_and_gold_is_right_before_parts_merge(
     assert parts > 1  # several unmerged parts: the GROUP BY readers must still be exact
     assert_gold_equals(gold_numbers(warehouse.query), want)
     warehouse.query("SYSTEM START MERGES gold.events_per_minute")
-    assert warehouse.scalar("SELECT count() FROM silver.wiki_invalid") == "0"  # canary: loader
+    assert warehouse.scalar("SELECT count() FROM silver.wiki_invalid") == "0"
     warehouse.dbt("test", *NOW)
 
 

@@ -1,3 +1,5 @@
 """wiki-events: Wikimedia recentchange → RabbitMQ → ClickHouse → dbt → Dash."""
 
-__version__ = "0.1.0"
+from wiki_core import __version__
+
+__all__ = ["__version__"]

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import click
 
+from loader.consumer import Options as LoaderOptions
 from reader.emulator import Options as ReplayOptions
-from reader.loader import Options as LoaderOptions
 from reader.stream import Options as StreamOptions
-
-from . import __version__
-from .config import Settings
+from wiki_core import __version__
+from wiki_core.config import CHECKPOINT_FILE, DEFAULT_RETENTION_DAYS, Settings
 
 
 @click.group()
@@ -78,7 +77,7 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
     "--checkpoint",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Checkpoint file [default: $WIKI_EVENTS_DATA/reader.checkpoint.json].",
+    help=f"Checkpoint file [default: $WIKI_EVENTS_DATA/{CHECKPOINT_FILE}].",
 )
 @click.option(
     "--idle-timeout",
@@ -131,7 +130,7 @@ def stream(
     reader = Reader(
         opts,
         Publisher(settings.amqp_url),
-        Checkpoint(checkpoint or settings.data_dir / "reader.checkpoint.json"),
+        Checkpoint(checkpoint or settings.checkpoint_path),
     )
     signal.signal(signal.SIGTERM, lambda *_: reader.stop())
     signal.signal(signal.SIGINT, lambda *_: reader.stop())
@@ -210,7 +209,7 @@ def replay(
     "--prefetch",
     default=LoaderOptions.prefetch,
     show_default=True,
-    help="Unacked messages at most (each up to ~1000 events): bounds memory.",
+    help="Unacked messages at most (each up to the reader's batch, 5000 events): bounds memory.",
 )
 @click.option(
     "--batch-events",
@@ -228,20 +227,18 @@ def replay(
     "--retention-days",
     default=None,
     type=int,
-    help="Bronze retention [default: $BRONZE_RETENTION_DAYS or 90].",
+    help=f"Bronze retention [default: $BRONZE_RETENTION_DAYS or {DEFAULT_RETENTION_DAYS}].",
 )
 def load(prefetch: int, batch_events: int, linger: float, retention_days: int | None) -> None:
     """The loader: RabbitMQ ($AMQP_URL) → ClickHouse bronze ($CLICKHOUSE_URL)."""
-    import os
     import signal
 
-    from reader.bronze import DEFAULT_RETENTION_DAYS, migrate
-    from reader.loader import Loader
-
-    from .config import clickhouse_client
+    from loader.bronze import migrate
+    from loader.consumer import Loader
+    from wiki_core.config import clickhouse_client
 
     settings = Settings.from_env()
-    days = retention_days or int(os.environ.get("BRONZE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS)
+    days = retention_days or settings.retention_days
     try:
         version = migrate(clickhouse_client(settings.clickhouse_url), days)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
@@ -316,8 +313,8 @@ def up(
     """
     import signal
 
-    from .pipeline import UpOptions
-    from .pipeline import up as run_up
+    from .up import UpOptions
+    from .up import up as run_up
 
     def interrupt(*_: object) -> None:
         raise KeyboardInterrupt

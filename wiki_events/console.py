@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from .config import ClickHouseURL
+from wiki_core.config import ClickHouseURL
 
 PROMPT, MORE = "wiki-events :) ", "            -> "
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from .config import ClickHouseURL
+from wiki_core.config import ClickHouseURL
 
 # the checkout's wiki_dbt/, or WIKI_DBT_PROJECT where the package is installed elsewhere
 PROJECT = Path(
@@ -64,3 +64,13 @@ def run_dbt(
         text=True,
         timeout=timeout,
     )
+
+
+def build_summary(stdout: str) -> tuple[str, list[str]]:
+    """dbt's console output, shortened: the ``Done. PASS=...`` line, and the last lines
+    that name an error or a failure."""
+    lines = stdout.splitlines()
+    done = [ln for ln in lines if "Done. PASS=" in ln]
+    summary = done[-1].split("  ", 1)[-1].strip() if done else "no summary"
+    problems = [ln.strip() for ln in lines if "rror" in ln or "FAIL" in ln][-5:]
+    return summary, problems

@@ -4,7 +4,7 @@
 
 One vhost (``RABBITMQ_VHOST``, default ``wiki-events``), one user per application with
 the least it needs, an administrator for the management UI, the topology the code
-declares (``reader.publisher.topology``) and a policy bounding the quarantine. No
+declares (``wiki_core.topology.topology``) and a policy bounding the quarantine. No
 ``guest``. Passwords come from the environment and are stored as RabbitMQ's salted
 SHA-256 hashes, so the rendered file holds no password in clear text.
 """
@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from reader.publisher import EXCHANGE, QUARANTINE, topology
+from wiki_core.topology import EXCHANGE, QUARANTINE, topology
 
 QUARANTINE_MAX_LENGTH = 1_000_000
 
@@ -67,7 +67,7 @@ def definitions(env: dict[str, str]) -> dict[str, Any]:
             # the reader declares the topology (idempotent), binds, and publishes
             {"user": "reader", "vhost": vhost, "configure": ours, "write": ours,
              "read": exchanges},
-            # the loader declares, consumes, acks, and publishes rejects to the quarantine
+            # the loader declares, consumes its queue and the quarantine (into bronze), acks
             {"user": "loader", "vhost": vhost, "configure": ours, "write": ours, "read": ours},
         ],
         "topic_permissions": [],

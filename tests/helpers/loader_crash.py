@@ -4,9 +4,9 @@ import os
 import signal
 import sys
 
-from reader.bronze import migrate
-from reader.loader import Loader, Options
-from wiki_events.config import clickhouse_client
+from loader.bronze import migrate
+from loader.consumer import Loader, Options
+from wiki_core.config import clickhouse_client
 
 clickhouse_url, amqp_url, crash_after = sys.argv[1], sys.argv[2], int(sys.argv[3])
 migrate(clickhouse_client(clickhouse_url))

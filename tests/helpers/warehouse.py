@@ -9,9 +9,10 @@ from pathlib import Path
 
 import httpx
 
-from reader import bronze
-from reader.loader import Bronze, parse_message
-from wiki_events.config import clickhouse_client
+from loader import bronze
+from loader.bronze import Bronze
+from wiki_core.config import clickhouse_client
+from wiki_core.topology import decode_batch
 from wiki_events.dbt import run_dbt
 
 from ..conftest import ClickHouseProcess
@@ -67,7 +68,7 @@ class Warehouse:
         try:
             writer = Bronze(client)
             for batch in batches:
-                rows, rejects, _ = parse_message(batch)
+                rows, rejects, _ = decode_batch(batch, None)
                 writer.write(rows, rejects)
         finally:
             client.close()

@@ -22,11 +22,15 @@
     )
 {%- endmacro %}
 
-{#- why a bronze row cannot become a silver row, or '' when it can -#}
+{#- why a bronze row cannot become a silver row, or '' when it can. The loader's judge
+    (wiki_core/event.py) keeps canaries and events without meta.id / meta.dt out of
+    bronze and rejects a wiki that is no wiki's database name (the same rule as 'bad
+    wiki' here, for rows that reached bronze before it did); what is left is what needs
+    the parsed, typed event. -#}
 {% macro invalid_reason(e, wiki, type) -%}
     multiIf(
-        {{ e }}.meta.domain = 'canary', 'canary',
         {{ wiki }} = '', 'missing wiki',
+        not match({{ wiki }}, '^[a-z0-9_]{1,64}$'), 'bad wiki',
         {{ type }} = '', 'missing type',
         {{ e }}.namespace is null, 'missing namespace',
         {{ e }}.title is null, 'missing title',

@@ -1,8 +1,9 @@
 {{ config(materialized='view') }}
 
-{#- Bronze rows that silver leaves out, with the reason: canaries, and events missing a
-    key silver needs. A view, read on demand; the loader already quarantined anything
-    that was not JSON or had no meta.id / meta.dt. -#}
+{#- Bronze rows that silver leaves out, with the reason: events missing a key silver
+    needs, or with a wiki that is no wiki's name. A view, read on demand; the loader's
+    judge already rejected anything that was not JSON, had no meta.id / meta.dt, or was
+    a canary. -#}
 
 with
 

@@ -1,7 +1,9 @@
 """Configuration from the environment (and a ``.env`` file when present).
 
-Every component reads its connection settings here, with the embedded defaults filled
-in, so nothing is hard-coded twice. The README's table lists every variable.
+Every environment variable the Python code uses is read here, once, with the embedded
+defaults filled in, so nothing is hard-coded twice. The README's table lists every
+variable. (``WIKI_DBT_PROJECT`` and the ``DBT_CLICKHOUSE_*`` variables belong to dbt's
+runner, ``wiki_events/dbt.py``; the embedded server's users file to ``local_clickhouse``.)
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from dotenv import load_dotenv
 DEFAULT_CLICKHOUSE_URL = "http://default:@127.0.0.1:8123/default"
 DEFAULT_STREAM_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_RETENTION_DAYS = 90  # bronze's, counted from ingestion
+CHECKPOINT_FILE = "reader.checkpoint.json"  # the reader's position, in the data folder
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,13 @@ class Settings:
     stream_url: str
     data_dir: Path
     contact: str
+    retention_days: int = DEFAULT_RETENTION_DAYS
+    dash_basic_auth: str = ""  # "user:password": the dashboard behind HTTP basic auth
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """The reader's checkpoint file."""
+        return self.data_dir / CHECKPOINT_FILE
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,6 +51,8 @@ class Settings:
             stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
+            retention_days=int(env.get("BRONZE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
+            dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
         )
 
 
