@@ -16,11 +16,15 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 import pytest
+from dash import no_update
 from dash._callback_context import context_value
 from dash._utils import AttributeDict
 from selenium.webdriver.common.keys import Keys
 
-from dash_app.app import build_view, create_app, freshness_text, sync_url
+from dash_app.app import create_app
+from dash_app.controls import sync_url
+from dash_app.page_parts import freshness_text
+from dash_app.pages.edits import build_view
 from dash_app.queries import Gold, Unavailable
 from dash_app.state import ViewState
 from wiki_events.config import clickhouse_client
@@ -106,9 +110,10 @@ def test_sync_url_sets_controls_from_the_url_and_the_url_from_controls() -> None
         return contextvars.copy_context().run(run)
 
     from_url = call("url.search", "?wikis=dewiki&range=24h", [], "6h", "all", "off", "", "")
-    assert from_url[1:] == (["dewiki"], "24h", "all", "off", "", "")
+    assert from_url == {"search": no_update, "wikis": ["dewiki"], "range": "24h",
+                        "users": "all", "refresh": "off", "start": "", "end": ""}  # fmt: skip
     from_controls = call("users.value", "?wikis=dewiki", ["dewiki"], "1h", "bots", "off", "", "")
-    assert from_controls[0] == "?wikis=dewiki&range=1h&users=bots"
+    assert from_controls["search"] == "?wikis=dewiki&range=1h&users=bots"
 
 
 def test_build_view_draws_every_panel_with_data(gold: Gold) -> None:
@@ -160,8 +165,8 @@ def test_top_pages_and_editors_from_topk_candidates_equal_the_exact_ranking(gold
 
 
 PER_WIKI_QUERIES = ["PER_MINUTE_WIKIS", "TOP_WIKIS", "USER_KINDS", "DRILL_MINUTE", "SPIKES",
-                    "PER_HOUR_WIKIS", "TYPE_MIX", "BYTES", "TOP_WIKIS_HOURLY",
-                    "USER_KINDS_HOURLY", "DRILL_HOUR"]  # fmt: skip
+                    "PER_HOUR_WIKIS", "PER_DAY_WIKIS", "TYPE_MIX", "BYTES", "BYTES_DAILY",
+                    "TOP_WIKIS_HOURLY", "USER_KINDS_HOURLY", "DRILL_HOUR", "DRILL_DAY"]  # fmt: skip
 
 
 @pytest.mark.parametrize("name", PER_WIKI_QUERIES)
