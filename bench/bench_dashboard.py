@@ -39,8 +39,22 @@ from wiki_events.config import clickhouse_client  # noqa: E402
 from wiki_events.dbt import run_dbt  # noqa: E402
 
 MINUTES = 30 * 24 * 60
-NAMES = ["wikidatawiki", "commonswiki", "enwiki", "dewiki", "frwiki", "eswiki", "jawiki",
-         "ruwiki", "itwiki", "zhwiki", "ptwiki", "plwiki", "nlwiki", "arwiki"]  # fmt: skip
+NAMES = [
+    "wikidatawiki",
+    "commonswiki",
+    "enwiki",
+    "dewiki",
+    "frwiki",
+    "eswiki",
+    "jawiki",
+    "ruwiki",
+    "itwiki",
+    "zhwiki",
+    "ptwiki",
+    "plwiki",
+    "nlwiki",
+    "arwiki",
+]
 WIKI = (
     f"arrayConcat({NAMES!r}, arrayMap(i -> concat('x', toString(i), 'wiki'), "
     f"range({len(NAMES) + 1}, 901)))"

@@ -55,9 +55,16 @@ def _figure(
     }
     if empty:
         figure["layout"]["annotations"] = [
-            {"text": note, "showarrow": False, "xref": "paper",
-             "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}
-        ]  # fmt: skip
+            {
+                "text": note,
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+                "font": {"size": 14, "color": "#888"},
+            }
+        ]
     return figure
 
 
@@ -102,13 +109,22 @@ def user_kinds(table: Table, title: str) -> Figure:
 def bytes_flow(table: Table, x: str, title: str) -> Figure:
     buckets, added, removed = table.column(x), table.column("added"), table.column("removed")
     traces = [
-        {"type": "bar", "x": buckets, "y": added, "name": "added",
-         "marker": {"color": "#2ca02c"}},
-        {"type": "bar", "x": buckets, "y": [-v for v in removed],
-         "name": "removed", "marker": {"color": "#d62728"}},
-    ]  # fmt: skip
-    return _figure(traces, title, not any(added) and not any(removed), barmode="relative",
-                   yaxis={"title": {"text": "bytes"}})  # fmt: skip
+        {"type": "bar", "x": buckets, "y": added, "name": "added", "marker": {"color": "#2ca02c"}},
+        {
+            "type": "bar",
+            "x": buckets,
+            "y": [-v for v in removed],
+            "name": "removed",
+            "marker": {"color": "#d62728"},
+        },
+    ]
+    return _figure(
+        traces,
+        title,
+        not any(added) and not any(removed),
+        barmode="relative",
+        yaxis={"title": {"text": "bytes"}},
+    )
 
 
 def heatmap(table: Table, title: str) -> Figure:
@@ -124,5 +140,10 @@ def heatmap(table: Table, title: str) -> Figure:
         "colorbar": {"title": {"text": "avg/h"}},
         "hovertemplate": "%{y} %{x}:00 UTC: %{z:.1f}<extra></extra>",
     }
-    return _figure([trace], title, not table, xaxis={"title": {"text": "hour of day (UTC)"}},
-                   yaxis={"autorange": "reversed"})  # fmt: skip
+    return _figure(
+        [trace],
+        title,
+        not table,
+        xaxis={"title": {"text": "hour of day (UTC)"}},
+        yaxis={"autorange": "reversed"},
+    )

@@ -44,17 +44,20 @@ def count() -> Check:
 def choice(limit: int = 100) -> Check:
     """A radio or dropdown value: a short string or a number, or nothing."""
     return lambda v: (
-        v is None
-        or (isinstance(v, str) and len(v) <= limit)
-        or (type(v) in (int, float))
+        v is None or (isinstance(v, str) and len(v) <= limit) or (type(v) in (int, float))
     )
 
 
 def texts(items: int = 100, limit: int = 200) -> Check:
     """A multi-select's value: a list of short strings (or one), or nothing."""
     one = text(limit)
-    return lambda v: one(v) or (
-        isinstance(v, list) and len(v) <= items and all(isinstance(x, str) and one(x) for x in v)
+    return lambda v: (
+        one(v)
+        or (
+            isinstance(v, list)
+            and len(v) <= items
+            and all(isinstance(x, str) and one(x) for x in v)
+        )
     )
 
 

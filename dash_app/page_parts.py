@@ -110,10 +110,7 @@ def table(table_id: str, title: str, columns: list[str], width: str = "32%") -> 
 
 def records(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
     """Rows for a DataTable: floats rounded, text cut to CELL_CHARS."""
-    return [
-        {c: _cell(v) for c, v in zip(columns, row, strict=True)}
-        for row in rows
-    ]
+    return [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in rows]
 
 
 def _cell(value: Any) -> Any:

@@ -307,8 +307,7 @@ class Gold:
                 self._cache[key] = (expires, table, size)
                 self.cache_bytes += size
             while self._cache and (
-                self.cache_bytes > self.max_cache_bytes
-                or len(self._cache) > self.max_cache_entries
+                self.cache_bytes > self.max_cache_bytes or len(self._cache) > self.max_cache_entries
             ):
                 self._forget(next(iter(self._cache)))
         return table

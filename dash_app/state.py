@@ -12,11 +12,17 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlencode
 
-RANGES = {"1h": dt.timedelta(hours=1), "6h": dt.timedelta(hours=6),
-          "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7)}  # fmt: skip
-USER_FILTERS = {"all": ("bot", "anonymous", "registered"),
-                "humans": ("anonymous", "registered"),
-                "bots": ("bot",)}  # fmt: skip
+RANGES = {
+    "1h": dt.timedelta(hours=1),
+    "6h": dt.timedelta(hours=6),
+    "24h": dt.timedelta(hours=24),
+    "7d": dt.timedelta(days=7),
+}
+USER_FILTERS = {
+    "all": ("bot", "anonymous", "registered"),
+    "humans": ("anonymous", "registered"),
+    "bots": ("bot",),
+}
 REFRESH = {"off": 0, "10s": 10, "60s": 60}
 MAX_WIKIS = 20
 # a wiki's database name: letters, digits, underscores (enwiki, zh_min_nanwiki); the
@@ -115,19 +121,20 @@ class ViewState:
             return end - RANGES[self.range], end, ""
         first, last = parse_time(self.start), parse_time(self.end)
         assert first and last
+        note = f"The custom range {_show(first)} – {_show(last)} UTC is "
+        if first >= _next_minute(now):  # nothing there yet: shown as asked, at most MAX_RANGE
+            return first, min(last, first + MAX_RANGE), note + "in the future: no events yet."
         end = min(last, _next_minute(now))
-        start = min(max(first, end - MAX_RANGE), end)
+        start = max(first, end - MAX_RANGE)
         if (start, end) == (first, last):
             return start, end, ""
-        note = f"The custom range {_show(first)} – {_show(last)} UTC is "
-        if end <= first:
-            note += "in the future: nothing to show yet."
-        elif start > first:
-            note += (f"longer than {MAX_RANGE.days} days: showing its last "
-                     f"{MAX_RANGE.days} days" + (" up to now." if end < last else "."))
+        if start > first:
+            note += f"longer than {MAX_RANGE.days} days: showing its last {MAX_RANGE.days} days" + (
+                " up to now." if end < last else "."
+            )
         else:
             note += "partly in the future: showing it up to now."
-        return start, end, note  # fmt: skip
+        return start, end, note
 
 
 def parse_time(value: object) -> dt.datetime | None:

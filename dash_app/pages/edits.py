@@ -31,8 +31,17 @@ PARALLEL_QUERIES = 4
 # charts show the window's last day
 LONG_WINDOW = dt.timedelta(hours=24)
 
-GRAPHS = ["per-minute", "per-hour", "top-wikis", "user-kinds", "type-mix", "bytes",
-          "drill-minute", "drill-hour", "heatmap"]  # fmt: skip
+GRAPHS = [
+    "per-minute",
+    "per-hour",
+    "top-wikis",
+    "user-kinds",
+    "type-mix",
+    "bytes",
+    "drill-minute",
+    "drill-hour",
+    "heatmap",
+]
 TABLES = ["top-pages", "top-editors", "spikes"]
 TABLE_EMPTY = {
     "top-pages": "no edits in this window",
@@ -194,7 +203,8 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     unknown = [w for w in state.wikis if w not in known]
     if unknown:
         messages.append(f"No wiki named {', '.join(unknown)} in gold: pick one from the list.")
-    if not top:
+    # the minute chart is the whole window up to a day, the type mix (hourly) past it
+    if not (got["type-mix"] if long else any(got["per-minute"].column("events"))):
         messages.append(
             f"No events for this view ({scope} · {label} · {users}). "
             "Pick other wikis, a longer window or all editors."
