@@ -556,6 +556,42 @@ def test_hostile_url_and_picker_input_do_no_harm(dash_duo, warehouse: Warehouse)
     assert dash_duo.get_logs() == []
 
 
+def test_an_unknown_wiki_shows_a_message_and_empty_panels_not_a_blank_page(
+    dash_duo, warehouse: Warehouse
+) -> None:  # type: ignore[no-untyped-def]
+    _start(dash_duo, warehouse, "?wikis=nosuchwiki")
+    dash_duo.wait_for_contains_text("#banner", "No wiki named nosuchwiki in gold", timeout=30)
+    assert dash_duo.find_element("#banner").is_displayed()
+    assert "nosuchwiki" in dash_duo.find_element("#window").text
+    for graph in ("per-minute", "type-mix", "bytes", "drill-minute"):
+        _wait_for(
+            lambda g=graph: figures.EMPTY in dash_duo.driver.execute_script(
+                "const a = document.querySelector('#' + arguments[0] + ' .annotation-text');"
+                "return a ? a.textContent : '';",
+                g,
+            )
+        )
+    assert dash_duo.find_element("#top-pages-note").text == "no edits in this window"
+    assert dash_duo.find_element("#drill-title").text == "Drill-down: nosuchwiki"
+    # the header's navigation: the edits page, marked as the one shown
+    link = dash_duo.find_element(".nav-link.active")
+    assert link.text == "Edits" and link.get_attribute("href").endswith("/")
+    ARTIFACTS.mkdir(exist_ok=True)
+    dash_duo.driver.save_screenshot(str(ARTIFACTS / "dashboard-empty.png"))
+    assert dash_duo.get_logs() == []
+
+
+def test_the_picker_stays_usable_with_a_huge_name_in_gold(dash_duo, warehouse: Warehouse) -> None:  # type: ignore[no-untyped-def]
+    _start(dash_duo, warehouse)
+    _open_picker(dash_duo).send_keys("x")
+    started = time.monotonic()
+    _wait_for(lambda: dash_duo.find_elements(".dash-dropdown-option"), timeout=10)
+    options = [o.text for o in dash_duo.find_elements(".dash-dropdown-option")]
+    assert options and all(len(o) <= 64 for o in options), [o[:80] for o in options]
+    assert time.monotonic() - started < 10  # the tab answers: it is not frozen
+    assert dash_duo.get_logs() == []
+
+
 def test_clickhouse_down_shows_a_message_and_the_page_recovers(
     dash_duo, warehouse: Warehouse
 ) -> None:  # type: ignore[no-untyped-def]
