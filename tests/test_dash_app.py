@@ -423,6 +423,16 @@ def test_the_cache_is_bounded_in_bytes_over_many_distinct_views(warehouse: Wareh
     assert gold.queries_run == ran  # the latest view is still cached
 
 
+def test_every_callback_input_has_a_rule_at_the_door() -> None:
+    from dash_app import guard, pages
+
+    app = create_app(Gold(lambda: None))
+    assert app.server.test_client().get("/").status_code == 200  # registers Pages' router
+    assert any("_pages_content.children" in output for output in app.callback_map)
+    assert guard.unchecked_inputs(app, pages.input_rules()) == []
+    assert guard.unchecked_inputs(app, {}) != []  # the check sees the inputs
+
+
 # -- names no wiki has ---------------------------------------------------------------------
 
 
