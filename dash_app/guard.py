@@ -96,7 +96,8 @@ def problem_with(app: Dash, rules: Mapping[str, Check], raw: bytes) -> str | Non
     if not isinstance(body, dict):
         return "the body is not a JSON object"
     output = body.get("output")
-    if not isinstance(output, str) or output not in app.callback_map:
+    # clientside callbacks are in the map too, without a Python function to call
+    if not isinstance(output, str) or "callback" not in app.callback_map.get(output, {}):
         return "no such callback output"
     spec = app.callback_map[output]
     for field, declared in (("inputs", spec["inputs"]), ("state", spec["state"])):
@@ -136,12 +137,13 @@ def _name(item: object) -> str | None:
 
 
 def unchecked_inputs(app: Dash, rules: Mapping[str, Check]) -> list[str]:
-    """The inputs and states of ``app``'s callbacks that have no rule."""
+    """The inputs and states of ``app``'s server-side callbacks that have no rule."""
     every = {**ROUTER_RULES, **rules}
     return sorted(
         {
             str(_name(i))
             for spec in app.callback_map.values()
+            if "callback" in spec
             for i in spec["inputs"] + spec["state"]
             if _name(i) not in every
         }

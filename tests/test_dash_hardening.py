@@ -129,6 +129,7 @@ CRAFTED = {
     "no field at all": lambda b: (b"{}", "application/json"),
     "an unknown output": lambda b: _with(b, output="banner.children"),
     "an output that is a number": lambda b: _with(b, output=12),
+    "a clientside callback's output": lambda b: _with(b, output="_pages_dummy.children"),
     "no inputs": lambda b: {k: v for k, v in b.items() if k != "inputs"},
     "inputs that are a string": lambda b: _with(b, inputs="url.search"),
     "an input of another component": lambda b: _with(
