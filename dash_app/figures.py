@@ -53,7 +53,9 @@ def _figure(
             **layout,
         },
     }
-    if empty:
+    if empty:  # no lines of zeros, no axes: only the title and why the chart is empty
+        figure["data"] = []
+        figure["layout"]["xaxis"] = figure["layout"]["yaxis"] = {"visible": False}
         figure["layout"]["annotations"] = [
             {
                 "text": note,
@@ -144,6 +146,7 @@ def heatmap(table: Table, title: str) -> Figure:
         [trace],
         title,
         not table,
+        note="no events of this wiki yet",  # the wiki's usual week, not the window
         xaxis={"title": {"text": "hour of day (UTC)"}},
         yaxis={"autorange": "reversed"},
     )

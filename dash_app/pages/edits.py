@@ -180,7 +180,9 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
         "per-hour": figures.series(
             got["per-hour"], context, f"Events {by[context]} (at least the last 7 days)"
         ),
-        "top-wikis": figures.bars(top, "wiki", "Top wikis"),
+        "top-wikis": figures.bars(
+            top, "wiki", "Top wikis" + (" (all wikis)" if state.wikis else "")
+        ),
         "user-kinds": figures.user_kinds(got["user-kinds"], "Bot / anonymous / registered"),
         "type-mix": figures.bars(got["type-mix"], "type", "Event types", horizontal=False),
         "bytes": figures.bytes_flow(
@@ -204,7 +206,9 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     if unknown:
         messages.append(f"No wiki named {', '.join(unknown)} in gold: pick one from the list.")
     # the minute chart is the whole window up to a day, the type mix (hourly) past it
-    if not (got["type-mix"] if long else any(got["per-minute"].column("events"))):
+    some = got["type-mix"] if long else any(got["per-minute"].column("events"))
+    every_pick_unknown = bool(state.wikis) and len(unknown) == len(state.wikis)
+    if not some and not every_pick_unknown:  # (an unknown wiki is said above)
         messages.append(
             f"No events for this view ({scope} · {label} · {users}). "
             "Pick other wikis, a longer window or all editors."
