@@ -120,7 +120,9 @@ def problem_with(app: Dash, rules: Mapping[str, Check], raw: bytes) -> str | Non
         return "outputs do not match the callback"
     changed = body.get("changedPropIds", [])
     inputs = {_name(i) for i in spec["inputs"]}
-    if not isinstance(changed, list) or not all(c in inputs for c in changed):
+    if not isinstance(changed, list) or not all(
+        isinstance(c, str) and c in inputs for c in changed
+    ):
         return "changedPropIds: not inputs of the callback"
     return None
 

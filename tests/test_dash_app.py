@@ -495,6 +495,48 @@ def test_a_second_page_is_one_module_with_the_shared_header(
         dash.page_registry.pop(readers.__name__, None)
 
 
+HOSTILE_JSON = [None, True, -1, 1.5, "", "x" * 20_000, [], {}, [[]], [{}], {"id": 1}, [1, "a"]]
+
+
+def test_the_door_judges_any_mutation_of_a_request_without_raising() -> None:
+    from dash_app import guard, pages
+
+    app = create_app(Gold(lambda: None))
+    app.server.test_client().get("/")
+    rules = {**guard.ROUTER_RULES, **pages.input_rules()}
+    spec = next(k for k in app.callback_map if "per-minute.figure" in k)
+    good = {
+        "output": spec,
+        "outputs": [
+            {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
+            for n in spec[2:-2].split("...")
+        ],
+        "inputs": [
+            {"id": "url", "property": "search", "value": "?wikis=enwiki"},
+            {"id": "tick", "property": "n_intervals", "value": 3},
+        ],
+        "changedPropIds": ["url.search"],
+        "state": [],
+    }
+    assert guard.problem_with(app, rules, json.dumps(good).encode()) is None
+    refused = 0
+    for field in good:
+        for value in HOSTILE_JSON:
+            verdict = guard.problem_with(app, rules, json.dumps({**good, field: value}).encode())
+            refused += verdict is not None
+    for i in range(len(good["inputs"])):
+        for key in ("id", "property", "value"):
+            for value in HOSTILE_JSON:
+                inputs = [dict(x) for x in good["inputs"]]
+                inputs[i][key] = value
+                body = json.dumps({**good, "inputs": inputs}).encode()
+                verdict = guard.problem_with(app, rules, body)
+                refused += verdict is not None
+                if verdict is None:  # accepted: only a value its rule allows
+                    assert key == "value" and rules[("url.search", "tick.n_intervals")[i]](value)
+    assert refused > 80
+
+
 # -- names no wiki has ---------------------------------------------------------------------
 
 

@@ -145,6 +145,7 @@ CRAFTED = {
         b, outputs=[{"id": "wikis", "property": "options"}]
     ),
     "changed inputs that are not inputs": lambda b: _with(b, changedPropIds=["x.y", 3]),
+    "changed inputs that are lists": lambda b: _with(b, changedPropIds=[["url.search"]]),
     "JSON nested 100,000 deep": lambda b: (b"[" * 100_000 + b"]" * 100_000, "application/json"),
     "a 2 MB body": lambda b: _input(b, "url.search", "a" * 2_000_000),
     "JSON sent as text": lambda b: (json.dumps(b).encode(), "text/plain"),
