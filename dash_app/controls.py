@@ -39,20 +39,8 @@ def controls(prefix: str = "") -> html.Div:
                 style={"minWidth": 320, "flex": 2},
             ),
             dcc.RadioItems(id=f"{prefix}range", options=[*RANGES, "custom"], value="6h", **radio),
-            dcc.Input(
-                id=f"{prefix}start",
-                type="text",
-                placeholder="from 2026-01-01T00:00",
-                debounce=True,
-                style={"width": 150},
-            ),
-            dcc.Input(
-                id=f"{prefix}end",
-                type="text",
-                placeholder="to 2026-01-02T00:00",
-                debounce=True,
-                style={"width": 150},
-            ),
+            _time_input(f"{prefix}start", "from 2026-01-01T00:00"),
+            _time_input(f"{prefix}end", "to 2026-01-02T00:00"),
             dcc.RadioItems(
                 id=f"{prefix}users",
                 value="all",
@@ -63,6 +51,13 @@ def controls(prefix: str = "") -> html.Div:
             dcc.RadioItems(id=f"{prefix}refresh", options=list(REFRESH), value="off", **radio),
         ],
         className="controls",
+    )
+
+
+def _time_input(component_id: str, placeholder: str) -> dcc.Input:
+    """A custom range's bound, ISO form, UTC; read when the user is done typing."""
+    return dcc.Input(
+        id=component_id, type="text", placeholder=placeholder, debounce=True, style={"width": 150}
     )
 
 

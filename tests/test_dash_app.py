@@ -135,17 +135,7 @@ def test_sync_url_sets_controls_from_the_url_and_the_url_from_controls() -> None
 
 def test_build_view_draws_every_panel_with_data(gold: Gold) -> None:
     view = build_view(gold, ViewState())
-    for key in (
-        "per-minute",
-        "per-hour",
-        "top-wikis",
-        "user-kinds",
-        "type-mix",
-        "bytes",
-        "drill-minute",
-        "drill-hour",
-        "heatmap",
-    ):
+    for key in edits.GRAPHS:
         go.Figure(view[key])  # plotly's own validation: every property is one plotly.js knows
         trace = view[key]["data"][0]
         numbers = _flat([trace[k] for k in ("values", "z", "y", "x") if k in trace])
@@ -597,22 +587,9 @@ def _start(dash_duo, warehouse: Warehouse, search: str = "", cache: float = 10) 
     dash_duo.wait_for_contains_text("#freshness", "newest event", timeout=30)
 
 
-GRAPHS = [
-    "per-minute",
-    "per-hour",
-    "top-wikis",
-    "user-kinds",
-    "type-mix",
-    "bytes",
-    "drill-minute",
-    "drill-hour",
-    "heatmap",
-]
-
-
 def test_page_draws_every_panel_and_saves_a_screenshot(dash_duo, warehouse: Warehouse) -> None:  # type: ignore[no-untyped-def]
     _start(dash_duo, warehouse)
-    for graph in GRAPHS:
+    for graph in edits.GRAPHS:
         _wait_for(lambda g=graph: _plotted(dash_duo, g) > 0)
     for table in ("top-pages", "top-editors", "spikes"):
         assert dash_duo.find_elements(f"#{table} td"), table
