@@ -298,12 +298,12 @@ class Gold:
             raise Unavailable(_describe(exc)) from exc
         rows = [tuple(r) for r in result.result_rows]
         table = Table(list(result.column_names), rows[: self.max_rows], len(rows) > self.max_rows)
-        size = table.size()
         expires = now + (self.cache_seconds if ttl is None else ttl)
+        size = table.size() if expires > now else 0
         with self._lock:
             self.queries_run += 1
             self._forget(key)
-            if size <= self.max_cache_bytes // 4 and expires > now:
+            if expires > now and size <= self.max_cache_bytes // 4:
                 self._cache[key] = (expires, table, size)
                 self.cache_bytes += size
             while self._cache and (
