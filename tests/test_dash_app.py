@@ -231,6 +231,26 @@ def test_window_filters_narrow_the_per_wiki_tables_by_their_sort_keys(
     assert f"({column} in [" in condition, "\n".join(plan)
 
 
+def test_the_package_ships_every_page_and_the_stylesheet() -> None:
+    """`pip install .` (the Docker image) installs only what pyproject lists: a page
+    package or the assets left out is a dashboard that fails only in production."""
+    import tomllib
+
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "dash_app").rglob("__init__.py")
+    }
+    assert found == {"dash_app", "dash_app.pages"}
+    assert found <= set(setuptools["packages"])
+    shipped = {
+        path
+        for pattern in setuptools["package-data"]["dash_app"]
+        for path in (ROOT / "dash_app").glob(pattern)
+    }
+    assert shipped == set((ROOT / "dash_app" / "assets").iterdir())
+
+
 def test_topk_candidates_match_the_dbt_var() -> None:
     import yaml
 
