@@ -222,3 +222,10 @@ def test_many_distinct_views_do_not_grow_the_worker_without_bound(served: Served
     print(f"60 distinct views: worker RSS +{grown / 2**20:.1f} MB, answers <= {max(sizes)} B")
     assert max(sizes) < 1_000_000
     assert grown < 100 * 2**20, grown
+
+
+def test_the_page_html_escapes_a_hostile_url(served: Served) -> None:
+    # Dash Pages writes the request URL into the page's meta tags
+    reply = httpx.get(f"{served.url}/?x=%22%3E%3Cscript%3Ealert(1)%3C/script%3E", timeout=10)
+    assert reply.status_code == 200
+    assert "<script>alert(1)" not in reply.text and "&lt;script&gt;alert(1)" in reply.text
