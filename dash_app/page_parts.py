@@ -36,6 +36,7 @@ def header(active: str, subtitle: str, freshness_id: str) -> html.Div:
             className="nav-link active" if page["path"] == active else "nav-link",
         )
         for page in dash.page_registry.values()
+        if not page["module"].endswith("not_found_404")
     ]
     return html.Div(
         [

@@ -499,8 +499,11 @@ def test_a_second_page_is_one_module_with_the_shared_header(
 
         page = route("/readers")
         assert "views" in json.dumps(page) and "readers-freshness" in json.dumps(page)
-        for got in (page, route("/")):  # each page's header links both pages
-            assert links(got) == {("Edits", "/"), ("Readers", "/readers")}
+        missing = route("/nosuchpage")
+        assert "No page here" in json.dumps(missing)
+        nav = {("Edits", "/"), ("Readers", "/readers")}  # each page's header links both
+        assert links(page) == nav and links(route("/")) == nav
+        assert links(missing) == nav | {("Back to the edits", "/")}  # not itself
     finally:
         dash.page_registry.pop(readers.__name__, None)
 
