@@ -1,4 +1,5 @@
-"""Figures for the panels, from query results. Empty data gives an empty chart that says so.
+"""Figures for the panels, from query results. A panel without events (no rows, or only
+the zeros that fill quiet buckets) is an empty chart that says so.
 
 Figures are plain dicts in plotly.js's own shape, not ``plotly.graph_objects``: building
 and validating the graph objects of a page's nine charts cost ~140 ms of Python per page
@@ -22,9 +23,25 @@ WEEKDAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 TEMPLATE = pio.templates["plotly_white"].to_plotly_json()
 # plotly.py's Blues, light to dark (plotly.js's own "Blues" runs the other way)
 BLUES = plotly.colors.make_colorscale(plotly.colors.sequential.Blues)
+EMPTY = "no events in this window"
+LABEL_CHARS = 40  # longest label drawn on an axis; longer ones end in "…"
 
 
-def _figure(traces: list[dict[str, Any]], title: str, empty: bool, **layout: Any) -> Figure:
+def short(text: Any, limit: int = LABEL_CHARS) -> str:
+    """Text cut to ``limit`` characters: a name of thousands of characters in the data
+    must not stretch a chart or a table."""
+    text = str(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def empty(title: str, note: str = EMPTY) -> Figure:
+    """A chart with nothing in it but its title and the reason."""
+    return _figure([], title, True, note=note)
+
+
+def _figure(
+    traces: list[dict[str, Any]], title: str, empty: bool, note: str = EMPTY, **layout: Any
+) -> Figure:
     figure: Figure = {
         "data": traces,
         "layout": {
@@ -36,61 +53,80 @@ def _figure(traces: list[dict[str, Any]], title: str, empty: bool, **layout: Any
             **layout,
         },
     }
-    if empty:
+    if empty:  # no lines of zeros, no axes: only the title and why the chart is empty
+        figure["data"] = []
+        figure["layout"]["xaxis"] = figure["layout"]["yaxis"] = {"visible": False}
         figure["layout"]["annotations"] = [
-            {"text": "no events in this window", "showarrow": False, "xref": "paper",
-             "yref": "paper", "x": 0.5, "y": 0.5, "font": {"size": 14, "color": "#888"}}
-        ]  # fmt: skip
+            {
+                "text": note,
+                "showarrow": False,
+                "xref": "paper",
+                "yref": "paper",
+                "x": 0.5,
+                "y": 0.5,
+                "font": {"size": 14, "color": "#888"},
+            }
+        ]
     return figure
 
 
 def series(table: Table, x: str, title: str, color: str = "#1f77b4") -> Figure:
+    events = table.column("events")
     trace = {
         "type": "scatter",
         "x": table.column(x),
-        "y": table.column("events"),
+        "y": events,
         "mode": "lines",
         "line": {"color": color, "width": 2},
         "fill": "tozeroy",
         "name": "events",
     }
-    return _figure([trace], title, not table)
+    return _figure([trace], title, not any(events))
 
 
 def bars(table: Table, label: str, title: str, horizontal: bool = True) -> Figure:
-    labels, values = table.column(label), table.column("events")
+    labels, values = [short(v) for v in table.column(label)], table.column("events")
     if horizontal:
         bar = {"type": "bar", "x": values[::-1], "y": labels[::-1], "orientation": "h"}
     else:
         bar = {"type": "bar", "x": labels, "y": values}
-    figure = _figure([{**bar, "name": "events"}], title, not table)
+    figure = _figure([{**bar, "name": "events"}], title, not any(values))
     figure["layout"]["showlegend"] = False
     return figure
 
 
 def user_kinds(table: Table, title: str) -> Figure:
-    kinds = table.column("user_kind")
+    kinds, values = table.column("user_kind"), table.column("events")
     trace = {
         "type": "pie",
         "labels": kinds,
-        "values": table.column("events"),
+        "values": values,
         "hole": 0.45,
         "sort": False,
         "marker": {"colors": [COLORS.get(k, "#7f7f7f") for k in kinds]},
     }
-    return _figure([trace], title, not table)
+    return _figure([trace], title, not any(values))
 
 
-def bytes_flow(table: Table, title: str) -> Figure:
-    hours = table.column("hour")
+def bytes_flow(table: Table, x: str, title: str) -> Figure:
+    buckets, added, removed = table.column(x), table.column("added"), table.column("removed")
     traces = [
-        {"type": "bar", "x": hours, "y": table.column("added"), "name": "added",
-         "marker": {"color": "#2ca02c"}},
-        {"type": "bar", "x": hours, "y": [-v for v in table.column("removed")],
-         "name": "removed", "marker": {"color": "#d62728"}},
-    ]  # fmt: skip
-    return _figure(traces, title, not table, barmode="relative",
-                   yaxis={"title": {"text": "bytes"}})  # fmt: skip
+        {"type": "bar", "x": buckets, "y": added, "name": "added", "marker": {"color": "#2ca02c"}},
+        {
+            "type": "bar",
+            "x": buckets,
+            "y": [-v for v in removed],
+            "name": "removed",
+            "marker": {"color": "#d62728"},
+        },
+    ]
+    return _figure(
+        traces,
+        title,
+        not any(added) and not any(removed),
+        barmode="relative",
+        yaxis={"title": {"text": "bytes"}},
+    )
 
 
 def heatmap(table: Table, title: str) -> Figure:
@@ -106,5 +142,11 @@ def heatmap(table: Table, title: str) -> Figure:
         "colorbar": {"title": {"text": "avg/h"}},
         "hovertemplate": "%{y} %{x}:00 UTC: %{z:.1f}<extra></extra>",
     }
-    return _figure([trace], title, not table, xaxis={"title": {"text": "hour of day (UTC)"}},
-                   yaxis={"autorange": "reversed"})  # fmt: skip
+    return _figure(
+        [trace],
+        title,
+        not table,
+        note="no events of this wiki yet",  # the wiki's usual week, not the window
+        xaxis={"title": {"text": "hour of day (UTC)"}},
+        yaxis={"autorange": "reversed"},
+    )

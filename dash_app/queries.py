@@ -1,15 +1,18 @@
-"""Every query the dashboard runs: gold only, every value a server-side parameter.
+"""Every query the dashboard runs: gold only, every value a server-side parameter,
+every answer limited in rows.
 
 ``Gold`` wraps a clickhouse-connect client (the read-only dashboard user in production)
 and caches each answer for the refresh interval, so a hundred viewers of the same view
-cost ClickHouse one query per panel per interval.
+cost ClickHouse one query per panel per interval; the cache is bounded in bytes.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -21,51 +24,78 @@ _MINUTES = "minute >= {start:DateTime} AND minute < {end:DateTime}"
 _HOURS = "hour >= toStartOfHour({start:DateTime}) AND hour < {end:DateTime}"
 # quiet minutes and hours as 0, not as a line drawn across the gap
 _FILL_MINUTES = "ORDER BY minute WITH FILL FROM {start:DateTime} TO {end:DateTime} STEP 60"
-_FILL_HOURS = (
-    "ORDER BY hour WITH FILL FROM toStartOfHour({start:DateTime}) TO {end:DateTime} STEP 3600"
-)
+# every query returns at most MAX_ROWS rows; Gold binds limit = MAX_ROWS + 1, so one
+# row more than that says the answer was cut
+_LIMIT = "LIMIT {limit:UInt32}"
 
 FRESHNESS = """
 SELECT max(last_event_at) AS newest, max(last_ingested_at) AS last_insert,
        now64(3) AS now, sum(events) AS events
 FROM gold.wiki_totals
+LIMIT {limit:UInt32}
 """
+# Only names a wiki can have: one of 10,000 characters (bad data in gold) would freeze
+# the picker in the browser, and could not be picked through the URL anyway.
 WIKI_OPTIONS = """
 SELECT wiki, sum(events) AS events FROM gold.wiki_totals
+WHERE match(wiki, concat('^', {pattern:String}, '$'))
 GROUP BY wiki ORDER BY events DESC LIMIT 5000
+"""
+# which of the picked wikis gold knows (a page says so when one is not)
+KNOWN_WIKIS = f"""
+SELECT wiki FROM gold.wiki_totals WHERE has({{wikis:Array(String)}}, wiki)
+GROUP BY wiki {_LIMIT}
 """
 PER_MINUTE = f"""
 SELECT minute, sum(events) AS events FROM gold.events_per_minute
-WHERE {_MINUTES} AND {_KINDS} GROUP BY minute {_FILL_MINUTES}
+WHERE {_MINUTES} AND {_KINDS} GROUP BY minute {_FILL_MINUTES} {_LIMIT}
 """
 PER_MINUTE_WIKIS = f"""
 SELECT minute, sum(events) AS events FROM gold.events_per_minute_wiki
-WHERE {_MINUTES} AND {_WIKIS} AND {_KINDS} GROUP BY minute {_FILL_MINUTES}
+WHERE {_MINUTES} AND {_WIKIS} AND {_KINDS} GROUP BY minute {_FILL_MINUTES} {_LIMIT}
 """
-PER_HOUR = f"""
-SELECT hour, sum(events) AS events FROM gold.events_per_hour
-WHERE {_HOURS} AND {_KINDS} GROUP BY hour {_FILL_HOURS}
+
+
+def _series(table: str, bucket: str, values: str, where: str) -> str:
+    """A series from an hourly table by hour or by day, quiet buckets as 0."""
+    key, first, step = {
+        "hour": ("hour", "toStartOfHour({start:DateTime})", 3600),
+        "day": ("toStartOfDay(hour)", "toStartOfDay({start:DateTime})", 86400),
+    }[bucket]
+    return f"""
+SELECT {key} AS {bucket}, {values} FROM gold.{table}
+WHERE {_HOURS} AND {where} GROUP BY {bucket}
+ORDER BY {bucket} WITH FILL FROM {first} TO {{end:DateTime}} STEP {step} {_LIMIT}
 """
-PER_HOUR_WIKIS = f"""
-SELECT hour, sum(events) AS events FROM gold.events_per_hour_wiki
-WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY hour {_FILL_HOURS}
-"""
+
+
+_EVENTS = "sum(events) AS events"
+_BYTES = "sum(bytes_added) AS added, sum(bytes_removed) AS removed"
+_DRILL = "wiki = {wiki:String} AND " + _KINDS
+PER_HOUR = _series("events_per_hour", "hour", _EVENTS, _KINDS)
+PER_DAY = _series("events_per_hour", "day", _EVENTS, _KINDS)
+PER_HOUR_WIKIS = _series("events_per_hour_wiki", "hour", _EVENTS, f"{_WIKIS} AND {_KINDS}")
+PER_DAY_WIKIS = _series("events_per_hour_wiki", "day", _EVENTS, f"{_WIKIS} AND {_KINDS}")
+BYTES = _series("events_per_hour_wiki", "hour", _BYTES, f"{_WIKIS} AND {_KINDS}")
+BYTES_DAILY = _series("events_per_hour_wiki", "day", _BYTES, f"{_WIKIS} AND {_KINDS}")
+DRILL_HOUR = _series("events_per_hour_wiki", "hour", _EVENTS, _DRILL)
+DRILL_DAY = _series("events_per_hour_wiki", "day", _EVENTS, _DRILL)
+# the series panels' query by bucket (minutes come from the minute tables)
+SERIES = {
+    "hour": (PER_HOUR, PER_HOUR_WIKIS, BYTES, DRILL_HOUR),
+    "day": (PER_DAY, PER_DAY_WIKIS, BYTES_DAILY, DRILL_DAY),
+}
 TOP_WIKIS = f"""
 SELECT wiki, sum(events) AS events FROM gold.events_per_minute_wiki
 WHERE {_MINUTES} AND {_KINDS} GROUP BY wiki ORDER BY events DESC, wiki LIMIT 15
 """
 USER_KINDS = f"""
 SELECT user_kind, sum(events) AS events FROM gold.events_per_minute_wiki
-WHERE {_MINUTES} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind
+WHERE {_MINUTES} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
 """
 TYPE_MIX = f"""
 SELECT type, sum(events) AS events FROM gold.events_per_hour_wiki
-WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY type ORDER BY events DESC
-"""
-BYTES = f"""
-SELECT hour, sum(bytes_added) AS added, sum(bytes_removed) AS removed
-FROM gold.events_per_hour_wiki
-WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY hour {_FILL_HOURS}
+WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY type ORDER BY events DESC {_LIMIT}
 """
 TOP_PAGES = f"""
 SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
@@ -136,7 +166,7 @@ WHERE {_HOURS} AND {_KINDS} GROUP BY wiki ORDER BY events DESC, wiki LIMIT 15
 """
 USER_KINDS_HOURLY = f"""
 SELECT user_kind, sum(events) AS events FROM gold.events_per_hour_wiki
-WHERE {_HOURS} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind
+WHERE {_HOURS} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
 """
 # The last hour of the window against the wiki's own average for this weekday and hour
 # in the other weeks observed, where at least one other week was observed.
@@ -174,19 +204,12 @@ ORDER BY ratio DESC, wiki LIMIT 10
 """
 DRILL_MINUTE = f"""
 SELECT minute, sum(events) AS events FROM gold.events_per_minute_wiki
-WHERE {_MINUTES} AND wiki = {{wiki:String}}
-  AND {_KINDS}
-GROUP BY minute {_FILL_MINUTES}
+WHERE {_MINUTES} AND {_DRILL}
+GROUP BY minute {_FILL_MINUTES} {_LIMIT}
 """
-DRILL_HOUR = f"""
-SELECT hour, sum(events) AS events FROM gold.events_per_hour_wiki
-WHERE hour >= {{start:DateTime}} AND hour < {{end:DateTime}} AND wiki = {{wiki:String}}
-  AND {_KINDS}
-GROUP BY hour {_FILL_HOURS}
-"""
-HEATMAP = """
+HEATMAP = f"""
 SELECT weekday, hour_of_day, avg_events FROM gold.wiki_weekday_hour_profile
-WHERE wiki = {wiki:String}
+WHERE wiki = {{wiki:String}} {_LIMIT}
 """
 
 
@@ -194,53 +217,110 @@ class Unavailable(Exception):
     """ClickHouse could not answer; the message says why, for the page."""
 
 
+MAX_ROWS = 5_000
+CACHE_BYTES = 64 * 2**20
+CACHE_ENTRIES = 5_000
+
+
 @dataclass
 class Table:
     columns: list[str]
     rows: list[tuple[Any, ...]]
+    truncated: bool = False  # the query had more than Gold.max_rows rows
 
     def column(self, name: str) -> list[Any]:
+        if not self.rows and name not in self.columns:
+            return []  # an empty answer may come without its column names
         i = self.columns.index(name)
         return [row[i] for row in self.rows]
 
     def __bool__(self) -> bool:
         return bool(self.rows)
 
+    def size(self) -> int:
+        """Bytes this table holds in Python (the list, the tuples and their values)."""
+        return (
+            sys.getsizeof(self.rows)
+            + sum(map(sys.getsizeof, self.columns))
+            + sum(sys.getsizeof(row) + sum(map(sys.getsizeof, row)) for row in self.rows)
+        )
+
+
+_Key = tuple[str, tuple[tuple[str, Any], ...]]
+
 
 class Gold:
-    """Cached, parameterised reads of the gold tables."""
+    """Cached, parameterised reads of the gold tables.
 
-    def __init__(self, client_factory: Callable[[], Any], cache_seconds: float = 10.0) -> None:
+    Every query binds ``limit`` (``max_rows`` + 1: a cut answer is marked
+    ``truncated``). The cache keeps each answer for its ttl and holds at most
+    ``cache_bytes`` (sizes measured by ``Table.size``) and ``cache_entries`` answers,
+    dropping the least recently used first; an answer bigger than a quarter of the
+    budget is not kept.
+    """
+
+    def __init__(
+        self,
+        client_factory: Callable[[], Any],
+        cache_seconds: float = 10.0,
+        cache_bytes: int = CACHE_BYTES,
+        max_rows: int = MAX_ROWS,
+        cache_entries: int = CACHE_ENTRIES,
+    ) -> None:
         self._factory = client_factory
         self._client: Any = None
         self._lock = threading.Lock()
-        self._cache: dict[tuple[str, tuple[tuple[str, Any], ...]], tuple[float, Table]] = {}
+        self._cache: OrderedDict[_Key, tuple[float, Table, int]] = OrderedDict()
         self.cache_seconds = cache_seconds
+        self.max_cache_bytes = cache_bytes
+        self.max_cache_entries = cache_entries
+        self.max_rows = max_rows
+        self.cache_bytes = 0  # bytes of the answers held now
         self.queries_run = 0
 
     def run(
         self, sql: str, params: dict[str, Any] | None = None, ttl: float | None = None
     ) -> Table:
-        key = (sql, tuple(sorted((k, _hashable(v)) for k, v in (params or {}).items())))
+        params = {**(params or {}), "limit": self.max_rows + 1}
+        key = (sql, tuple(sorted((k, _hashable(v)) for k, v in params.items())))
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(key)
             if hit and hit[0] > now:
+                self._cache.move_to_end(key)
                 return hit[1]
         try:
             client = self._connect()
-            result = client.query(sql, parameters=params or {})
+            result = client.query(sql, parameters=params)
         except Exception as exc:  # noqa: BLE001 - any failure is "ClickHouse unavailable"
             with self._lock:
                 self._client = None
             raise Unavailable(_describe(exc)) from exc
-        table = Table(list(result.column_names), [tuple(r) for r in result.result_rows])
+        rows = [tuple(r) for r in result.result_rows]
+        table = Table(list(result.column_names), rows[: self.max_rows], len(rows) > self.max_rows)
+        expires = now + (self.cache_seconds if ttl is None else ttl)
+        size = table.size() if expires > now else 0
         with self._lock:
             self.queries_run += 1
-            if len(self._cache) > 5000:
-                self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
-            self._cache[key] = (now + (self.cache_seconds if ttl is None else ttl), table)
+            self._forget(key)
+            if expires > now and size <= self.max_cache_bytes // 4:
+                self._cache[key] = (expires, table, size)
+                self.cache_bytes += size
+            while self._cache and (
+                self.cache_bytes > self.max_cache_bytes or len(self._cache) > self.max_cache_entries
+            ):
+                self._forget(next(iter(self._cache)))
         return table
+
+    def cached_sizes(self) -> list[int]:
+        """Each cached answer's size, measured again now (for tests of the accounting)."""
+        with self._lock:
+            return [table.size() for _, table, _ in self._cache.values()]
+
+    def _forget(self, key: _Key) -> None:
+        old = self._cache.pop(key, None)
+        if old:
+            self.cache_bytes -= old[2]
 
     def _connect(self) -> Any:
         with self._lock:

@@ -12,15 +12,30 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlencode
 
-RANGES = {"1h": dt.timedelta(hours=1), "6h": dt.timedelta(hours=6),
-          "24h": dt.timedelta(hours=24), "7d": dt.timedelta(days=7)}  # fmt: skip
-USER_FILTERS = {"all": ("bot", "anonymous", "registered"),
-                "humans": ("anonymous", "registered"),
-                "bots": ("bot",)}  # fmt: skip
+RANGES = {
+    "1h": dt.timedelta(hours=1),
+    "6h": dt.timedelta(hours=6),
+    "24h": dt.timedelta(hours=24),
+    "7d": dt.timedelta(days=7),
+}
+USER_FILTERS = {
+    "all": ("bot", "anonymous", "registered"),
+    "humans": ("anonymous", "registered"),
+    "bots": ("bot",),
+}
 REFRESH = {"off": 0, "10s": 10, "60s": 60}
 MAX_WIKIS = 20
-# a wiki's database name: letters, digits, underscores (enwiki, zh_min_nanwiki)
-_WIKI = re.compile(r"[a-z0-9_]{1,64}")
+# a wiki's database name: letters, digits, underscores (enwiki, zh_min_nanwiki); the
+# wiki picker lists only names of this form (bound into WIKI_OPTIONS as a parameter)
+WIKI_PATTERN = "[a-z0-9_]{1,64}"
+_WIKI = re.compile(WIKI_PATTERN)
+# The longest window a view may ask for: a longer custom range is clipped to its last
+# MAX_RANGE (up to now), and the page says so.
+MAX_RANGE = dt.timedelta(days=31)
+# Buckets by window length: minutes up to a day (<= 1,440 points), hours up to a week
+# (<= 168), days beyond (<= 31): no panel asks for more buckets than that.
+MINUTE_UP_TO = dt.timedelta(hours=24)
+HOUR_UP_TO = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -95,14 +110,31 @@ class ViewState:
     def window(self, newest: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
         """[start, end) in UTC. Relative ranges end at the newest event, or now if none:
         a stopped pipeline or an old recording still shows its last hours of data."""
-        if self.range == "custom":
-            first, last = parse_time(self.start), parse_time(self.end)
-            assert first and last
-            return first, last
+        return self.bounded_window(newest)[:2]
+
+    def bounded_window(self, newest: dt.datetime | None) -> tuple[dt.datetime, dt.datetime, str]:
+        """[start, end) in UTC, and a note for the page when a custom range was cut: it
+        ends at the latest now, and spans at most MAX_RANGE (its last part)."""
         now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        end = min(newest, now) if newest else now
-        end = end.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
-        return end - RANGES[self.range], end
+        if self.range != "custom":
+            end = _next_minute(min(newest, now) if newest else now)
+            return end - RANGES[self.range], end, ""
+        first, last = parse_time(self.start), parse_time(self.end)
+        assert first and last
+        note = f"The custom range {_show(first)} – {_show(last)} UTC is "
+        if first >= _next_minute(now):  # nothing there yet: shown as asked, at most MAX_RANGE
+            return first, min(last, first + MAX_RANGE), note + "in the future: no events yet."
+        end = min(last, _next_minute(now))
+        start = max(first, end - MAX_RANGE)
+        if (start, end) == (first, last):
+            return start, end, ""
+        if start > first:
+            note += f"longer than {MAX_RANGE.days} days: showing its last {MAX_RANGE.days} days" + (
+                " up to now." if end < last else "."
+            )
+        else:
+            note += "partly in the future: showing it up to now."
+        return start, end, note
 
 
 def parse_time(value: object) -> dt.datetime | None:
@@ -117,6 +149,21 @@ def parse_time(value: object) -> dt.datetime | None:
     if not dt.datetime(2000, 1, 1) <= when <= dt.datetime(2100, 1, 1):
         return None
     return when
+
+
+def resolution(length: dt.timedelta) -> str:
+    """The bucket for a series over a window of this length: minute, hour or day."""
+    if length <= MINUTE_UP_TO:
+        return "minute"
+    return "hour" if length <= HOUR_UP_TO else "day"
+
+
+def _next_minute(when: dt.datetime) -> dt.datetime:
+    return when.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+
+
+def _show(when: dt.datetime) -> str:
+    return when.strftime("%Y-%m-%d %H:%M")
 
 
 def _iso(when: dt.datetime) -> str:
