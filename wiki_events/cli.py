@@ -14,6 +14,7 @@ from reader.stream import Options as StreamOptions
 
 from . import __version__
 from .config import Settings
+from .health import health
 
 
 @click.group()
@@ -371,3 +372,6 @@ def sql(query: str | None, fmt: str | None) -> None:
         sys.exit(interactive(console, history, click.echo))
     finally:
         console.close()
+
+
+main.add_command(health)
