@@ -52,12 +52,17 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
      "alerts (freshness, dbt tests, backups, disk, restarts) are POSTed here as text: "
      "an ntfy topic URL, a Slack incoming webhook, a mail relay's HTTP endpoint"),
     ("DISK_ALERT_PERCENT", "80", ""),
+    ("READER_STALE_SECONDS", "300",
+     "liveness: the reader is stuck when its checkpoint is older; the loader when RabbitMQ "
+     "holds a backlog and bronze had no insert for this long"),
+    ("LOADER_STALE_SECONDS", "300", ""),
     ("BACKUP_S3_URL", "",
      "off-machine backup: an S3 bucket URL (Hetzner Object Storage), e.g. "
      "https://fsn1.your-objectstorage.com/BUCKET/wiki-events; empty = no backup"),
     ("BACKUP_S3_ACCESS_KEY_ID", "", "set over SSH: envfile.py set .env NAME=VALUE"),
     ("BACKUP_S3_SECRET_ACCESS_KEY", "", ""),
     ("BACKUP_KEEP_DAYS", "14", ""),
+    ("BACKUP_EVERY", "86400", "seconds between backups"),
     ("RABBITMQ_VHOST", "wiki-events", "RabbitMQ: rendered into definitions at start"),
     ("RABBITMQ_ADMIN_USER", "admin", ""),
 )  # fmt: skip

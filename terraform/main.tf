@@ -10,7 +10,12 @@ data "hcloud_location" "selected" {
 }
 
 locals {
-  server_type_ok = !data.hcloud_server_type.selected.is_deprecated
+  # the type as offered in the location (provider >= 1.53: per-location availability and
+  # deprecation); null when the location does not offer it
+  server_type_here = one([
+    for o in data.hcloud_server_type.selected.locations : o
+    if o.name == data.hcloud_location.selected.name
+  ])
   # "the settings": everything the server needs that is not a secret. Secrets are made on
   # the server at first boot (deploy/envfile.py) and never pass through terraform.
   settings = {
@@ -33,10 +38,15 @@ resource "hcloud_ssh_key" "admin" {
   name       = "${var.name}-${each.key}"
   public_key = each.value
 
+  # the first resources terraform creates: nothing exists yet when these fail
   lifecycle {
     precondition {
-      condition     = local.server_type_ok
-      error_message = "server_type ${var.server_type} is deprecated by Hetzner; choose a current type (cx23, cx33, cx43, cx53)."
+      condition     = local.server_type_here != null
+      error_message = "server_type ${var.server_type} is not offered in ${var.location}."
+    }
+    precondition {
+      condition     = !try(local.server_type_here.is_deprecated, true)
+      error_message = "server_type ${var.server_type} is deprecated in ${var.location}; choose a current type (cx23, cx33, cx43, cx53)."
     }
   }
 }

@@ -38,6 +38,7 @@ import pytest
 
 from .conftest import ROOT, free_port
 from .helpers.expected import Expected, assert_gold_equals, expected_from, gold_numbers, shifted
+from .helpers.warehouse import rows
 
 RECORDING = ROOT / ".." / "shared" / "data" / "recentchange"
 FILE = RECORDING / "2024-09-01_harshachelva-stream-wikimedia.ndjson"
@@ -111,11 +112,7 @@ class Stack:
     # -- ClickHouse, straight (the stand-in's port on 127.0.0.1) --
 
     def rows(self, sql: str) -> list[tuple[str, ...]]:
-        port = self.ports["TEST_CLICKHOUSE_PORT"]
-        response = httpx.post(f"http://127.0.0.1:{port}/", content=sql + " FORMAT TSV",
-                              timeout=30)  # fmt: skip
-        assert response.status_code == 200, response.text
-        return [tuple(line.split("\t")) for line in response.text.splitlines()]
+        return rows(f"http://127.0.0.1:{self.ports['TEST_CLICKHOUSE_PORT']}/", sql)
 
     def scalar(self, sql: str) -> int:
         try:
