@@ -522,3 +522,38 @@ def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
         for user in ("admin", "reader", "loader"):
             subprocess.run(["rabbitmqctl", "-q", "delete_user", f"{user}-{suffix}"],
                            capture_output=True)  # fmt: skip
+
+
+# -- the step past one machine: engines chosen in one macro --------------------------------
+
+
+def _engine_clause(engine: str | None, cluster: str) -> str:
+    """Render wiki_dbt's engine_clause() as dbt does: ``config.get`` and ``target.cluster``."""
+    import jinja2
+
+    source = (ROOT / "wiki_dbt" / "macros" / "engine_clause.sql").read_text()
+    env = jinja2.Environment(extensions=["jinja2.ext.do"])
+
+    class Config(dict):  # type: ignore[type-arg]
+        def get(self, key: str, default: Any = None) -> Any:
+            return super().get(key) or default
+
+    module = env.from_string(source).make_module(
+        {"config": Config(engine=engine) if engine else Config(),
+         "target": type("T", (), {"cluster": cluster})()}  # fmt: skip
+    )
+    return " ".join(str(module.engine_clause()).split())  # type: ignore[attr-defined]
+
+
+def test_engines_become_replicated_on_a_cluster_and_only_there() -> None:
+    assert _engine_clause("SummingMergeTree()", "") == "engine = SummingMergeTree()"
+    assert _engine_clause("SummingMergeTree()", "wiki") == "engine = ReplicatedSummingMergeTree()"
+    assert _engine_clause("MergeTree()", "wiki") == "engine = ReplicatedMergeTree()"
+    assert _engine_clause(None, "wiki") == "engine = ReplicatedMergeTree()"  # dbt's default
+    assert _engine_clause("ReplicatedMergeTree()", "wiki") == "engine = ReplicatedMergeTree()"
+    assert _engine_clause("Memory()", "wiki") == "engine = Memory()"
+    # the project's engines all come from configs that this macro rewrites
+    project = yaml.safe_load((ROOT / "wiki_dbt" / "dbt_project.yml").read_text())
+    assert project["models"]["wiki_dbt"]["marts"]["+engine"] == "SummingMergeTree()"
+    profile = (ROOT / "wiki_dbt" / "profiles.yml").read_text()
+    assert "cluster: \"{{ env_var('DBT_CLICKHOUSE_CLUSTER', '') }}\"" in profile
