@@ -63,6 +63,7 @@ class Stack:
     project: str = field(default_factory=lambda: f"wiki-events-test-{uuid.uuid4().hex[:8]}")
     ports: dict[str, int] = field(default_factory=dict)
     tag: str = "test"  # the app image's tag: "upgrade" once the upgrade test ran
+    compose_files: str = "compose.yaml:compose.test.yaml"
 
     def __post_init__(self) -> None:
         self.volume = self.root / "volume"
@@ -78,7 +79,7 @@ class Stack:
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
         env.update({
-            "COMPOSE_FILE": "compose.yaml:compose.test.yaml",
+            "COMPOSE_FILE": self.compose_files,
             "COMPOSE_PROJECT_NAME": self.project,
             "COMPOSE_ENV_FILES": str(self.env_file),
             "TEST_REPLAY_DIR": str(self.replay),
@@ -174,12 +175,14 @@ def expected(tmp: Path, *parts: bytes) -> Expected:
     return expected_from([path])
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def start_stack(root: Path, replay: bytes, extra_files: tuple[str, ...] = ()) -> Stack:
+    """Images (built when missing), the volume laid out as cloud-init does, the .env as
+    cloud-init writes it, then ``deploy/bin/stack up``. Also used by tests/stack/measure.py."""
     docker_ready()
-    started = time.monotonic()
     subprocess.run([str(BUILD)], cwd=ROOT, check=True, timeout=2400)
-    s = Stack(tmp_path_factory.mktemp("stack"))
+    s = Stack(root)
+    if extra_files:
+        s.compose_files = ":".join(("compose.yaml", "compose.test.yaml", *extra_files))
     # the volume as cloud-init lays it out (the stand-in ClickHouse runs as the app's uid)
     subprocess.run(["deploy/bin/prepare-volume", str(s.volume)], cwd=ROOT, check=True,
                    env={**os.environ, "CLICKHOUSE_UID": "10001"})  # fmt: skip
@@ -193,11 +196,23 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     }
     (s.root / "settings.json").write_text(json.dumps(settings))
     s.run("python3", "deploy/envfile.py", "init", str(s.root / "settings.json"), str(s.env_file))
-    first, _ = halves(FILE)
-    s.serve(first)
+    s.serve(replay)
     try:
         s.stack("up", timeout=900)
-        print(f"stack: images + up in {time.monotonic() - started:.0f}s")
+    except BaseException:
+        print(s.logs())
+        s.compose("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
+        raise
+    return s
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    started = time.monotonic()
+    first, _ = halves(FILE)
+    s = start_stack(tmp_path_factory.mktemp("stack"), first)
+    print(f"stack: images + up in {time.monotonic() - started:.0f}s")
+    try:
         yield s
     finally:
         print(s.logs())
