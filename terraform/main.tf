@@ -91,18 +91,10 @@ resource "hcloud_volume" "data" {
 }
 
 # The addresses outlive the server: DNS stays right when the server is replaced.
-resource "hcloud_primary_ip" "ipv4" {
-  name              = "${var.name}-ipv4"
-  type              = "ipv4"
-  location          = data.hcloud_location.selected.name
-  assignee_type     = "server"
-  auto_delete       = false
-  delete_protection = var.protection
-}
-
-resource "hcloud_primary_ip" "ipv6" {
-  name              = "${var.name}-ipv6"
-  type              = "ipv6"
+resource "hcloud_primary_ip" "address" {
+  for_each          = toset(["ipv4", "ipv6"])
+  name              = "${var.name}-${each.key}"
+  type              = each.key
   location          = data.hcloud_location.selected.name
   assignee_type     = "server"
   auto_delete       = false
@@ -131,9 +123,9 @@ resource "hcloud_server" "wiki" {
 
   public_net {
     ipv4_enabled = true
-    ipv4         = hcloud_primary_ip.ipv4.id
+    ipv4         = hcloud_primary_ip.address["ipv4"].id
     ipv6_enabled = true
-    ipv6         = hcloud_primary_ip.ipv6.id
+    ipv6         = hcloud_primary_ip.address["ipv6"].id
   }
 
   labels = {

@@ -1,6 +1,6 @@
 output "ipv4_address" {
   description = "The server's IPv4 address (a primary IP that outlives the server): the A record of var.domain."
-  value       = hcloud_primary_ip.ipv4.ip_address
+  value       = hcloud_primary_ip.address["ipv4"].ip_address
 }
 
 output "ipv6_address" {
@@ -15,10 +15,10 @@ output "dashboard_url" {
 
 output "ssh" {
   description = "How to log in."
-  value       = "ssh root@${hcloud_primary_ip.ipv4.ip_address}"
+  value       = "ssh root@${hcloud_primary_ip.address["ipv4"].ip_address}"
 }
 
 output "dashboard_password_hint" {
   description = "Where the dashboard's password is: made on the server at first boot, never in terraform's state."
-  value       = "ssh root@${hcloud_primary_ip.ipv4.ip_address} grep ^DASH_PASSWORD= /mnt/wiki-events/.env"
+  value       = "ssh root@${hcloud_primary_ip.address["ipv4"].ip_address} grep ^DASH_PASSWORD= /mnt/wiki-events/.env"
 }

@@ -304,9 +304,10 @@ def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_s
     main = (TERRAFORM / "main.tf").read_text()
     assert "data.hcloud_server_type.selected.locations" in main
     # addresses that outlive the server; user_data changes are no longer ignored
-    assert ("hcloud_primary_ip", "ipv4") in resources and ("hcloud_primary_ip", "ipv6") in resources
-    assert resources[("hcloud_primary_ip", "ipv4")]["auto_delete"] is False
-    assert "hcloud_primary_ip.ipv4.id" in str(server["public_net"])
+    addresses = resources[("hcloud_primary_ip", "address")]
+    assert addresses["for_each"] == '${toset(["ipv4", "ipv6"])}'
+    assert addresses["auto_delete"] is False
+    assert "hcloud_primary_ip.address[\"ipv4\"].id" in str(server["public_net"])
     assert "user_data" not in str(server["lifecycle"])
     text = "\n".join(p.read_text() for p in TERRAFORM.glob("*.tf"))
     assert "random_password" not in text and "bcrypt(" not in text

@@ -30,7 +30,7 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,28 +206,19 @@ class DockerAPI:
         self.request("POST", f"/containers/{container_id}/restart?t={timeout}")
 
 
+@dataclass
 class Watchdog:
     """One pass every ``interval`` seconds; each alert is repeated at most once an hour."""
 
-    def __init__(
-        self,
-        docker: DockerAPI,
-        project: str,
-        volume: Path,
-        disk_percent: float,
-        backup_expected: bool,
-        backup_max_age: float = 26 * 3600,
-        notify: Callable[[str], object] = alert,
-    ) -> None:
-        self.docker = docker
-        self.project = project
-        self.volume = volume
-        self.disk_percent = disk_percent
-        self.backup_expected = backup_expected
-        self.backup_max_age = backup_max_age
-        self.notify = notify
-        self.last_sent: dict[str, float] = {}
-        self.started = time.time()
+    docker: DockerAPI
+    project: str
+    volume: Path
+    disk_percent: float
+    backup_expected: bool
+    backup_max_age: float = 26 * 3600
+    notify: Callable[[str], object] = alert
+    last_sent: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
 
     def _once_an_hour(self, key: str, text: str) -> None:
         now = time.monotonic()
