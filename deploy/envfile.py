@@ -46,7 +46,6 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
      "the data volume's mount point: ClickHouse, RabbitMQ, the reader's checkpoint, dbt's "
      "marker, Caddy's certificates and this file live there"),
     ("BRONZE_RETENTION_DAYS", "90", "retention and checks"),
-    ("SILVER_RETENTION_DAYS", "90", ""),
     ("DBT_CHECK_EVERY", "900", "seconds between scheduled dbt test + source freshness runs"),
     ("ALERT_WEBHOOK_URL", "",
      "alerts (freshness, dbt tests, backups, disk, restarts) are POSTed here as text: "

@@ -26,7 +26,6 @@ locals {
     DASH_USER             = "wiki"
     DATA_DIR              = "/mnt/wiki-events"
     BRONZE_RETENTION_DAYS = tostring(var.bronze_retention_days)
-    SILVER_RETENTION_DAYS = tostring(var.silver_retention_days)
     ALERT_WEBHOOK_URL     = var.alert_webhook_url
     BACKUP_S3_URL         = var.backup_s3_url
     BACKUP_KEEP_DAYS      = tostring(var.backup_keep_days)

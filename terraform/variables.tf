@@ -91,12 +91,6 @@ variable "bronze_retention_days" {
   default     = 90
 }
 
-variable "silver_retention_days" {
-  type        = number
-  description = "Days silver keeps its rows (gold keeps its aggregates for good)."
-  default     = 90
-}
-
 variable "alert_webhook_url" {
   type        = string
   description = "Where alerts are POSTed (ntfy topic URL, Slack incoming webhook...): freshness, dbt tests, backups, disk, restarts. Empty: alerts only in the logs."

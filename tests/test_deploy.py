@@ -309,6 +309,9 @@ def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_s
     assert addresses["auto_delete"] is False
     assert "hcloud_primary_ip.address[\"ipv4\"].id" in str(server["public_net"])
     assert "user_data" not in str(server["lifecycle"])
+    # every setting terraform sends is one envfile.py init accepts (it refuses others)
+    settings = next(block["settings"] for block in tf["locals"] if "settings" in block)
+    assert set(settings) <= set(ENVFILE.SETTINGS) and {"DOMAIN", "DATA_DIR"} <= set(settings)
     text = "\n".join(p.read_text() for p in TERRAFORM.glob("*.tf"))
     assert "random_password" not in text and "bcrypt(" not in text
     example = (TERRAFORM / "terraform.tfvars.example").read_text()
