@@ -87,7 +87,7 @@ class Stack:
             "TEST_APP_TAG": self.tag,
             # the replay ends: an idle stream must not look like a stuck reader here
             "READER_STALE_SECONDS": "3600",
-            "LOADER_STALE_SECONDS": "15",
+            "LOADER_STALE_SECONDS": "10",
         })  # fmt: skip
         env.update({name: str(port) for name, port in self.ports.items()})
         return env

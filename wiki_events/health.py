@@ -217,6 +217,7 @@ class Watchdog:
     backup_expected: bool
     backup_max_age: float = 26 * 3600
     notify: Callable[[str], object] = alert
+    restart_timeout: int = 30  # seconds a container gets to stop before it is killed
     last_sent: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
@@ -231,7 +232,7 @@ class Watchdog:
         done: list[str] = []
         for container in self.docker.unhealthy(self.project):
             name = (container.get("Names") or ["?"])[0].lstrip("/")
-            self.docker.restart(container["Id"])
+            self.docker.restart(container["Id"], self.restart_timeout)
             text = f"wiki-events: {name} was unhealthy and has been restarted"
             self.notify(text)
             done.append(text)
@@ -384,4 +385,5 @@ def watchdog_command(interval: float, volume: Path) -> None:
     Watchdog(
         DockerAPI(), project, volume, float(os.environ.get("DISK_ALERT_PERCENT") or 80),
         backup_expected=bool(os.environ.get("BACKUP_EXPECTED")),
+        restart_timeout=int(os.environ.get("WATCHDOG_RESTART_TIMEOUT") or 30),
     ).run(interval)
