@@ -182,6 +182,7 @@ def init(settings: Mapping[str, object], env_path: Path) -> dict[str, str]:
 
 def write(env_path: Path, values: Mapping[str, str]) -> None:
     text = render(values)
+    env_path = env_path.resolve()  # the checkout's .env links to the volume's: write there
     tmp = env_path.with_name(env_path.name + ".new")
     tmp.write_text(text)
     tmp.chmod(0o600)

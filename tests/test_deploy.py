@@ -228,7 +228,10 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     assert rotated["DASH_PASSWORD"] != first["DASH_PASSWORD"]
     assert rotated["DASH_PASSWORD_HASH"] != first["DASH_PASSWORD_HASH"]
     assert rotated["CLICKHOUSE_DBT_PASSWORD"] == first["CLICKHOUSE_DBT_PASSWORD"]
-    assert run("rotate", str(env_file)).returncode == 0
+    link = tmp_path / "checkout.env"  # /opt/wiki-events/.env -> /mnt/wiki-events/.env
+    link.symlink_to(env_file)
+    assert run("rotate", str(link)).returncode == 0
+    assert link.is_symlink()  # the volume's file was rotated, not the link replaced
     everything = ENVFILE.parse(env_file.read_text())
     assert all(everything[n] != rotated[n] for n in ENVFILE.SECRETS)
     # what cannot be written literally is refused, not mangled

@@ -365,3 +365,22 @@ def test_a_backup_and_a_restore_round_trip(stack: Stack, tmp_path: Path) -> None
     stack.stack("restore", name, timeout=900)
     assert stack.bronze() == before
     stack.wait_for_gold(expected(tmp_path, first, second, later_events()), timeout=120)
+
+
+def test_rotation_rotates_every_secret_and_the_pipeline_flows_on(
+    stack: Stack, tmp_path: Path
+) -> None:
+    first, second = halves(FILE)
+    before = env_values(stack)
+    stack.stack("rotate", timeout=900)
+    after = env_values(stack)
+    secrets = [name for name in before if name.endswith("PASSWORD")]
+    assert len(secrets) >= 8 and all(after[name] != before[name] for name in secrets)
+    assert https(stack, "/", "wiki", before["DASH_PASSWORD"])[0] == 401
+    assert https(stack, "/", "wiki", after["DASH_PASSWORD"])[0] == 200
+    # the reader and the loader reach RabbitMQ and ClickHouse with their new passwords
+    fourth = shifted(FILE, dt.timedelta(days=2), "rotated")[:20000]
+    fourth = fourth[: fourth.rfind(b"\n") + 1]
+    stack.serve(first, second, later_events(), fourth)
+    stack.compose("restart", "emulator")
+    stack.wait_for_gold(expected(tmp_path, first, second, later_events(), fourth))
