@@ -78,16 +78,15 @@ def table(title: str, got: dict[str, list[tuple[float, float]]], rate: float) ->
 def disk(stack: Stack) -> str:
     events = stack.scalar("SELECT count() FROM bronze.wiki_raw")
     rows = stack.rows(
-        "SELECT database, sum(data_compressed_bytes), sum(data_uncompressed_bytes), sum(rows) "
-        "FROM system.parts WHERE active AND database IN ('bronze', 'silver', 'gold') "
+        "SELECT database, sum(total_bytes), sum(total_rows) FROM system.tables "
+        "WHERE database IN ('bronze', 'silver', 'gold') AND total_bytes IS NOT NULL "
         "GROUP BY database ORDER BY database"
     )
-    lines = [f"**Disk** ({events} events in bronze)", "",
-             "| layer | compressed bytes | bytes per event | uncompressed per event | rows |",
-             "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
-    for database, compressed, uncompressed, count in rows:
-        lines.append(f"| {database} | {int(compressed)} | {int(compressed) / events:.0f} | "
-                     f"{int(uncompressed) / events:.0f} | {count} |")  # fmt: skip
+    lines = [f"**Disk** ({events} events in bronze; system.tables, compressed)", "",
+             "| layer | bytes | bytes per event | rows |",
+             "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    for database, size, count in rows:
+        lines.append(f"| {database} | {int(size)} | {int(size) / events:.0f} | {count} |")
     return "\n".join(lines)
 
 
