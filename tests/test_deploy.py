@@ -122,9 +122,9 @@ def test_compose_images_are_pinned_and_clickhouse_is_an_lts() -> None:
     assert "syntax=docker/dockerfile" not in dockerfile  # builds without BuildKit's frontend
 
 
-# the watchdog and the backup loop report their own failures (alerts); the rest must
+# the watchdog, the backup loop and dbt report their own failures (alerts); the rest must
 # have a liveness healthcheck that the watchdog acts on
-SELF_REPORTING = {"watchdog", "backup"}
+SELF_REPORTING = {"watchdog", "backup", "dbt"}
 
 
 def test_compose_health_restart_logging_and_ordering() -> None:

@@ -76,7 +76,7 @@ def test_loader_verdict_stuck_only_with_a_backlog_and_an_old_insert() -> None:
 
 
 def test_loader_health_reads_the_queue_and_bronze(
-    amqp_url: str, clickhouse: ClickHouseProcess
+    amqp_url: str, clickhouse: ClickHouseProcess, tmp_path: Path
 ) -> None:
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
@@ -108,6 +108,14 @@ def test_loader_health_reads_the_queue_and_bronze(
     assert age is not None and 590 < age < 700
     stuck = health("loader", env=env)
     assert stuck.returncode == 1 and "stuck" in stuck.stderr
+    # held at its gate while dbt builds another version's models: waiting, not stuck
+    gate = tmp_path / "dbt"
+    gate.mkdir()
+    (gate / "dbt-built").write_text("another version\n")
+    waiting = health("loader", env={**env, "DBT_MARKER": str(gate / "dbt-built")})
+    assert waiting.returncode == 0 and "waiting for dbt" in waiting.stdout
+    (gate / "dbt-built").write_text(health("models-digest", env={}).stdout)
+    assert health("loader", env={**env, "DBT_MARKER": str(gate / "dbt-built")}).returncode == 1
     client.command(f"INSERT INTO {RAW_TABLE} (ingested_at) VALUES (now64(3))")
     assert health("loader", env=env).returncode == 0
     client.command(f"TRUNCATE TABLE {RAW_TABLE}")

@@ -339,6 +339,10 @@ def loader_command(max_age: float | None) -> None:
     from .config import Settings
 
     settings = Settings.from_env()
+    if MARKER.parent.is_dir() and not dbt_verdict(MARKER, dbt_project()).healthy:
+        # held at its gate (deploy/bin/after-dbt) while dbt builds: not stuck, and a
+        # restart would not help; dbt's own failures are alerted by the dbt service
+        _report(Verdict(True, "waiting for dbt to build this version's models"))
     try:
         backlog = queue_depth(settings.amqp_url, LOADER_QUEUE)
         age = last_insert_age(settings.clickhouse_url, RAW_TABLE) if backlog else None
