@@ -357,6 +357,16 @@ def test_a_stuck_loader_is_restarted_by_the_watchdog_and_alerted(
 
 def test_a_backup_and_a_restore_round_trip(stack: Stack, tmp_path: Path) -> None:
     first, second = halves(FILE)
+    # a backup that fails (a destination the server refuses) is alerted at once
+    failed = stack.compose("exec", "-T", "-e", "BACKUP_DESTINATION=File('/elsewhere/{stamp}')",
+                           "backup", "/app/deploy/bin/backup", "once", check=False)  # fmt: skip
+    assert failed.returncode == 1
+    assert (stack.volume / "backup" / "last-failed").exists()
+    alerts = stack.alerts / "alerts.log"
+    deadline = time.monotonic() + 30
+    while "backup" not in (alerts.read_text() if alerts.exists() else ""):
+        assert time.monotonic() < deadline, "the failed backup was not alerted"
+        time.sleep(1)
     stack.stack("backup")
     name = (stack.volume / "backup" / "last-ok").read_text().split()[0]
     before = stack.bronze()
