@@ -364,7 +364,8 @@ def test_a_backup_and_a_restore_round_trip(stack: Stack, tmp_path: Path) -> None
     assert (stack.volume / "backup" / "last-failed").exists()
     alerts = stack.alerts / "alerts.log"
     deadline = time.monotonic() + 30
-    while "backup" not in (alerts.read_text() if alerts.exists() else ""):
+    while not any("backup" in line and "failed" in line
+                  for line in (alerts.read_text() if alerts.exists() else "").splitlines()):
         assert time.monotonic() < deadline, "the failed backup was not alerted"
         time.sleep(1)
     stack.stack("backup")
