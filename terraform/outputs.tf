@@ -1,10 +1,10 @@
 output "ipv4_address" {
-  description = "The server's IPv4 address: the A record of var.domain."
-  value       = hcloud_server.wiki.ipv4_address
+  description = "The server's IPv4 address (a primary IP that outlives the server): the A record of var.domain."
+  value       = hcloud_primary_ip.address["ipv4"].ip_address
 }
 
 output "ipv6_address" {
-  description = "The server's IPv6 address: the AAAA record of var.domain."
+  description = "The server's IPv6 address (the primary IP's /64, host ::1): the AAAA record of var.domain."
   value       = hcloud_server.wiki.ipv6_address
 }
 
@@ -15,11 +15,10 @@ output "dashboard_url" {
 
 output "ssh" {
   description = "How to log in."
-  value       = "ssh root@${hcloud_server.wiki.ipv4_address}"
+  value       = "ssh root@${hcloud_primary_ip.address["ipv4"].ip_address}"
 }
 
-output "dashboard_password" {
-  description = "Basic-auth password of the dashboard (user wiki): terraform output -raw dashboard_password."
-  value       = random_password.service["dashboard"].result
-  sensitive   = true
+output "dashboard_password_hint" {
+  description = "Where the dashboard's password is: made on the server at first boot, never in terraform's state."
+  value       = "ssh root@${hcloud_primary_ip.address["ipv4"].ip_address} grep ^DASH_PASSWORD= /mnt/wiki-events/.env"
 }

@@ -12,13 +12,18 @@ variable "name" {
 
 variable "server_type" {
   type        = string
-  description = "Hetzner server type; cx32 (4 vCPU, 8 GB) runs the whole stack with room to spare."
-  default     = "cx32"
+  description = "Hetzner server type (current shared-vCPU line: cx23, cx33, cx43, cx53); cx23 (2 vCPU, 4 GB) holds the stack with headroom (deploy.md, 'Sizing'). Checked at plan time."
+  default     = "cx23"
+
+  validation {
+    condition     = can(regex("^[a-z]+[0-9]+$", var.server_type))
+    error_message = "server_type is a Hetzner type name such as cx23."
+  }
 }
 
 variable "location" {
   type        = string
-  description = "Hetzner location of the server and its volume (fsn1, nbg1, hel1, ash, hil)."
+  description = "Hetzner location of the server, its volume and its addresses (fsn1, nbg1, hel1, ash, hil, sin). Checked at plan time."
   default     = "fsn1"
 }
 
@@ -71,8 +76,8 @@ variable "git_ref" {
 
 variable "volume_size" {
   type        = number
-  description = "Size in GB of the volume that holds ClickHouse's data."
-  default     = 40
+  description = "Size in GB of the data volume (ClickHouse, RabbitMQ, checkpoint, certificates); deploy.md's sizing table: 60 GB holds 90 days of bronze at 50 events/s with room."
+  default     = 60
 
   validation {
     condition     = var.volume_size >= 10
@@ -82,8 +87,26 @@ variable "volume_size" {
 
 variable "bronze_retention_days" {
   type        = number
-  description = "Days bronze keeps raw events (silver and gold keep everything)."
+  description = "Days bronze keeps raw events."
   default     = 90
+}
+
+variable "alert_webhook_url" {
+  type        = string
+  description = "Where alerts are POSTed (ntfy topic URL, Slack incoming webhook...): freshness, dbt tests, backups, disk, restarts. Empty: alerts only in the logs."
+  default     = ""
+}
+
+variable "backup_s3_url" {
+  type        = string
+  description = "Object storage prefix for the daily ClickHouse backup, e.g. https://fsn1.your-objectstorage.com/BUCKET/wiki-events. Its keys are set on the server (deploy.md), never here."
+  default     = ""
+}
+
+variable "backup_keep_days" {
+  type        = number
+  description = "Days a backup is kept: set the bucket's lifecycle rule to this (deploy.md)."
+  default     = 14
 }
 
 variable "protection" {

@@ -23,7 +23,6 @@ from typing import Any
 
 import hcl2
 import httpx
-import jsonschema
 import pika
 import pika.exceptions
 import pytest
@@ -32,7 +31,20 @@ import yaml
 from reader.publisher import Publisher
 from wiki_core.topology import EXCHANGE, LOADER_QUEUE, Message
 
-from .conftest import FIXTURES, ROOT, ClickHouseProcess
+from .conftest import ROOT, ClickHouseProcess
+
+
+def _envfile() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("envfile", ROOT / "deploy" / "envfile.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ENVFILE = _envfile()
 
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
@@ -49,13 +61,45 @@ def long_running(name: str) -> bool:
 # -- compose.yaml ------------------------------------------------------------------------
 
 
-def test_compose_matches_the_compose_specification() -> None:
-    schema = json.loads((FIXTURES / "compose-spec.schema.json").read_text())
-    jsonschema.Draft201909Validator(schema).validate(COMPOSE)
-    # and the check bites: an unknown service key is refused
-    broken = {**COMPOSE, "services": {**SERVICES, "x": {"image": "a:1", "restrat": "always"}}}
-    with pytest.raises(jsonschema.ValidationError):
-        jsonschema.Draft201909Validator(schema).validate(broken)
+SAMPLE_ENV = {name: "x" for name in (*ENVFILE.SETTINGS, *ENVFILE.SECRETS, *ENVFILE.DERIVED)}
+
+
+def compose_config(env: dict[str, str], *files: str) -> subprocess.CompletedProcess[str]:
+    """``docker compose config``: Compose v2's own validation and interpolation (no daemon)."""
+    args = ["docker", "compose"] + [a for f in files or ("compose.yaml",) for a in ("-f", f)]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
+    return subprocess.run([*args, "config", "--format", "json"], cwd=ROOT, env={**clean, **env},
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_compose_is_valid_for_compose_v2_and_the_check_bites(tmp_path: Path) -> None:
+    done = compose_config({**SAMPLE_ENV, "DATA_DIR": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    assert set(json.loads(done.stdout)["services"]) == set(SERVICES) - {"status"}
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(yaml.safe_dump({"services": {"x": {"image": "a:1", "restrat": "always"}}}))
+    refused = compose_config({}, str(broken))
+    assert refused.returncode != 0 and "restrat" in refused.stderr
+
+
+def test_env_values_reach_compose_literally_single_quoted(tmp_path: Path) -> None:
+    """The defect of issue 13: an unquoted bcrypt hash is cut by Compose v2's interpolation;
+    envfile.py's single quotes keep it whole. Both shown with the real Compose v2."""
+    bcrypt = "$2a$10$abcdefghijABCDEFGHIJ.abcdefghijABCDEFGHIJ0123456789ab"
+    env_file = tmp_path / ".env"
+    values = {**SAMPLE_ENV, "DATA_DIR": str(tmp_path), "DASH_PASSWORD_HASH": bcrypt}
+    env_file.write_text(ENVFILE.render(values))
+    ok = compose_config({"COMPOSE_ENV_FILES": str(env_file)})
+    assert ok.returncode == 0, ok.stderr
+    caddy = json.loads(ok.stdout)["services"]["caddy"]["environment"]
+    # `config` prints a literal $ as $$ (ready to be read again); the value is the hash
+    assert caddy["DASH_PASSWORD_HASH"].replace("$$", "$") == bcrypt
+    # the old, unquoted way loses the hash's tail (Compose interpolates $abcdefghij...)
+    env_file.write_text(env_file.read_text().replace(f"'{bcrypt}'", bcrypt))
+    cut = compose_config({"COMPOSE_ENV_FILES": str(env_file)})
+    if cut.returncode == 0:
+        got = json.loads(cut.stdout)["services"]["caddy"]["environment"]["DASH_PASSWORD_HASH"]
+        assert got.replace("$$", "$") != bcrypt
 
 
 def test_compose_images_are_pinned_and_clickhouse_is_an_lts() -> None:
@@ -69,10 +113,19 @@ def test_compose_images_are_pinned_and_clickhouse_is_an_lts() -> None:
     # ClickHouse LTS releases are the .3 and .8 of each year
     tag = SERVICES["clickhouse"]["image"].split(":")[1]
     assert tag.split(".")[1] in ("3", "8"), tag
+    # RabbitMQ 4.x (3.13 is out of community support)
+    assert SERVICES["rabbitmq"]["image"].split(":")[1].startswith("4.")
     dockerfile = (ROOT / "Dockerfile").read_text()
-    bases = re.findall(r"^FROM (\S+)", dockerfile, re.M)
-    assert len(bases) >= 2 and all(re.search(r":\d+\.\d+\.\d+-", b) for b in bases), bases
+    (base,) = re.findall(r"^ARG BASE_IMAGE=(\S+)", dockerfile, re.M)
+    assert re.search(r":\d+\.\d+\.\d+-", base), base
+    assert re.findall(r"^FROM \$\{BASE_IMAGE\}", dockerfile, re.M)
     assert re.search(r"^USER wiki$", dockerfile, re.M)  # non-root
+    assert "syntax=docker/dockerfile" not in dockerfile  # builds without BuildKit's frontend
+
+
+# the watchdog, the backup loop and dbt report their own failures (alerts); the rest must
+# have a liveness healthcheck that the watchdog acts on
+SELF_REPORTING = {"watchdog", "backup", "dbt"}
 
 
 def test_compose_health_restart_logging_and_ordering() -> None:
@@ -82,20 +135,42 @@ def test_compose_health_restart_logging_and_ordering() -> None:
             assert rule["condition"] in ("service_healthy", "service_completed_successfully")
             assert dependency in SERVICES, (name, dependency)
         if long_running(name):
-            assert "test" in service["healthcheck"], name
             assert service["restart"] == "unless-stopped", name
             assert service["logging"]["options"]["max-size"], name
+            if name not in SELF_REPORTING:
+                assert "test" in service["healthcheck"], name
+                assert service["labels"]["wiki-events.autoheal"] == "true", name
     assert SERVICES["loader"]["depends_on"]["dbt"]["condition"] == "service_healthy"
     assert SERVICES["rabbitmq"]["depends_on"]["rabbitmq-definitions"]["condition"] == (
         "service_completed_successfully"
     )
-    for name, volume in COMPOSE["volumes"].items():  # named volumes, declared
-        assert volume is None or volume.get("driver") == "local", name
+    # liveness, not a ping: the reader's and the loader's checks are wiki-events health
+    assert SERVICES["reader"]["healthcheck"]["test"][1:] == ["wiki-events", "health", "reader"]
+    assert SERVICES["loader"]["healthcheck"]["test"][1:] == ["wiki-events", "health", "loader"]
+    # the loader and the dashboard start only after dbt built this version's models, also
+    # when Docker restarts them at boot without depends_on
+    assert SERVICES["loader"]["entrypoint"][0] == "/app/deploy/bin/after-dbt"
+    assert SERVICES["dash"]["entrypoint"][0] == "/app/deploy/bin/after-dbt"
+    assert SERVICES["clickhouse"]["entrypoint"][0] == "/wiki-events/require-volume"
+    assert "volumes" not in COMPOSE  # no named volume: all state on the data volume
+
+
+def test_compose_state_lives_on_the_data_volume_never_created_on_the_root_disk() -> None:
+    for name, service in SERVICES.items():
+        for volume in service.get("volumes", []):
+            if isinstance(volume, dict) and str(volume["source"]).startswith("${DATA_DIR"):
+                assert volume["type"] == "bind", name
+                assert volume["bind"]["create_host_path"] is False, name
+    targets = {(n, v["target"]) for n, s in SERVICES.items() for v in s.get("volumes", [])
+               if isinstance(v, dict) and str(v["source"]).startswith("${DATA_DIR")}  # fmt: skip
+    for needed in (("clickhouse", "/var/lib/clickhouse"), ("rabbitmq", "/var/lib/rabbitmq"),
+                   ("reader", "/data"), ("caddy", "/data"), ("dbt", "/dbt")):  # fmt: skip
+        assert needed in targets, needed
 
 
 def test_compose_publishes_only_the_proxy_and_no_database_or_broker() -> None:
     published = {name: s.get("ports", []) for name, s in SERVICES.items() if s.get("ports")}
-    assert sorted(published["caddy"]) == ["443:443", "80:80"]
+    assert sorted(published["caddy"]) == ["${HTTPS_PORT:-443}:443", "${HTTP_PORT:-80}:80"]
     for name, ports in published.items():
         if name == "caddy":
             continue
@@ -105,7 +180,7 @@ def test_compose_publishes_only_the_proxy_and_no_database_or_broker() -> None:
     assert all(not str(p).endswith(":5672") for p in SERVICES["rabbitmq"].get("ports", []))
 
 
-def test_compose_holds_no_secret_and_env_example_lists_every_variable() -> None:
+def test_compose_holds_no_secret_and_env_example_is_envfiles_own() -> None:
     text = (ROOT / "compose.yaml").read_text()
     assert "guest" not in text
     for name, service in SERVICES.items():
@@ -116,13 +191,59 @@ def test_compose_holds_no_secret_and_env_example_lists_every_variable() -> None:
             for credentials in re.findall(r"://[^:/@]+:([^@]+)@", value):
                 assert credentials.startswith("${"), (name, key)
     example = (ROOT / ".env.example").read_text()
+    assert example == ENVFILE.example()  # one code path: envfile.py writes it
     listed = set(re.findall(r"^([A-Z0-9_]+)=", example, re.M))
-    used = set(INTERPOLATION.findall(text))
+    used = set(INTERPOLATION.findall(text)) - {"HTTP_PORT", "HTTPS_PORT", "RABBITMQ_UI_PORT",
+                                               "COMPOSE_PROJECT_NAME"}  # fmt: skip
     assert used <= listed, sorted(used - listed)
     for line in example.splitlines():  # secrets are left empty in the example
         key, _, value = line.partition("=")
-        if re.search(r"PASSWORD|SECRET|TOKEN|HASH", key) and not line.startswith("#"):
-            assert value == "", key
+        if re.search(r"PASSWORD|SECRET|HASH", key) and not line.startswith("#"):
+            assert value == "''", key
+
+
+def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"DOMAIN": "wiki.example.org", "DATA_DIR": "/mnt/x"}))
+    env_file = tmp_path / ".env"
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([os.sys.executable, "deploy/envfile.py", *args], cwd=ROOT,  # type: ignore[attr-defined]
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    assert run("init", str(settings), str(env_file)).returncode == 0
+    first = ENVFILE.parse(env_file.read_text())
+    assert oct(env_file.stat().st_mode & 0o777) == "0o600"
+    assert all(len(first[name]) >= 32 for name in ENVFILE.SECRETS)
+    assert first["DASH_PASSWORD_HASH"].startswith("$2")
+    assert first["DOMAIN"] == "wiki.example.org"
+    # again (a reboot, a replaced server with the old volume): the secrets stay
+    settings.write_text(json.dumps({"DOMAIN": "new.example.org", "DATA_DIR": "/mnt/x"}))
+    assert run("init", str(settings), str(env_file)).returncode == 0
+    again = ENVFILE.parse(env_file.read_text())
+    assert {n: again[n] for n in ENVFILE.SECRETS} == {n: first[n] for n in ENVFILE.SECRETS}
+    assert again["DOMAIN"] == "new.example.org"
+    # rotation replaces what it is asked to, and keeps the hash in step
+    assert run("rotate", str(env_file), "DASH_PASSWORD").returncode == 0
+    rotated = ENVFILE.parse(env_file.read_text())
+    assert rotated["DASH_PASSWORD"] != first["DASH_PASSWORD"]
+    assert rotated["DASH_PASSWORD_HASH"] != first["DASH_PASSWORD_HASH"]
+    assert rotated["CLICKHOUSE_DBT_PASSWORD"] == first["CLICKHOUSE_DBT_PASSWORD"]
+    link = tmp_path / "checkout.env"  # /opt/wiki-events/.env -> /mnt/wiki-events/.env
+    link.symlink_to(env_file)
+    assert run("rotate", str(link)).returncode == 0
+    assert link.is_symlink()  # the volume's file was rotated, not the link replaced
+    everything = ENVFILE.parse(env_file.read_text())
+    assert all(everything[n] != rotated[n] for n in ENVFILE.SECRETS)
+    # what cannot be written literally is refused, not mangled
+    bad = run("set", str(env_file), "ALERT_WEBHOOK_URL=it's")
+    assert bad.returncode == 1 and "single quote" in bad.stderr
+    assert run("set", str(env_file), "BACKUP_S3_ACCESS_KEY_ID=AK$1x").returncode == 0
+    assert ENVFILE.parse(env_file.read_text())["BACKUP_S3_ACCESS_KEY_ID"] == "AK$1x"
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(json.dumps({"DOMIAN": "typo"}))
+    refused = run("init", str(unknown), str(tmp_path / "other.env"))
+    assert refused.returncode == 1 and "DOMIAN" in refused.stderr
 
 
 # -- terraform -----------------------------------------------------------------------------
@@ -157,12 +278,49 @@ def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> No
         assert body.get("type"), f"{name} has no type"
         assert len(body.get("description", "")) > 10, f"{name} is not described"
     assert variables["hcloud_token"]["sensitive"] is True
+    assert variables["server_type"]["default"] == "cx23"  # the current CX line (cx22/32 are gone)
     providers = tf["terraform"][0]["required_providers"][0]
     assert re.fullmatch(r"~> \d+\.\d+\.\d+", providers["hcloud"]["version"])
+    major, minor = map(int, providers["hcloud"]["version"][3:].split(".")[:2])
+    assert (major, minor) >= (1, 62)  # location on primary IPs; datacenters are phased out
+    assert "random" not in providers  # no secret is made by terraform any more
     assert providers["hcloud"]["source"] == "hetznercloud/hcloud"
     outputs = {name: body for block in tf["output"] for name, body in block.items()}
     assert {"ipv4_address", "ipv6_address", "dashboard_url"} <= set(outputs)
     assert all(o.get("description") for o in outputs.values())
+
+
+def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_secret() -> None:
+    tf = _terraform()
+    data = {kind: body for block in tf["data"] for kind, named in block.items()
+            for body in named.values()}  # fmt: skip
+    # data sources are read during plan: an unknown type or location stops the plan
+    assert data["hcloud_server_type"]["name"] == "${var.server_type}"
+    assert data["hcloud_location"]["name"] == "${var.location}"
+    resources = {(kind, name): body for block in tf["resource"] for kind, named in block.items()
+                 for name, body in named.items()}  # fmt: skip
+    server = resources[("hcloud_server", "wiki")]
+    assert server["server_type"] == "${data.hcloud_server_type.selected.name}"
+    assert server["location"] == "${data.hcloud_location.selected.name}"
+    # the first resources created carry the deprecated-type precondition
+    conditions = str(resources[("hcloud_ssh_key", "admin")]["lifecycle"])
+    assert "local.server_type_here != null" in conditions and "is_deprecated" in conditions
+    main = (TERRAFORM / "main.tf").read_text()
+    assert "data.hcloud_server_type.selected.locations" in main
+    # addresses that outlive the server; user_data changes are no longer ignored
+    addresses = resources[("hcloud_primary_ip", "address")]
+    assert addresses["for_each"] == '${toset(["ipv4", "ipv6"])}'
+    assert addresses["auto_delete"] is False
+    assert "hcloud_primary_ip.address[\"ipv4\"].id" in str(server["public_net"])
+    assert "user_data" not in str(server["lifecycle"])
+    # every setting terraform sends is one envfile.py init accepts (it refuses others)
+    settings = next(block["settings"] for block in tf["locals"] if "settings" in block)
+    assert set(settings) <= set(ENVFILE.SETTINGS) and {"DOMAIN", "DATA_DIR"} <= set(settings)
+    text = "\n".join(p.read_text() for p in TERRAFORM.glob("*.tf"))
+    assert "random_password" not in text and "bcrypt(" not in text
+    example = (TERRAFORM / "terraform.tfvars.example").read_text()
+    assert re.search(r"^\s*hcloud_token\s*=", example, re.M) is None  # TF_VAR_ wins
+    assert re.search(r'^server_type\s*=\s*"cx23"', example, re.M)
 
 
 def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
@@ -191,7 +349,8 @@ def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
 
 
 SAMPLE = {
-    "env_b64": "V0lLSV9FVkVOVFNfQ09OVEFDVD1vcHNAZXhhbXBsZS5vcmcK",
+    # base64 of {"DOMAIN": "wiki.example.org"}: terraform's jsonencode of the settings
+    "settings_b64": "eyJET01BSU4iOiAid2lraS5leGFtcGxlLm9yZyJ9",
     "volume_device": "/dev/disk/by-id/scsi-0HC_Volume_1234567",
     "repo_url": "https://git.example.org/you/wiki-events.git",
     "git_ref": "main",
@@ -216,7 +375,11 @@ def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> Non
     ok = subprocess.run(["cloud-init", "schema", "--config-file", str(rendered)],
                         capture_output=True, text=True, timeout=120)  # fmt: skip
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "docker compose up -d --build" in rendered.read_text()
+    text = rendered.read_text()
+    assert "systemctl enable --now wiki-events.service" in text
+    assert "deploy/envfile.py init /etc/wiki-events/settings.json /mnt/wiki-events/.env" in text
+    assert "deploy/bin/prepare-volume /mnt/wiki-events" in text
+    assert re.search(r"PASSWORD|SECRET|random_password|bcrypt", text) is None  # no secret
     broken = tmp_path / "broken.yaml"
     broken.write_text(rendered.read_text().replace("package_update: true", "package_update: 7"))
     refused = subprocess.run(["cloud-init", "schema", "--config-file", str(broken)],
@@ -254,10 +417,10 @@ def _users() -> dict[str, ET.Element]:
 
 def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
     users = _users()
-    assert set(users) == {"default", "loader", "dbt", "dashboard"}
+    assert set(users) == {"default", "loader", "dbt", "dashboard", "backup"}
     networks = [ip.text for ip in users["default"].find("networks")]  # type: ignore[union-attr]
     assert set(networks) == {"::1", "127.0.0.1"}
-    for name in ("loader", "dbt", "dashboard"):
+    for name in ("loader", "dbt", "dashboard", "backup"):
         password = users[name].find("password")
         assert password is not None and password.get("from_env", "").startswith("CLICKHOUSE_")
         assert not (password.text or "").strip()
@@ -367,3 +530,38 @@ def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
         for user in ("admin", "reader", "loader"):
             subprocess.run(["rabbitmqctl", "-q", "delete_user", f"{user}-{suffix}"],
                            capture_output=True)  # fmt: skip
+
+
+# -- the step past one machine: engines chosen in one macro --------------------------------
+
+
+def _engine_clause(engine: str | None, cluster: str) -> str:
+    """Render wiki_dbt's engine_clause() as dbt does: ``config.get`` and ``target.cluster``."""
+    import jinja2
+
+    source = (ROOT / "wiki_dbt" / "macros" / "engine_clause.sql").read_text()
+    env = jinja2.Environment(extensions=["jinja2.ext.do"])
+
+    class Config(dict):  # type: ignore[type-arg]
+        def get(self, key: str, default: Any = None) -> Any:
+            return super().get(key) or default
+
+    module = env.from_string(source).make_module(
+        {"config": Config(engine=engine) if engine else Config(),
+         "target": type("T", (), {"cluster": cluster})()}  # fmt: skip
+    )
+    return " ".join(str(module.engine_clause()).split())  # type: ignore[attr-defined]
+
+
+def test_engines_become_replicated_on_a_cluster_and_only_there() -> None:
+    assert _engine_clause("SummingMergeTree()", "") == "engine = SummingMergeTree()"
+    assert _engine_clause("SummingMergeTree()", "wiki") == "engine = ReplicatedSummingMergeTree()"
+    assert _engine_clause("MergeTree()", "wiki") == "engine = ReplicatedMergeTree()"
+    assert _engine_clause(None, "wiki") == "engine = ReplicatedMergeTree()"  # dbt's default
+    assert _engine_clause("ReplicatedMergeTree()", "wiki") == "engine = ReplicatedMergeTree()"
+    assert _engine_clause("Memory()", "wiki") == "engine = Memory()"
+    # the project's engines all come from configs that this macro rewrites
+    project = yaml.safe_load((ROOT / "wiki_dbt" / "dbt_project.yml").read_text())
+    assert project["models"]["wiki_dbt"]["marts"]["+engine"] == "SummingMergeTree()"
+    profile = (ROOT / "wiki_dbt" / "profiles.yml").read_text()
+    assert "cluster: \"{{ env_var('DBT_CLICKHOUSE_CLUSTER', '') }}\"" in profile

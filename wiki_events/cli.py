@@ -14,6 +14,8 @@ from reader.stream import Options as StreamOptions
 from wiki_core import __version__
 from wiki_core.config import CHECKPOINT_FILE, DEFAULT_RETENTION_DAYS, Settings
 
+from .health import health
+
 
 @click.group()
 @click.version_option(__version__, prog_name="wiki-events")
@@ -368,3 +370,6 @@ def sql(query: str | None, fmt: str | None) -> None:
         sys.exit(interactive(console, history, click.echo))
     finally:
         console.close()
+
+
+main.add_command(health)

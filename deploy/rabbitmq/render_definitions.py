@@ -53,7 +53,7 @@ def definitions(env: dict[str, str]) -> dict[str, Any]:
     for item in (*spec["exchanges"], *spec["queues"], *spec["bindings"]):
         item["vhost"] = vhost
     return {
-        "rabbitmq_version": "3.13",
+        "rabbitmq_version": "4.1",
         "users": [
             user(env.get("RABBITMQ_ADMIN_USER") or "admin", "RABBITMQ_ADMIN_PASSWORD",
                  ["administrator"]),

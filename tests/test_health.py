@@ -1,0 +1,229 @@
+"""``wiki-events health``: liveness judged from outside the reader and the loader.
+
+Real parts: the broker (a vhost of its own), the embedded ClickHouse with the bronze
+migrations, a local HTTP receiver for alerts, the CLI as Docker runs it. The watchdog's
+Docker calls run against the real daemon in tests/test_stack.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+
+from loader.bronze import RAW_TABLE, migrate
+from wiki_core.config import clickhouse_client
+from wiki_core.topology import LOADER_QUEUE, topology
+from wiki_events.health import (
+    Watchdog,
+    alert,
+    backup_problem,
+    dbt_verdict,
+    last_insert_age,
+    loader_verdict,
+    models_digest,
+    queue_depth,
+    reader_verdict,
+)
+
+from .conftest import ROOT, ClickHouseProcess
+
+
+def health(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wiki_events", "health", *args], cwd=ROOT,
+                          env={**os.environ, **env}, capture_output=True, text=True,
+                          timeout=120)  # fmt: skip
+
+
+# -- reader ------------------------------------------------------------------------------
+
+
+def test_reader_is_healthy_while_its_checkpoint_moves(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "reader.checkpoint.json"
+    assert not reader_verdict(checkpoint, 300).healthy  # nothing delivered yet
+    checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time() - 10}))
+    assert reader_verdict(checkpoint, 300).healthy
+    checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time() - 400}))
+    verdict = reader_verdict(checkpoint, 300)
+    assert not verdict.healthy and "stuck" in verdict.reason
+    # the command, as the healthcheck runs it: exit codes for Docker
+    env = {"WIKI_EVENTS_DATA": str(tmp_path), "READER_STALE_SECONDS": "300"}
+    stale = health("reader", env=env)
+    assert stale.returncode == 1 and "stuck" in stale.stderr
+    checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time()}))
+    assert health("reader", env=env).returncode == 0
+
+
+# -- loader ------------------------------------------------------------------------------
+
+
+def test_loader_verdict_stuck_only_with_a_backlog_and_an_old_insert() -> None:
+    assert loader_verdict(0, None, 300).healthy  # idle stream, empty bronze
+    assert loader_verdict(0, 5000, 300).healthy  # idle stream, old insert: not stuck
+    assert loader_verdict(12, 20, 300).healthy  # working through a backlog
+    assert not loader_verdict(12, 400, 300).healthy
+    assert not loader_verdict(3, None, 300).healthy  # messages waiting, nothing ever loaded
+
+
+def test_loader_health_reads_the_queue_and_bronze(
+    amqp_url: str, clickhouse: ClickHouseProcess, tmp_path: Path
+) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    spec = topology(quorum=False)
+    for exchange in spec["exchanges"]:
+        channel.exchange_declare(exchange["name"], exchange["type"], durable=True)
+    for queue in spec["queues"]:
+        channel.queue_declare(queue["name"], durable=True, arguments=queue["arguments"])
+    for binding in spec["bindings"]:
+        channel.queue_bind(binding["destination"], binding["source"], binding["routing_key"])
+    for _ in range(3):
+        channel.basic_publish("", LOADER_QUEUE, b"{}")
+    connection.close()
+    deadline = time.monotonic() + 10
+    while queue_depth(amqp_url, LOADER_QUEUE) != 3:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+    client = clickhouse_client(clickhouse.url)
+    migrate(client, 90)
+    client.command(f"TRUNCATE TABLE {RAW_TABLE}")
+    assert last_insert_age(clickhouse.url, RAW_TABLE) is None
+    env = {"AMQP_URL": amqp_url, "CLICKHOUSE_URL": clickhouse.url, "LOADER_STALE_SECONDS": "60"}
+    empty = health("loader", env=env)
+    assert empty.returncode == 1 and "bronze is empty" in empty.stderr
+    # a row ingested 10 minutes ago: a backlog and an old insert is a stuck loader
+    client.command(f"INSERT INTO {RAW_TABLE} (ingested_at) VALUES (now64(3) - INTERVAL 600 SECOND)")
+    age = last_insert_age(clickhouse.url, RAW_TABLE)
+    assert age is not None and 590 < age < 700
+    stuck = health("loader", env=env)
+    assert stuck.returncode == 1 and "stuck" in stuck.stderr
+    # held at its gate while dbt builds another version's models: waiting, not stuck
+    gate = tmp_path / "dbt"
+    gate.mkdir()
+    (gate / "dbt-built").write_text("another version\n")
+    waiting = health("loader", env={**env, "DBT_MARKER": str(gate / "dbt-built")})
+    assert waiting.returncode == 0 and "waiting for dbt" in waiting.stdout
+    (gate / "dbt-built").write_text(health("models-digest", env={}).stdout)
+    assert health("loader", env={**env, "DBT_MARKER": str(gate / "dbt-built")}).returncode == 1
+    client.command(f"INSERT INTO {RAW_TABLE} (ingested_at) VALUES (now64(3))")
+    assert health("loader", env=env).returncode == 0
+    client.command(f"TRUNCATE TABLE {RAW_TABLE}")
+    # no broker at all: unhealthy, said in one line
+    gone = health("loader", env={**env, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F"})
+    assert gone.returncode == 1 and "cannot judge" in gone.stderr
+
+
+# -- dbt ---------------------------------------------------------------------------------
+
+
+def test_the_dbt_marker_means_these_models_are_built(tmp_path: Path) -> None:
+    project = tmp_path / "wiki_dbt"
+    (project / "models" / "marts").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: x\n")
+    model = project / "models" / "marts" / "gold.sql"
+    model.write_text("select 1")
+    marker = tmp_path / "dbt-built"
+    assert not dbt_verdict(marker, project).healthy
+    marker.write_text(models_digest(project) + "\n")
+    assert dbt_verdict(marker, project).healthy
+    model.write_text("select 2")  # a new version's gold model: the old marker no longer counts
+    verdict = dbt_verdict(marker, project)
+    assert not verdict.healthy and "this image has" in verdict.reason
+    # the real project's digest is stable and is what the image's dbt service writes
+    real = ROOT / "wiki_dbt"
+    assert models_digest(real) == models_digest(real)
+    env = {"WIKI_DBT_PROJECT": str(project), "DBT_MARKER": str(marker)}
+    assert health("dbt", env=env).returncode == 1
+    marker.write_text(health("models-digest", env=env).stdout)
+    assert health("dbt", env=env).returncode == 0
+    assert health("wait-dbt", env=env).returncode == 0
+
+
+# -- alerts, backups, the watchdog -------------------------------------------------------
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[bytes]]]:
+    got: list[bytes] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            got.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200 if b"fail-me" not in got[-1] else 500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/alerts", got
+    server.shutdown()
+
+
+def test_alerts_reach_the_webhook_and_a_failure_is_reported(
+    receiver: tuple[str, list[bytes]],
+) -> None:
+    url, got = receiver
+    assert alert("disk full", url=url)
+    assert got == [b"disk full"]
+    assert not alert("fail-me", url=url)
+    assert not alert("nowhere", url="")  # no webhook: logged only
+    done = health("alert", "dbt test failed", env={"ALERT_WEBHOOK_URL": url,
+                                                  "ALERT_WEBHOOK_FORMAT": "json"})  # fmt: skip
+    assert done.returncode == 0 and json.loads(got[-1]) == {"text": "dbt test failed"}
+
+
+def test_backup_status_files_are_judged(tmp_path: Path) -> None:
+    assert backup_problem(tmp_path, 3600) == "no backup has succeeded yet"
+    ok = tmp_path / "last-ok"
+    ok.write_text("20261201T000000Z BACKUP_CREATED")
+    assert backup_problem(tmp_path, 3600) is None
+    os.utime(ok, (time.time() - 7200, time.time() - 7200))
+    assert "2 h old" in str(backup_problem(tmp_path, 3600))
+    (tmp_path / "last-failed").write_text("20261201T010000Z Code: 499 S3 error")
+    assert "failed" in str(backup_problem(tmp_path, 3600))
+
+
+class FakeDocker:
+    """Stands in for the Docker socket only here; test_stack.py uses the real daemon."""
+
+    def __init__(self, unhealthy: list[dict[str, Any]]) -> None:
+        self.listed = unhealthy
+        self.restarted: list[str] = []
+
+    def unhealthy(self, project: str) -> list[dict[str, Any]]:
+        return [c for c in self.listed if c["project"] == project]
+
+    def restart(self, container_id: str, timeout: int = 30) -> None:
+        self.restarted.append(container_id)
+
+
+def test_watchdog_restarts_unhealthy_containers_and_alerts_once_an_hour(tmp_path: Path) -> None:
+    docker = FakeDocker([
+        {"Id": "abc", "Names": ["/p-loader-1"], "project": "p"},
+        {"Id": "zzz", "Names": ["/other-loader-1"], "project": "other"},
+    ])
+    sent: list[str] = []
+    dog = Watchdog(docker, "p", tmp_path, disk_percent=0, backup_expected=True,  # type: ignore[arg-type]
+                   backup_max_age=3600, notify=sent.append)  # fmt: skip
+    dog.started -= 7200  # running for two hours: a missing backup is now overdue
+    dog.check()
+    assert docker.restarted == ["abc"]
+    assert any("p-loader-1 was unhealthy" in s for s in sent)
+    assert any("full" in s for s in sent) and any("no backup" in s for s in sent)
+    sent.clear()
+    docker.listed = []
+    dog.check()  # the same disk and backup problems within the hour: not sent again
+    assert sent == []

@@ -1,0 +1,392 @@
+"""Liveness judged from outside the processes, for Docker healthchecks and the watchdog.
+
+    wiki-events health reader    # exit 0: the reader's checkpoint moved recently
+    wiki-events health loader    # exit 0: no backlog, or bronze got an insert recently
+    wiki-events health dbt       # exit 0: the dbt marker names this image's models
+    wiki-events health wait-dbt  # block until it does (the loader's and dash's gate)
+    wiki-events health models-digest
+    wiki-events health alert TEXT
+    wiki-events health watchdog  # restart unhealthy containers, alert; disk, backups
+
+Exit codes follow Docker's healthcheck contract: 0 healthy, 1 unhealthy. Each check
+prints one line saying why, which ``docker inspect`` shows in the container's health log.
+
+The reader saves its checkpoint after every batch RabbitMQ confirmed, so the file's age is
+the age of the newest event it delivered. The loader is stuck when RabbitMQ holds
+messages for it and bronze has had no insert for a while; an empty queue with no insert is
+an idle stream, not a stuck loader.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import logging
+import os
+import shutil
+import socket
+import sys
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+log = logging.getLogger("health")
+
+MARKER = Path(os.environ.get("DBT_MARKER", "/dbt/dbt-built"))
+DEFAULT_STALE_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Verdict:
+    healthy: bool
+    reason: str
+
+    @property
+    def code(self) -> int:
+        return 0 if self.healthy else 1
+
+
+# -- the reader --------------------------------------------------------------------------
+
+
+def reader_verdict(checkpoint: Path, max_age: float, now: float | None = None) -> Verdict:
+    now = time.time() if now is None else now
+    try:
+        saved = checkpoint.stat().st_mtime
+    except FileNotFoundError:
+        return Verdict(False, f"no checkpoint at {checkpoint} yet: nothing delivered")
+    try:
+        saved = float(json.loads(checkpoint.read_text()).get("saved_at") or saved)
+    except (ValueError, OSError, AttributeError):
+        pass  # a torn or foreign file: its mtime still says when it was written
+    age = now - saved
+    if age > max_age:
+        return Verdict(False, f"checkpoint is {age:.0f}s old (limit {max_age:.0f}s): stuck")
+    return Verdict(True, f"checkpoint {age:.0f}s old")
+
+
+# -- the loader --------------------------------------------------------------------------
+
+
+def queue_depth(amqp_url: str, queue: str) -> int:
+    import pika
+
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        result = channel.queue_declare(queue=queue, passive=True)
+        return int(result.method.message_count)
+    finally:
+        connection.close()
+
+
+def last_insert_age(clickhouse_url: str, table: str) -> float | None:
+    """Seconds since the newest row of ``table`` was ingested; None when it is empty."""
+    from wiki_core.config import clickhouse_client
+
+    client = clickhouse_client(clickhouse_url)
+    try:
+        value = client.command(
+            f"SELECT if(count() = 0, -1, dateDiff('millisecond', max(ingested_at), now64(3)))"
+            f" FROM {table}"
+        )
+    finally:
+        client.close()
+    millis = float(value)
+    return None if millis < 0 else millis / 1000
+
+
+def loader_verdict(backlog: int, age: float | None, max_age: float) -> Verdict:
+    if backlog == 0:
+        return Verdict(True, "queue empty")
+    if age is None:
+        if backlog:
+            return Verdict(False, f"{backlog} messages waiting and bronze is empty")
+    elif age > max_age:
+        return Verdict(
+            False,
+            f"{backlog} messages waiting and the last insert is {age:.0f}s old "
+            f"(limit {max_age:.0f}s): stuck",
+        )
+    return Verdict(True, f"{backlog} messages waiting, last insert {age or 0:.0f}s ago")
+
+
+# -- dbt ---------------------------------------------------------------------------------
+
+
+def models_digest(project: Path) -> str:
+    """One hash of what ``dbt build`` builds: the project file, models, macros, tests."""
+    digest = hashlib.sha256()
+    files: list[Path] = [project / "dbt_project.yml"]
+    for folder in ("models", "macros", "tests"):
+        if (project / folder).is_dir():
+            files += [p for p in (project / folder).rglob("*") if p.is_file()]
+    for path in sorted(set(files)):
+        digest.update(str(path.relative_to(project)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def dbt_verdict(marker: Path, project: Path) -> Verdict:
+    want = models_digest(project)
+    try:
+        built = marker.read_text().strip()
+    except FileNotFoundError:
+        return Verdict(False, f"no {marker}: dbt has not built these models yet")
+    if built != want:
+        return Verdict(False, f"{marker} names models {built[:12]}, this image has {want[:12]}")
+    return Verdict(True, f"models {want[:12]} built")
+
+
+# -- alerts ------------------------------------------------------------------------------
+
+
+def alert(text: str, url: str | None = None, timeout: float = 10.0) -> bool:
+    """POST ``text`` to ALERT_WEBHOOK_URL (plain text; ``{"text": ...}`` JSON when
+    ALERT_WEBHOOK_FORMAT=json, as Slack's incoming webhooks want). Logged either way."""
+    import httpx
+
+    url = os.environ.get("ALERT_WEBHOOK_URL", "") if url is None else url
+    log.warning("ALERT %s", text)
+    if not url:
+        return False
+    if os.environ.get("ALERT_WEBHOOK_FORMAT", "text") == "json":
+        body, kind = json.dumps({"text": text}).encode(), "application/json"
+    else:
+        body, kind = text.encode(), "text/plain; charset=utf-8"
+    try:
+        response = httpx.post(url, content=body, headers={"Content-Type": kind}, timeout=timeout)
+        response.raise_for_status()
+    except httpx.HTTPError as exc:
+        log.error("alert to the webhook failed: %s", exc)
+        return False
+    return True
+
+
+# -- the watchdog ------------------------------------------------------------------------
+
+
+class DockerAPI:
+    """The few Engine API calls the watchdog needs, over the daemon's unix socket."""
+
+    def __init__(self, socket_path: str = "/var/run/docker.sock") -> None:
+        self.socket_path = socket_path
+
+    def request(self, method: str, path: str) -> Any:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(60)
+        sock.connect(self.socket_path)
+        conn = http.client.HTTPConnection("docker")
+        conn.sock = sock
+        try:
+            conn.request(method, path)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status >= 400:
+            raise RuntimeError(f"docker {method} {path}: {response.status} {body[:200]!r}")
+        return json.loads(body) if body else None
+
+    def unhealthy(self, project: str) -> list[dict[str, Any]]:
+        filters = {
+            "label": [f"com.docker.compose.project={project}", "wiki-events.autoheal=true"],
+            "health": ["unhealthy"],
+        }
+        query = urllib.parse.urlencode({"filters": json.dumps(filters)})
+        return list(self.request("GET", f"/containers/json?{query}") or [])
+
+    def restart(self, container_id: str, timeout: int = 30) -> None:
+        self.request("POST", f"/containers/{container_id}/restart?t={timeout}")
+
+
+@dataclass
+class Watchdog:
+    """One pass every ``interval`` seconds; each alert is repeated at most once an hour."""
+
+    docker: DockerAPI
+    project: str
+    volume: Path
+    disk_percent: float
+    backup_expected: bool
+    backup_max_age: float = 26 * 3600
+    notify: Callable[[str], object] = alert
+    restart_timeout: int = 30  # seconds a container gets to stop before it is killed
+    last_sent: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.time)
+
+    def _once_an_hour(self, key: str, text: str) -> None:
+        now = time.monotonic()
+        if now - self.last_sent.get(key, -1e9) >= 3600:
+            self.last_sent[key] = now
+            self.notify(text)
+
+    def check(self) -> list[str]:
+        """Heal and alert once; returns what it did, for its log and the tests."""
+        done: list[str] = []
+        for container in self.docker.unhealthy(self.project):
+            name = (container.get("Names") or ["?"])[0].lstrip("/")
+            self.docker.restart(container["Id"], self.restart_timeout)
+            text = f"wiki-events: {name} was unhealthy and has been restarted"
+            self.notify(text)
+            done.append(text)
+        usage = shutil.disk_usage(self.volume)
+        percent = 100 * usage.used / usage.total
+        if percent >= self.disk_percent:
+            text = (
+                f"wiki-events: data volume {percent:.0f}% full "
+                f"(alert at {self.disk_percent:.0f}%)"
+            )
+            self._once_an_hour("disk", text)
+            done.append(text)
+        if self.backup_expected:
+            problem = backup_problem(self.volume / "backup", self.backup_max_age)
+            if problem and problem.startswith("no backup") and (
+                time.time() - self.started < self.backup_max_age
+            ):
+                problem = None  # a fresh deploy: the first backup is not due yet
+            if problem:
+                self._once_an_hour("backup", f"wiki-events: {problem}")
+                done.append(problem)
+        return done
+
+    def run(self, interval: float = 30.0) -> None:
+        while True:
+            try:
+                for line in self.check():
+                    log.info("%s", line)
+            except Exception as exc:  # noqa: BLE001 - the watchdog must outlive a bad pass
+                log.error("watchdog pass failed: %s", exc)
+            time.sleep(interval)
+
+
+def backup_problem(folder: Path, max_age: float, now: float | None = None) -> str | None:
+    """What is wrong with the backups according to deploy/bin/backup's status files."""
+    now = time.time() if now is None else now
+    failed = folder / "last-failed"
+    ok = folder / "last-ok"
+    if failed.exists() and (not ok.exists() or failed.stat().st_mtime > ok.stat().st_mtime):
+        return f"the last backup failed: {failed.read_text().strip()[:300]}"
+    if not ok.exists():
+        return "no backup has succeeded yet"
+    age = now - ok.stat().st_mtime
+    if age > max_age:
+        return f"the last good backup is {age / 3600:.0f} h old"
+    return None
+
+
+def wait_for(check: Callable[[], Verdict], every: float, say: Callable[[str], object]) -> None:
+    last = ""
+    while True:
+        verdict = check()
+        if verdict.healthy:
+            return
+        if verdict.reason != last:
+            say(f"waiting: {verdict.reason}")
+            last = verdict.reason
+        time.sleep(every)
+
+
+def stale_seconds(name: str) -> float:
+    return float(os.environ.get(name) or DEFAULT_STALE_SECONDS)
+
+
+def dbt_project() -> Path:
+    here = Path(__file__).resolve().parent.parent / "wiki_dbt"
+    return Path(os.environ.get("WIKI_DBT_PROJECT") or here)
+
+
+# -- the command -------------------------------------------------------------------------
+
+
+def _report(verdict: Verdict) -> None:
+    click.echo(verdict.reason, err=not verdict.healthy)
+    sys.exit(verdict.code)
+
+
+@click.group("health")
+def health() -> None:
+    """Liveness checks for Docker healthchecks, the dbt gate, alerts, the watchdog."""
+
+
+@health.command("reader")
+@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="[default: $WIKI_EVENTS_DATA/reader.checkpoint.json]")
+@click.option("--max-age", type=float, default=None,
+              help="Seconds [default: $READER_STALE_SECONDS or 300].")
+def reader_command(checkpoint: Path | None, max_age: float | None) -> None:
+    """Healthy while the reader's checkpoint (its newest delivered event) is recent."""
+    from wiki_core.config import CHECKPOINT_FILE, Settings
+
+    path = checkpoint or Settings.from_env().data_dir / CHECKPOINT_FILE
+    _report(reader_verdict(path, max_age or stale_seconds("READER_STALE_SECONDS")))
+
+
+@health.command("loader")
+@click.option("--max-age", type=float, default=None,
+              help="Seconds [default: $LOADER_STALE_SECONDS or 300].")
+def loader_command(max_age: float | None) -> None:
+    """Healthy unless RabbitMQ holds a backlog and bronze had no insert for MAX_AGE."""
+    from loader.bronze import RAW_TABLE
+    from wiki_core.config import Settings
+    from wiki_core.topology import LOADER_QUEUE
+
+    settings = Settings.from_env()
+    if MARKER.parent.is_dir() and not dbt_verdict(MARKER, dbt_project()).healthy:
+        # held at its gate (deploy/bin/after-dbt) while dbt builds: not stuck, and a
+        # restart would not help; dbt's own failures are alerted by the dbt service
+        _report(Verdict(True, "waiting for dbt to build this version's models"))
+    try:
+        backlog = queue_depth(settings.amqp_url, LOADER_QUEUE)
+        age = last_insert_age(settings.clickhouse_url, RAW_TABLE) if backlog else None
+    except Exception as exc:  # noqa: BLE001 - any failure to look is unhealthy, said once
+        _report(Verdict(False, f"cannot judge: {str(exc).splitlines()[0] if str(exc) else exc!r}"))
+    verdict = loader_verdict(backlog, age, max_age or stale_seconds("LOADER_STALE_SECONDS"))
+    _report(verdict)
+
+
+@health.command("dbt")
+def dbt_command() -> None:
+    """Healthy when the dbt marker names the models this image carries."""
+    _report(dbt_verdict(MARKER, dbt_project()))
+
+
+@health.command("wait-dbt")
+@click.option("--every", type=float, default=5.0, show_default=True)
+def wait_dbt_command(every: float) -> None:
+    """Block until dbt has built this image's models (the loader's and dash's gate)."""
+    wait_for(lambda: dbt_verdict(MARKER, dbt_project()), every, lambda s: click.echo(s, err=True))
+    click.echo("dbt has built these models", err=True)
+
+
+@health.command("models-digest")
+def models_digest_command() -> None:
+    """The hash the dbt marker holds once these models are built."""
+    click.echo(models_digest(dbt_project()))
+
+
+@health.command("alert")
+@click.argument("text")
+def alert_command(text: str) -> None:
+    """Send TEXT to $ALERT_WEBHOOK_URL (exit 1 when it could not be delivered)."""
+    sys.exit(0 if alert(text) or not os.environ.get("ALERT_WEBHOOK_URL") else 1)
+
+
+@health.command("watchdog")
+@click.option("--interval", type=float, default=30.0, show_default=True)
+@click.option("--volume", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("/volume"), show_default=True)
+def watchdog_command(interval: float, volume: Path) -> None:
+    """Restart unhealthy containers of this compose project; alert on them, disk, backups."""
+    project = os.environ.get("COMPOSE_PROJECT_NAME") or "wiki-events"
+    Watchdog(
+        DockerAPI(), project, volume, float(os.environ.get("DISK_ALERT_PERCENT") or 80),
+        backup_expected=bool(os.environ.get("BACKUP_EXPECTED")),
+        restart_timeout=int(os.environ.get("WATCHDOG_RESTART_TIMEOUT") or 30),
+    ).run(interval)
