@@ -16,6 +16,7 @@ from dotenv import load_dotenv
 DEFAULT_CLICKHOUSE_URL = "http://default:@127.0.0.1:8123/default"
 DEFAULT_STREAM_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+DEFAULT_DUMPS_URL = "https://dumps.wikimedia.org/other/"
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Settings:
     stream_url: str
     data_dir: Path
     contact: str
+    dumps_url: str = DEFAULT_DUMPS_URL
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
@@ -40,6 +42,7 @@ class Settings:
             stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
+            dumps_url=env.get("DUMPS_URL") or DEFAULT_DUMPS_URL,
         )
 
 
