@@ -371,3 +371,10 @@ def sql(query: str | None, fmt: str | None) -> None:
         sys.exit(interactive(console, history, click.echo))
     finally:
         console.close()
+
+
+# the dumps (issue 14): wiki-events pageviews / mediacounts
+from dumps.cli import mediacounts, pageviews  # noqa: E402
+
+main.add_command(pageviews)
+main.add_command(mediacounts)

@@ -1,4 +1,4 @@
-{{ config(enabled=var('dumps')) }}
+{{ config(enabled=var('dumps', false)) }}
 
 {#- media_day equals summing silver's published media rows, per day, wiki and type;
     and each media row's transfers equal its parts (original + transcodes) and its

@@ -1,4 +1,4 @@
-{{ config(enabled=var('dumps')) }}
+{{ config(enabled=var('dumps', false)) }}
 
 {#- Every pageviews gold view equals summing silver's published rows directly, key by
     key; returns the keys where they differ. -#}

@@ -1,4 +1,4 @@
-{{ config(enabled=var('dumps')) }}
+{{ config(enabled=var('dumps', false)) }}
 
 {#- Per hour and domain code, the published pageviews (silver, rejected lines left out)
     add up to the projectviews file of the same hour: Wikimedia's own totals. Codes a
