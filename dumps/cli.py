@@ -52,6 +52,7 @@ def run(
     poll: float = 300.0,
     quiet: bool = False,
     stop: Callable[[], bool] | None = None,
+    block_rows: int | None = None,
 ) -> dict[str, int]:
     datasets = [DATASETS[n] for n in names]
     daily = datasets[0].step == dt.timedelta(days=1)
@@ -62,6 +63,7 @@ def run(
             wikis=frozenset(wikis),
             projects=frozenset(projects),
             poll=poll,
+            block_rows=block_rows,
             progress=None if quiet else print_progress,
         )
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
@@ -111,6 +113,13 @@ _common = [
         "--poll", default=300.0, show_default=True, help="--follow: seconds between looks."
     ),
     click.option("--quiet", is_flag=True, help="No progress line."),
+    click.option(
+        "--insert-block-rows",
+        "block_rows",
+        type=int,
+        default=None,
+        help="Rows per insert block (default: the server's, ~1M); smaller = less server memory.",
+    ),
 ]
 
 
@@ -132,6 +141,7 @@ def pageviews(
     follow: bool,
     poll: float,
     quiet: bool,
+    block_rows: int | None,
     wikis: tuple[str, ...],
     projects: tuple[str, ...],
 ) -> None:
@@ -141,7 +151,17 @@ def pageviews(
     2026-11-01T01, holding the views of 00:00-01:00). Each file loads once; a rerun skips
     it, a republished file replaces it.
     """
-    counts = run(["pageviews", "projectviews"], start, end, follow, wikis, projects, poll, quiet)
+    counts = run(
+        ["pageviews", "projectviews"],
+        start,
+        end,
+        follow,
+        wikis,
+        projects,
+        poll,
+        quiet,
+        block_rows=block_rows,
+    )
     click.echo(_summary(counts), err=True)
     if counts.get("failed"):
         sys.exit(1)
@@ -149,9 +169,16 @@ def pageviews(
 
 @click.command()
 @_options
-def mediacounts(start: str | None, end: str | None, follow: bool, poll: float, quiet: bool) -> None:
+def mediacounts(
+    start: str | None,
+    end: str | None,
+    follow: bool,
+    poll: float,
+    quiet: bool,
+    block_rows: int | None,
+) -> None:
     """Daily mediacounts dumps from $DUMPS_URL into ClickHouse (--from/--to: days)."""
-    counts = run(["mediacounts"], start, end, follow, poll=poll, quiet=quiet)
+    counts = run(["mediacounts"], start, end, follow, poll=poll, quiet=quiet, block_rows=block_rows)
     click.echo(_summary(counts), err=True)
     if counts.get("failed"):
         sys.exit(1)

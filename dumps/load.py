@@ -83,7 +83,6 @@ log = logging.getLogger("dumps")
 
 HOUR = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
-READ_CHUNK = 1 << 20
 
 
 class LoadFailed(Exception):
@@ -244,6 +243,7 @@ class Options:
     backoff: float = 2.0  # seconds, doubled per attempt
     timeout: float = 60.0
     poll: float = 300.0  # --follow: seconds between looks for the next file
+    block_rows: int | None = None  # rows per insert block (None: the server's default)
     progress: Callable[[str], None] | None = None
 
 
@@ -543,7 +543,15 @@ class Loader:
             if not ends_with_newline:
                 lines += 1  # a last line without its newline still is a line
 
-        self.ch.raw_insert(source, ["line"], insert_block=body(), fmt="LineAsString")
+        settings = {}
+        if self.opts.block_rows:
+            settings = {
+                "max_insert_block_size": self.opts.block_rows,
+                "min_insert_block_size_rows": self.opts.block_rows,
+            }
+        self.ch.raw_insert(
+            source, ["line"], insert_block=body(), fmt="LineAsString", settings=settings
+        )
         progress.current = ""
         return lines, meta
 
@@ -579,7 +587,7 @@ class Loader:
                             if modified
                             else dt.datetime.now(dt.UTC)
                         )
-                    for chunk in response.iter_raw(READ_CHUNK):
+                    for chunk in response.iter_raw():
                         offset += len(chunk)
                         yield chunk
                 if size is not None and size >= 0 and offset != size:
