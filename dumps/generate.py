@@ -18,7 +18,8 @@ What a generated hour holds:
   Spark-era quoting) and a percent escape kept as it is;
 - optionally (``bad_lines``) malformed lines: too few or too many fields, a count that is
   not a number, invalid UTF-8;
-- ``hive_era=True``: no quoting (quotes appear bare) and the old ``xx.zero`` codes.
+- ``hive_era=True``: no quoting (quotes appear bare), the old ``xx.zero`` codes, no
+  empty code.
 
 The projectviews file of the hour sums the same lines per code (``code - views 0``);
 whether it carries the ``""`` code is unconfirmed, so ``projectviews_empty_code`` picks.
@@ -120,6 +121,8 @@ def pageview_lines(
     rng = random.Random(seed)
     stats = stats if stats is not None else HourStats()
     codes: list[Code] = list(CODES) + (list(HIVE_ERA_CODES) if hive_era else [])
+    if hive_era:  # the empty code (Wikifunctions, a NULL in Spark's output) came later
+        codes = [c for c in codes if c.code]
     codes.sort(key=lambda c: c.code if hive_era or c.code else '""')
     weight = sum(c.weight for c in codes)
     bad_at = {rng.randrange(max(lines, 1)) for _ in range(bad_lines)}

@@ -499,3 +499,19 @@ def test_edits_against_views(clean: House, site: Site) -> None:
             expected_spikes.add((hour, wiki, title, "views_without_edits"))
     got_spikes = {s for s in spikes if s[3] == "views_without_edits"}
     assert got_spikes == expected_spikes and expected_spikes
+
+
+def test_hive_era_file_unquoted_with_zero_codes(clean: House, site: Site) -> None:
+    """Files before the Spark port: bare quotes in titles, ``xx.zero`` codes, no ``""``."""
+    house = clean
+    stats = write_pageviews_hour(site.root, T0, lines=2000, seed=30, hive_era=True)
+    assert loader(house, site).run([PAGEVIEWS], T0, T0 + H) == {"loaded": 1}
+    assert gold_hours(house) == expected_hours({T0: stats})
+    titles = {
+        r[0] for r in house.rows("SELECT title FROM silver.pageviews WHERE domain_code = 'en'")
+    }
+    assert '"Weird_Al"_Yankovic' in titles
+    zero = house.rows(
+        "SELECT DISTINCT wiki, access FROM silver.pageviews WHERE domain_code = 'en.zero'"
+    )
+    assert zero == [("enwiki", "mobile")]
