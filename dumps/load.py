@@ -261,7 +261,6 @@ class Loader:
         self.progress = Progress()
         self._indexes: dict[str, tuple[float, dict[str, Listed]]] = {}
         schema.migrate(self.ch)
-        self.recover()
 
     def close(self) -> None:
         self.http.close()
@@ -304,10 +303,17 @@ class Loader:
         )
         return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
 
-    def recover(self) -> None:
-        """Loads a killed run left ``loading`` become ``failed``; rows of every load that is
-        not visible are deleted; per-load Null tables left behind are dropped."""
-        for row in self._rows(f"SELECT * FROM {schema.LEDGER} FINAL WHERE state = 'loading'"):
+    def recover(self, datasets: list[str]) -> None:
+        """Loads of these datasets a killed run left ``loading`` become ``failed``; rows of
+        every load that is not visible are deleted; per-load tables left behind dropped.
+        (Only these datasets: the pageviews and mediacounts followers run side by side.)"""
+        loading = self.ch.query(
+            f"SELECT * FROM {schema.LEDGER} FINAL WHERE state = 'loading' "
+            "AND dataset IN {d:Array(String)}",
+            parameters={"d": datasets},
+        )
+        for values in loading.result_rows:
+            row = dict(zip(loading.column_names, values, strict=True))
             log.warning(
                 "%s: load %d was interrupted; its rows are removed", row["name"], row["load_id"]
             )
@@ -318,6 +324,9 @@ class Loader:
                     "message": "abandoned: the loader stopped mid-file",
                 }
             )
+            source = f"bronze.load_{int(row['load_id'])}"
+            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
+            self.ch.command(f"DROP TABLE IF EXISTS {source}")
         self.purge()
 
     def purge(self) -> None:
@@ -327,20 +336,14 @@ class Loader:
             f"(SELECT load_id FROM {schema.VISIBLE}) AND state != 'loading' "
             f"AND message NOT LIKE '%(purged)'"
         ).result_rows
+        if not dead:
+            return
         tables = self.ch.query(
             "SELECT database, table FROM system.columns WHERE name = 'load_id' "
             "AND database IN ('bronze', 'silver', 'gold') "
             "AND table NOT IN ('dumps_files', 'dumps_rejects', 'dumps_visible') "
             "AND table IN (SELECT name FROM system.tables WHERE engine LIKE '%MergeTree')"
         ).result_rows
-        leftovers = self.ch.query(
-            "SELECT name FROM system.tables WHERE database = 'bronze' AND name LIKE 'load\\_%'"
-        ).result_rows
-        for (name,) in leftovers:
-            self.ch.command(f"DROP TABLE IF EXISTS bronze.`{name}_mv`")
-            self.ch.command(f"DROP TABLE IF EXISTS bronze.`{name}`")
-        if not dead:
-            return
         ids = ",".join(str(int(r[0])) for r in dead)
         for db, table in tables:
             self.ch.command(
@@ -645,6 +648,7 @@ class Loader:
         """Load every file of ``datasets`` for periods in [start, end). ``follow``: then
         keep waiting for each next period (``end`` None = open ended)."""
         counts: dict[str, int] = {}
+        self.recover([d.name for d in datasets])
         step = datasets[0].step
         period = start
         self.progress.files_total = len(datasets) * (

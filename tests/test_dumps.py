@@ -515,3 +515,19 @@ def test_hive_era_file_unquoted_with_zero_codes(clean: House, site: Site) -> Non
         "SELECT DISTINCT wiki, access FROM silver.pageviews WHERE domain_code = 'en.zero'"
     )
     assert zero == [("enwiki", "mobile")]
+
+
+def test_one_dataset_leaves_the_others_loads_alone(clean: House, site: Site) -> None:
+    """The pageviews and mediacounts followers run side by side: starting one must not
+    take the other's load in progress for an abandoned one."""
+    house = clean
+    run = loader(house, site)
+    now = dt.datetime.now(dt.UTC)
+    ident = {"dataset": "pageviews", "name": pageviews_name(T0), "load_id": 7, "period": T0,
+             "url": "x", "started_at": now}  # fmt: skip
+    run._ledger(**ident, size=1, last_modified=now, state="loading")
+    day = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    assert loader(house, site).run([MEDIACOUNTS], day, day + dt.timedelta(days=1)) == {"missing": 1}
+    assert ledger_states(house, pageviews_name(T0)) == ["loading"]
+    loader(house, site).run([PAGEVIEWS], T0, T0 + H)
+    assert ledger_states(house, pageviews_name(T0)) == ["failed"]
