@@ -1,7 +1,7 @@
 {{
     config(
         engine='MergeTree()',
-        order_by='(hour, wiki, title, load_id)',
+        order_by='(hour, domain_code, title, load_id)',
         partition_by='toYYYYMMDD(loaded_at)',
         ttl='loaded_at + toIntervalDay(' ~ var('dumps_page_level_days') ~ ')',
     )
@@ -10,7 +10,9 @@
 {#- Silver page views: one row per (hour, domain code, page) of a pageviews file, the
     domain code decoded into the wiki (EventStreams dbname), project family and access.
     Page-level rows are the bulk of the volume (~150M a day): kept
-    var('dumps_page_level_days') days after loading; the daily rollups in gold stay. -#}
+    var('dumps_page_level_days') days after loading; the daily rollups in gold stay.
+    Sorted as the files are (code, then title): each inserted block arrives sorted, so
+    writing it costs no sort (sorted by wiki, a 6M-line hour spent ~1.5 s of CPU there). -#}
 
 with
 
