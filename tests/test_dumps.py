@@ -80,7 +80,8 @@ def house(tmp_path_factory: pytest.TempPathFactory) -> Iterator[House]:
     bronze.migrate(ch)
     schema.migrate(ch)
     found = House(server, url, ch, base)
-    found.dbt("run", "--vars", "{dumps: true}")
+    # 1,000 candidates: the small test hours then fit, and the top pages are exact
+    found.dbt("run", "--vars", "{dumps: true, top_page_candidates: 1000}")
     yield found
     ch.close()
     server.stop()
@@ -209,7 +210,7 @@ def test_hours_load_once_reconcile_and_decode_every_code(clean: House, site: Sit
     assert gold_hours(house) == expected_hours(files)
     # dbt's reconciliation (pageviews = projectviews per code and hour), gold = silver,
     # and the unit tests of the decoding
-    out = house.dbt("test", "--vars", "{dumps: true}", "-s", "tag:dumps")
+    out = house.dbt("test", "--vars", "{dumps: true, top_page_candidates: 1000}", "-s", "tag:dumps")
     passed = re.search(r"PASS=(\d+) WARN=0 ERROR=0", out)
     assert passed and int(passed.group(1)) >= 20, out
 
