@@ -12,6 +12,7 @@ COPY wiki_events wiki_events
 COPY local_clickhouse local_clickhouse
 COPY reader reader
 COPY dash_app dash_app
+COPY dumps dumps
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --no-cache-dir --upgrade pip \
  && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt .
