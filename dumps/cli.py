@@ -92,7 +92,7 @@ def run(
         loader.close()
     if not quiet:
         sys.stderr.write("\n")
-        click.echo(loader.progress.line().split(" · ", 1)[-1], err=True)
+        click.echo(loader.progress.line().split(" · ETA")[0], err=True)
     return counts
 
 
@@ -151,20 +151,19 @@ def pageviews(
     2026-11-01T01, holding the views of 00:00-01:00). Each file loads once; a rerun skips
     it, a republished file replaces it.
     """
-    counts = run(
-        ["pageviews", "projectviews"],
-        start,
-        end,
-        follow,
-        wikis,
-        projects,
-        poll,
-        quiet,
-        block_rows=block_rows,
+    _finish(
+        run(
+            ["pageviews", "projectviews"],
+            start,
+            end,
+            follow,
+            wikis,
+            projects,
+            poll,
+            quiet,
+            block_rows=block_rows,
+        )
     )
-    click.echo(_summary(counts), err=True)
-    if counts.get("failed"):
-        sys.exit(1)
 
 
 @click.command()
@@ -178,11 +177,13 @@ def mediacounts(
     block_rows: int | None,
 ) -> None:
     """Daily mediacounts dumps from $DUMPS_URL into ClickHouse (--from/--to: days)."""
-    counts = run(["mediacounts"], start, end, follow, poll=poll, quiet=quiet, block_rows=block_rows)
-    click.echo(_summary(counts), err=True)
+    _finish(run(["mediacounts"], start, end, follow, poll=poll, quiet=quiet, block_rows=block_rows))
+
+
+def _finish(counts: dict[str, int]) -> None:
+    """What happened to the files; exit status 1 when one failed."""
+    click.echo(
+        "files: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"), err=True
+    )
     if counts.get("failed"):
         sys.exit(1)
-
-
-def _summary(counts: dict[str, int]) -> str:
-    return "files: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none")

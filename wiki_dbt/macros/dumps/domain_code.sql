@@ -127,3 +127,12 @@
         ''
     )
 {%- endmacro %}
+
+{#- The media traffic columns, summed (media_day_loads and the media_day view). -#}
+{% macro media_traffic_sums() -%}
+    {%- for column in ['bytes', 'transfers', 'original', 'transcoded_image', 'transcoded_audio',
+                       'transcoded_video', 'referer_internal', 'referer_external',
+                       'referer_unknown'] %}
+        sum({{ column }}) as {{ column }},
+    {%- endfor %}
+{%- endmacro %}

@@ -20,15 +20,7 @@ final as (
         family,
         media_type,
         load_id,
-        sum(bytes) as bytes,
-        sum(transfers) as transfers,
-        sum(original) as original,
-        sum(transcoded_image) as transcoded_image,
-        sum(transcoded_audio) as transcoded_audio,
-        sum(transcoded_video) as transcoded_video,
-        sum(referer_internal) as referer_internal,
-        sum(referer_external) as referer_external,
-        sum(referer_unknown) as referer_unknown,
+        {{ media_traffic_sums() }}
         count() as files
     from silver
     group by day, wiki, family, media_type, load_id
