@@ -428,6 +428,9 @@ def test_status_lines(clean: House, site: Site) -> None:
     assert state == "warn"
     assert "views up to 2026-11-01 01:00 UTC, 3.0 h behind; 1 file(s) loaded" in text
     assert "1 failed: pageviews-20261101-020000.gz" in text
+    # the same for the dashboard, from gold: views up to 01:00 (the file's hour is its end)
+    fresh = house.rows("SELECT dataset, files, data_until FROM gold.dumps_freshness")
+    assert fresh == [("pageviews", 1, dt.datetime(2026, 11, 1, 1))]
 
 
 # -- edits against views ---------------------------------------------------------------------
