@@ -447,7 +447,7 @@ class Loader:
         try:
             self._prepare(dataset, source, load_id, period)
             lines, meta = self._stream_into(source, dataset, url, listed)
-            rows, rejected = self._verify(dataset, load_id, lines)
+            rows, rejected = self._verify(dataset, load_id, period, lines)
         except (Restart, LoadFailed) as exc:
             self._ledger(
                 **ident,
@@ -606,27 +606,35 @@ class Loader:
                 log.warning("%s: %s at byte %d; resuming in %.1f s", url, exc, offset, wait)
                 time.sleep(wait)
 
-    def _verify(self, dataset: Dataset, load_id: int, lines: int) -> tuple[int, int]:
-        """Rows ClickHouse holds for the load against the lines sent; rejects recorded."""
+    def _verify(
+        self, dataset: Dataset, load_id: int, period: dt.datetime, lines: int
+    ) -> tuple[int, int]:
+        """Rows ClickHouse holds for the load against the lines sent; rejects recorded.
+        (The file's period narrows the reads to the load's granules: bronze is sorted by
+        period, then load.)"""
         table = f"bronze.{dataset.name}"
+        when = (
+            f"day = '{period:%Y-%m-%d}'"
+            if dataset.step == DAY
+            else (f"file_hour = '{period:%Y-%m-%d %H:%M:%S}'")
+        )
+        this_load = f"{when} AND load_id = {load_id}"
+        counted = self.ch.query(
+            f"SELECT count(), countIf(fault != '') FROM {table} WHERE {this_load}"
+        ).result_rows
+        rows, rejected = int(counted[0][0]), int(counted[0][1])
         if self._filter(dataset):
             rows = lines  # a filtered load keeps fewer rows by design
-        else:
-            rows = int(self.ch.command(f"SELECT count() FROM {table} WHERE load_id = {load_id}"))
-            if rows != lines:
-                raise LoadFailed(f"ClickHouse holds {rows:,} rows of {lines:,} lines sent")
-        self.ch.command(
-            f"INSERT INTO {schema.REJECTS} (load_id, dataset, name, reason, lines, example) "
-            f"SELECT load_id, {_sql_str(dataset.name)}, "
-            f"(SELECT any(name) FROM {schema.LEDGER} WHERE load_id = {load_id}), "
-            f"fault, count(), any(line) FROM {table} WHERE load_id = {load_id} AND fault != '' "
-            "GROUP BY load_id, fault"
-        )
-        rejected = int(
+        elif rows != lines:
+            raise LoadFailed(f"ClickHouse holds {rows:,} rows of {lines:,} lines sent")
+        if rejected:
             self.ch.command(
-                f"SELECT count() FROM {table} WHERE load_id = {load_id} AND fault != ''"
+                f"INSERT INTO {schema.REJECTS} (load_id, dataset, name, reason, lines, example) "
+                f"SELECT load_id, {_sql_str(dataset.name)}, "
+                f"(SELECT any(name) FROM {schema.LEDGER} WHERE load_id = {load_id}), "
+                f"fault, count(), any(line) FROM {table} WHERE {this_load} AND fault != '' "
+                "GROUP BY load_id, fault"
             )
-        )
         return rows, rejected
 
     def _tick(self) -> None:
