@@ -490,6 +490,11 @@ def test_edits_against_views(clean: House, site: Site) -> None:
     assert side[(last, "enwiki")] == (6, enwiki_views, round(6 * 1000 / enwiki_views, 3))
     dewiki_views = sum(v for k, v in views.items() if k[0] == last and k[1] == "dewiki")
     assert side[(last, "dewiki")][:2] == (1, dewiki_views)
+    # the drill-down: views of the pages edited in that hour
+    drill = house.rows(
+        "SELECT wiki, title, edits, views, views_loaded FROM gold.edited_pages_views_hour"
+    )
+    assert sorted(drill) == sorted((k[1], k[2], e, views.get(k, 0), 1) for k, e in edits.items())
     # heavily read and heavily edited in the same hour (>= 1000 views, >= 3 edits)
     both = house.rows("SELECT hour, wiki, title, views, edits FROM gold.pages_read_and_edited_hour")
     assert both == [(*heavy, in_last[heavy], 3)]
