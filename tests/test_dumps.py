@@ -540,3 +540,35 @@ def test_one_dataset_leaves_the_others_loads_alone(clean: House, site: Site) -> 
     assert ledger_states(house, pageviews_name(T0)) == ["loading"]
     loader(house, site).run([PAGEVIEWS], T0, T0 + H)
     assert ledger_states(house, pageviews_name(T0)) == ["failed"]
+
+
+def test_service_follows_both_datasets_until_stopped(
+    clean: House, site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `wiki-events up --dumps` runs: dumps.service.start, stopped by an Event."""
+    from dumps import service
+
+    house = clean
+    monkeypatch.setenv("CLICKHOUSE_URL", house.url)
+    monkeypatch.setenv("DUMPS_URL", site.url)
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - 2 * H
+    files = {hour: write_pageviews_hour(site.root, hour, lines=400, seed=40)}
+    day = (dt.datetime.now(dt.UTC) - dt.timedelta(days=2)).date()  # where the follower starts
+    write_mediacounts_day(site.root, day, files=50, seed=41)
+    service.prepare(house.ch)
+    stop = threading.Event()
+    threads = service.start(stop, poll=0.2)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (
+            gold_hours(house) != expected_hours(files)
+            or not house.rows("SELECT 1 FROM gold.media_day LIMIT 1")
+        ):
+            time.sleep(0.2)
+        assert gold_hours(house) == expected_hours(files)
+        assert house.rows("SELECT DISTINCT day FROM gold.media_day") == [(day,)]
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
