@@ -472,7 +472,7 @@ class Loader:
         # the one atomic step: from this row on, the load is what gold shows for the file
         self._ledger(
             **ident,
-            size=meta["size"],
+            size=meta["size"] if meta["size"] >= 0 else listed.size,  # no Content-Length: as listed
             last_modified=meta["last_modified"],
             etag=meta["etag"],
             state="done",
