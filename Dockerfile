@@ -23,6 +23,7 @@ COPY local_clickhouse local_clickhouse
 COPY reader reader
 COPY loader loader
 COPY dash_app dash_app
+COPY dumps dumps
 # empty in the repository; holds the stack test's wheels during its build only
 COPY deploy/wheels /wheels
 RUN python3 -m venv /opt/venv \

@@ -20,6 +20,7 @@ DEFAULT_STREAM_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_RETENTION_DAYS = 90  # bronze's, counted from ingestion
 CHECKPOINT_FILE = "reader.checkpoint.json"  # the reader's position, in the data folder
+DEFAULT_DUMPS_URL = "https://dumps.wikimedia.org/other/"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,7 @@ class Settings:
     contact: str
     retention_days: int = DEFAULT_RETENTION_DAYS
     dash_basic_auth: str = ""  # "user:password": the dashboard behind HTTP basic auth
+    dumps_url: str = DEFAULT_DUMPS_URL
 
     @property
     def checkpoint_path(self) -> Path:
@@ -53,6 +55,7 @@ class Settings:
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
             retention_days=int(env.get("BRONZE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
+            dumps_url=env.get("DUMPS_URL") or DEFAULT_DUMPS_URL,
         )
 
 

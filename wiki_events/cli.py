@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from dumps.cli import mediacounts, pageviews
 from loader.consumer import Options as LoaderOptions
 from reader.emulator import Options as ReplayOptions
 from reader.stream import Options as StreamOptions
@@ -373,3 +374,5 @@ def sql(query: str | None, fmt: str | None) -> None:
 
 
 main.add_command(health)
+main.add_command(pageviews)
+main.add_command(mediacounts)

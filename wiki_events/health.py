@@ -322,9 +322,9 @@ def health() -> None:
               help="Seconds [default: $READER_STALE_SECONDS or 300].")
 def reader_command(checkpoint: Path | None, max_age: float | None) -> None:
     """Healthy while the reader's checkpoint (its newest delivered event) is recent."""
-    from wiki_core.config import CHECKPOINT_FILE, Settings
+    from wiki_core.config import Settings
 
-    path = checkpoint or Settings.from_env().data_dir / CHECKPOINT_FILE
+    path = checkpoint or Settings.from_env().checkpoint_path
     _report(reader_verdict(path, max_age or stale_seconds("READER_STALE_SECONDS")))
 
 

@@ -173,6 +173,10 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
                        f"after {age_text(warn)}, error after {age_text(error)}); "
                        f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
                        f"ago; ingestion lag {age_text(max(lag, 0))}")  # fmt: skip
+        from dumps.status import checks as dumps_checks  # the dumps (issue 14), if loaded
+
+        for stage, state, text in dumps_checks(client):
+            report.add(stage, state, text)
     finally:
         client.close()
 

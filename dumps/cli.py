@@ -1,0 +1,189 @@
+"""``wiki-events pageviews`` and ``wiki-events mediacounts``: backfill a range, or follow.
+
+Registered on the ``wiki-events`` group in ``wiki_events/cli.py``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable
+
+import click
+
+from .load import DATASETS, Loader, LoadFailed, loader_from_env, print_progress
+
+log = logging.getLogger("dumps")
+
+
+def parse_when(value: str, daily: bool) -> dt.datetime:
+    """``2026-11-01T00`` / ``2026-11-01T00:00`` / ``2026-11-01`` (UTC)."""
+    text = value.strip().replace(" ", "T").removesuffix("Z")
+    for fmt in ("%Y-%m-%dT%H", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"):
+        try:
+            when = dt.datetime.strptime(text, fmt).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        return (
+            when.replace(hour=0, minute=0, second=0) if daily else when.replace(minute=0, second=0)
+        )
+    raise click.BadParameter(f"{value!r}: expected YYYY-MM-DD{'' if daily else 'THH'} (UTC)")
+
+
+def newest_loaded(loader: Loader, dataset: str) -> dt.datetime | None:
+    value = loader.ch.command(
+        "SELECT max(period) FROM bronze.dumps_visible WHERE dataset = {d:String}",
+        parameters={"d": dataset},
+    )
+    when = dt.datetime.fromisoformat(str(value)).replace(tzinfo=dt.UTC)
+    return None if when.year < 2000 else when
+
+
+def run(
+    names: list[str],
+    start: str | None,
+    end: str | None,
+    follow: bool,
+    wikis: tuple[str, ...] = (),
+    projects: tuple[str, ...] = (),
+    poll: float = 300.0,
+    quiet: bool = False,
+    stop: Callable[[], bool] | None = None,
+    block_rows: int | None = None,
+) -> dict[str, int]:
+    datasets = [DATASETS[n] for n in names]
+    daily = datasets[0].step == dt.timedelta(days=1)
+    if start is None and not follow:
+        raise click.UsageError("--from is required without --follow")
+    try:
+        loader = loader_from_env(
+            wikis=frozenset(wikis),
+            projects=frozenset(projects),
+            poll=poll,
+            block_rows=block_rows,
+            progress=None if quiet else print_progress,
+        )
+    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        raise click.ClickException(
+            f"cannot prepare ClickHouse: {str(exc).splitlines()[0]}"
+        ) from exc
+    stopping = threading.Event()
+    if stop is None:  # the command itself: signals stop it; in `up`, the caller does
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
+        stop = stopping.is_set
+    try:
+        if start is not None:
+            begin = parse_when(start, daily)
+        else:
+            newest = newest_loaded(loader, names[0])
+            step = datasets[0].step
+            begin = (newest + step) if newest else _floor(dt.datetime.now(dt.UTC) - 2 * step, daily)
+        finish = parse_when(end, daily) if end else None
+        if finish is None and not follow:
+            finish = begin + datasets[0].step
+        counts = loader.run(datasets, begin, finish, follow=follow, stop=stop)
+    except LoadFailed as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        loader.close()
+    if not quiet:
+        sys.stderr.write("\n")
+        click.echo(loader.progress.line().split(" · ETA")[0], err=True)
+    return counts
+
+
+def _floor(when: dt.datetime, daily: bool) -> dt.datetime:
+    when = when.replace(minute=0, second=0, microsecond=0)
+    return when.replace(hour=0) if daily else when
+
+
+_common = [
+    click.option("--from", "start", default=None, help="First file's period (UTC)."),
+    click.option("--to", "end", default=None, help="End of the range, excluded (UTC)."),
+    click.option(
+        "--follow",
+        is_flag=True,
+        help="Then keep waiting for each next file (a 404 for a recent period is 'not yet').",
+    ),
+    click.option(
+        "--poll", default=300.0, show_default=True, help="--follow: seconds between looks."
+    ),
+    click.option("--quiet", is_flag=True, help="No progress line."),
+    click.option(
+        "--insert-block-rows",
+        "block_rows",
+        type=int,
+        default=None,
+        help="Rows per insert block (default: the server's, ~1M); smaller = less server memory.",
+    ),
+]
+
+
+def _options(func):  # type: ignore[no-untyped-def]
+    for option in reversed(_common):
+        func = option(func)
+    return func
+
+
+@click.command()
+@_options
+@click.option("--wiki", "wikis", multiple=True, help="Load only these wikis (dbnames, repeatable).")
+@click.option(
+    "--project", "projects", multiple=True, help="Load only these domain codes (en, en.m...)."
+)
+def pageviews(
+    start: str | None,
+    end: str | None,
+    follow: bool,
+    poll: float,
+    quiet: bool,
+    block_rows: int | None,
+    wikis: tuple[str, ...],
+    projects: tuple[str, ...],
+) -> None:
+    """Hourly pageviews (+ projectviews) dumps from $DUMPS_URL into ClickHouse.
+
+    --from/--to name the hours as the files do (pageviews-20261101-010000.gz is hour
+    2026-11-01T01, holding the views of 00:00-01:00). Each file loads once; a rerun skips
+    it, a republished file replaces it.
+    """
+    _finish(
+        run(
+            ["pageviews", "projectviews"],
+            start,
+            end,
+            follow,
+            wikis,
+            projects,
+            poll,
+            quiet,
+            block_rows=block_rows,
+        )
+    )
+
+
+@click.command()
+@_options
+def mediacounts(
+    start: str | None,
+    end: str | None,
+    follow: bool,
+    poll: float,
+    quiet: bool,
+    block_rows: int | None,
+) -> None:
+    """Daily mediacounts dumps from $DUMPS_URL into ClickHouse (--from/--to: days)."""
+    _finish(run(["mediacounts"], start, end, follow, poll=poll, quiet=quiet, block_rows=block_rows))
+
+
+def _finish(counts: dict[str, int]) -> None:
+    """What happened to the files; exit status 1 when one failed."""
+    click.echo(
+        "files: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"), err=True
+    )
+    if counts.get("failed"):
+        sys.exit(1)

@@ -1,0 +1,743 @@
+"""The dumps loader: each published file into ClickHouse exactly once.
+
+Python moves bytes; ClickHouse parses them. A file is downloaded with httpx as a stream,
+decompressed as a stream (gzip, bz2; the loader checks the end of the compressed stream
+and its CRC itself, which tells a truncated or corrupt file from a good one) and piped
+straight into ``INSERT INTO bronze.load_<id> FORMAT LineAsString``: no line is looked
+at in Python, memory is a few chunks whatever the file's size.
+
+Exactly once, with materialized views that fire on every insert
+-------------------------------------------------------------------
+Materialized views turn each inserted block into silver and gold rows at once, so a
+load killed half-way (kill -9, a cut download, a corrupt tail) has already put half a
+file's rows into every layer, and no insert can be taken back. Three alternatives were
+weighed:
+
+1. Stage the whole file in a table without views, then copy it into bronze with one
+   ``INSERT ... SELECT``. The copy is not atomic either: it is inserted block by block,
+   the views fire per block, and a crash of the server (or of a client that cancels)
+   during the copy leaves part of it. It also writes every row twice.
+2. Partition every gold table by file and swap partitions in (``REPLACE PARTITION``).
+   Atomic per table, but not across the dozen gold tables; and daily tables summed over
+   24 hourly files cannot be partitioned by file without 8,760 partitions a year.
+3. **Tag every row with its load, and publish a load by one row in the ledger** (chosen).
+   Each load gets a fresh ``load_id``; the per-load Null table ``bronze.load_<id>``
+   carries a materialized view that stamps ``load_id`` (and the file's hour or day) on
+   every row it passes to bronze, and the id travels on through silver into gold, where
+   it is part of every sorting key (so SummingMergeTree never folds two loads into one
+   row). Gold is read through views that keep only the loads listed in
+   ``bronze.dumps_visible``: per file, the newest load whose ledger state is ``done``.
+   That state is written by a single-row insert, which ClickHouse applies atomically,
+   after the loader has checked the whole file arrived (bytes against
+   ``Content-Length``, the compressed stream's end and CRC, the rows ClickHouse counted
+   against the lines the loader counted). Before that row exists, nothing of the load is
+   visible; after it, all of it is.
+
+So, for each kind of failure:
+
+- kill -9 (or a power cut) anywhere before the ``done`` row: the load stays ``loading``;
+  its rows are invisible. The next run marks it ``failed`` ("abandoned"), deletes its
+  rows from every table that has a ``load_id`` column, and loads the file again.
+- after the ``done`` row, before the clean-up: the file is visible once (the new load);
+  the superseded load's rows are invisible and the next run deletes them.
+- a cut download: resumed with ``Range`` + ``If-Range`` into the same insert when the
+  server allows; otherwise (or if the file changed meanwhile) the load fails and the
+  file is retried as a new load, with backoff.
+- a truncated or corrupt file: the load is marked ``failed`` with the reason; its rows
+  are deleted; nothing is visible. The next run tries again (the site may fix it).
+- a republished file (another size or date in the index): a new load; when it is
+  ``done``, the old load is ``superseded`` in the same instant (the visible view takes
+  the newest ``done``) and its rows are deleted.
+
+One loader per dataset at a time: a run marks every ``loading`` load it finds as
+abandoned. (``wiki-events pageviews --follow`` is that one loader in production.)
+
+Bad lines (the fact sheet's quirks, malformed rows) are not failures: bronze keeps them
+with a ``fault``, silver leaves them out, ``bronze.dumps_rejects`` counts them per load
+and reason, with one example.
+"""
+
+from __future__ import annotations
+
+import bz2
+import datetime as dt
+import email.utils
+import logging
+import re
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from wiki_core import __version__
+from wiki_core.config import Settings, clickhouse_client
+
+from . import schema
+from .domains import codes_for_wiki
+
+log = logging.getLogger("dumps")
+
+HOUR = dt.timedelta(hours=1)
+DAY = dt.timedelta(days=1)
+
+
+class LoadFailed(Exception):
+    """The file could not be loaded whole; the message says why."""
+
+
+class Restart(Exception):
+    """The download cannot resume where it stopped: start the file again."""
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str  # ledger / table name
+    step: dt.timedelta
+    folder: Callable[[dt.datetime], str]
+    file: Callable[[dt.datetime], str]
+    compression: str  # gzip, bz2, none
+
+    def periods(self, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+        out, t = [], start
+        while t < end:
+            out.append(t)
+            t += self.step
+        return out
+
+
+PAGEVIEWS = Dataset(
+    "pageviews",
+    HOUR,
+    lambda t: f"pageviews/{t:%Y}/{t:%Y-%m}/",
+    lambda t: f"pageviews-{t:%Y%m%d-%H}0000.gz",
+    "gzip",
+)
+PROJECTVIEWS = Dataset(
+    "projectviews",
+    HOUR,
+    lambda t: f"pageviews/{t:%Y}/{t:%Y-%m}/",
+    lambda t: f"projectviews-{t:%Y%m%d-%H}0000",
+    "none",
+)
+MEDIACOUNTS = Dataset(
+    "mediacounts",
+    DAY,
+    lambda t: f"mediacounts/daily/{t:%Y}/",
+    lambda t: f"mediacounts.{t:%Y-%m-%d}.v00.tsv.bz2",
+    "bz2",
+)
+DATASETS = {d.name: d for d in (PAGEVIEWS, PROJECTVIEWS, MEDIACOUNTS)}
+
+
+def user_agent(contact: str) -> str:
+    """Wikimedia's User-Agent policy, as the reader sends it (reader/stream.py): the tool,
+    its version, the operator's contact (``WIKI_EVENTS_CONTACT``), the library."""
+    who = contact or "set WIKI_EVENTS_CONTACT to an email or URL"
+    return f"wiki-events/{__version__} (dumps; {who}) httpx/{httpx.__version__}"
+
+
+# -- the dumps site's index pages ------------------------------------------------------------
+
+_ENTRY = re.compile(
+    r'<a href="([^"]+)">[^<]*</a>\s+(\d{2}-\w{3}-\d{4} \d{2}:\d{2})\s+(-|\d+)\r?$', re.M
+)
+
+
+@dataclass(frozen=True)
+class Listed:
+    name: str
+    size: int
+    modified: dt.datetime  # to the minute, UTC
+
+
+def parse_index(html: str) -> dict[str, Listed]:
+    """The files of an nginx autoindex page (folders left out)."""
+    out = {}
+    for href, when, size in _ENTRY.findall(html):
+        if size == "-" or href.endswith("/"):
+            continue
+        name = httpx.URL(href).path  # percent-decoded
+        modified = dt.datetime.strptime(when, "%d-%b-%Y %H:%M").replace(tzinfo=dt.UTC)
+        out[name] = Listed(name, int(size), modified)
+    return out
+
+
+# -- streaming: download, decompress, count ------------------------------------------------
+
+
+class _Decoder:
+    def __init__(self, compression: str) -> None:
+        self.compression = compression
+        self._obj: Any = None
+        self._new()
+
+    def _new(self) -> None:
+        if self.compression == "gzip":
+            self._obj = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.compression == "bz2":
+            self._obj = bz2.BZ2Decompressor()
+
+    def feed(self, data: bytes) -> bytes:
+        if self._obj is None:
+            return data
+        out = []
+        while data:
+            try:
+                out.append(self._obj.decompress(data))
+            except (zlib.error, OSError, EOFError) as exc:
+                raise LoadFailed(f"corrupt {self.compression} stream: {exc}") from exc
+            if not self._obj.eof:
+                break
+            data = self._obj.unused_data  # a further member (gzip -c a b > c; pbzip2)
+            if data:
+                self._new()
+        return b"".join(out)
+
+    def finish(self) -> None:
+        if self._obj is not None and not self._obj.eof:
+            raise LoadFailed(f"truncated {self.compression} stream: the file ends mid-stream")
+
+
+@dataclass
+class Progress:
+    files_done: int = 0
+    files_total: int = 0
+    bytes: int = 0
+    rows: int = 0
+    started: float = field(default_factory=time.monotonic)
+    current: str = ""
+    current_bytes: int = 0
+    current_size: int = 0
+    last_print: float = 0.0
+
+    def line(self) -> str:
+        elapsed = max(time.monotonic() - self.started, 1e-6)
+        rate = self.rows / elapsed
+        byte_rate = self.bytes / elapsed
+        eta = ""
+        if self.files_total and self.files_done:
+            per_file = elapsed / (self.files_done + self._fraction())
+            left = per_file * (self.files_total - self.files_done - self._fraction())
+            eta = f" · ETA {left:,.0f} s"
+        return (
+            f"files {self.files_done}/{self.files_total} · {self.bytes / 1e6:,.1f} MB "
+            f"({byte_rate / 1e6:,.1f} MB/s) · {self.rows:,} rows ({rate:,.0f} rows/s){eta}"
+            + (f" · {self.current}" if self.current else "")
+        )
+
+    def _fraction(self) -> float:
+        return self.current_bytes / self.current_size if self.current_size else 0.0
+
+
+@dataclass
+class Options:
+    base_url: str
+    contact: str = ""
+    wikis: frozenset[str] = frozenset()  # --wiki: keep only these wikis (dbnames)
+    projects: frozenset[str] = frozenset()  # --project: keep only these domain codes
+    retries: int = 4
+    backoff: float = 2.0  # seconds, doubled per attempt
+    timeout: float = 60.0
+    poll: float = 300.0  # --follow: seconds between looks for the next file
+    block_rows: int | None = None  # rows per insert block (None: the server's default)
+    progress: Callable[[str], None] | None = None
+
+
+class Loader:
+    def __init__(self, client: Any, opts: Options) -> None:
+        self.ch = client
+        self.opts = opts
+        self.http = httpx.Client(
+            base_url=opts.base_url.rstrip("/") + "/",
+            headers={"User-Agent": user_agent(opts.contact)},
+            timeout=httpx.Timeout(opts.timeout, connect=10),
+            limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
+            follow_redirects=True,
+        )
+        self.progress = Progress()
+        self._indexes: dict[str, tuple[float, dict[str, Listed]]] = {}
+        schema.migrate(self.ch)
+
+    def close(self) -> None:
+        self.http.close()
+
+    # -- the ledger ------------------------------------------------------------------------
+
+    def _ledger(self, **row: Any) -> None:
+        now = dt.datetime.now(dt.UTC)
+        row.setdefault("finished_at", now)
+        cols = list(row) + ["updated_at"]
+        values = [row[c] for c in row] + [now]
+        params = {f"p{i}": v for i, v in enumerate(values)}
+        types = {
+            "dataset": "String",
+            "name": "String",
+            "load_id": "UInt64",
+            "period": "DateTime('UTC')",
+            "url": "String",
+            "size": "UInt64",
+            "last_modified": "DateTime('UTC')",
+            "etag": "String",
+            "state": "String",
+            "rows": "UInt64",
+            "rejected": "UInt64",
+            "message": "String",
+            "started_at": "DateTime64(3, 'UTC')",
+            "finished_at": "DateTime64(3, 'UTC')",
+            "updated_at": "DateTime64(3, 'UTC')",
+        }
+        select = ", ".join(f"{{p{i}:{types[c]}}}" for i, c in enumerate(cols))
+        self.ch.command(
+            f"INSERT INTO {schema.LEDGER} ({', '.join(cols)}) SELECT {select}", parameters=params
+        )
+
+    def loads(self, dataset: str, name: str) -> list[dict[str, Any]]:
+        result = self.ch.query(
+            f"SELECT * FROM {schema.LEDGER} FINAL WHERE dataset = {{d:String}} "
+            "AND name = {n:String} ORDER BY started_at",
+            parameters={"d": dataset, "n": name},
+        )
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    def recover(self, datasets: list[str]) -> None:
+        """Loads of these datasets a killed run left ``loading`` become ``failed``; rows of
+        every load that is not visible are deleted; per-load tables left behind dropped.
+        (Only these datasets: the pageviews and mediacounts followers run side by side.)"""
+        loading = self.ch.query(
+            f"SELECT * FROM {schema.LEDGER} FINAL WHERE state = 'loading' "
+            "AND dataset IN {d:Array(String)}",
+            parameters={"d": datasets},
+        )
+        for values in loading.result_rows:
+            row = dict(zip(loading.column_names, values, strict=True))
+            log.warning(
+                "%s: load %d was interrupted; its rows are removed", row["name"], row["load_id"]
+            )
+            self._ledger(
+                **{
+                    **_ident(row),
+                    "state": "failed",
+                    "message": "abandoned: the loader stopped mid-file",
+                }
+            )
+            source = f"bronze.load_{int(row['load_id'])}"
+            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
+            self.ch.command(f"DROP TABLE IF EXISTS {source}")
+        self.purge()
+
+    def purge(self) -> None:
+        """Delete the rows of loads that are not (or no longer) visible, everywhere."""
+        dead = self.ch.query(
+            f"SELECT load_id FROM {schema.LEDGER} FINAL WHERE load_id NOT IN "
+            f"(SELECT load_id FROM {schema.VISIBLE}) AND state != 'loading' "
+            f"AND message NOT LIKE '%(purged)'"
+        ).result_rows
+        if not dead:
+            return
+        tables = self.ch.query(
+            "SELECT database, table FROM system.columns WHERE name = 'load_id' "
+            "AND database IN ('bronze', 'silver', 'gold') "
+            "AND table NOT IN ('dumps_files', 'dumps_rejects', 'dumps_visible') "
+            "AND table IN (SELECT name FROM system.tables WHERE engine LIKE '%MergeTree')"
+        ).result_rows
+        ids = ",".join(str(int(r[0])) for r in dead)
+        for db, table in tables:
+            self.ch.command(
+                f"ALTER TABLE `{db}`.`{table}` DELETE WHERE load_id IN ({ids})",
+                settings={"mutations_sync": 2},
+            )
+        for row in self._rows(f"SELECT * FROM {schema.LEDGER} FINAL WHERE load_id IN ({ids})"):
+            self._ledger(
+                **{
+                    **_ident(row),
+                    "state": row["state"],
+                    "message": (row["message"] + " (purged)").strip(),
+                    "finished_at": row["finished_at"],
+                }
+            )
+
+    def _rows(self, sql: str) -> list[dict[str, Any]]:
+        result = self.ch.query(sql)
+        return [dict(zip(result.column_names, row, strict=True)) for row in result.result_rows]
+
+    # -- listing ------------------------------------------------------------------------------
+
+    def listing(self, folder: str, fresh: bool = False) -> dict[str, Listed]:
+        cached = self._indexes.get(folder)
+        if cached and not fresh and time.monotonic() - cached[0] < 60:
+            return cached[1]
+        response = self._get(folder)
+        if response.status_code == 404:
+            files: dict[str, Listed] = {}
+        else:
+            response.raise_for_status()
+            files = parse_index(response.text)
+        self._indexes[folder] = (time.monotonic(), files)
+        return files
+
+    def _get(self, url: str, **kwargs: Any) -> httpx.Response:
+        for attempt in range(self.opts.retries + 1):
+            try:
+                response = self.http.get(url, **kwargs)
+                if response.status_code < 500 and response.status_code != 429:
+                    return response
+                problem = f"HTTP {response.status_code}"
+            except httpx.TransportError as exc:
+                problem = f"{type(exc).__name__}: {exc}"
+            if attempt == self.opts.retries:
+                raise LoadFailed(f"{url}: {problem}")
+            wait = self.opts.backoff * 2**attempt
+            log.warning("%s: %s; retry in %.1f s", url, problem, wait)
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    # -- one file -------------------------------------------------------------------------------
+
+    def load_file(self, dataset: Dataset, period: dt.datetime, listed: Listed) -> str:
+        """Load one file unless the ledger has it (same size and date). Returns what happened:
+        ``skipped``, ``loaded``, ``replaced``, ``failed``."""
+        name = listed.name
+        previous = [r for r in self.loads(dataset.name, name) if r["state"] == "done"]
+        if previous:
+            last = previous[-1]
+            same_date = _minute(last["last_modified"]) == listed.modified
+            if int(last["size"]) == listed.size and same_date:
+                return "skipped"
+            log.info(
+                "%s: republished (%d -> %d bytes); loading it again",
+                name,
+                last["size"],
+                listed.size,
+            )
+        outcome = "failed"
+        for attempt in range(self.opts.retries + 1):
+            try:
+                self._load_once(dataset, period, listed)
+                outcome = "replaced" if previous else "loaded"
+                break
+            except Restart as exc:
+                log.warning("%s: %s; starting the file again", name, exc)
+                if attempt == self.opts.retries:
+                    break
+                time.sleep(self.opts.backoff * 2**attempt)
+            except LoadFailed as exc:
+                log.error("%s: %s", name, exc)
+                break
+        self.purge()
+        return outcome
+
+    def _load_once(self, dataset: Dataset, period: dt.datetime, listed: Listed) -> None:
+        load_id = time.time_ns() // 1000
+        url = dataset.folder(period) + listed.name
+        started = dt.datetime.now(dt.UTC)
+        ident = {
+            "dataset": dataset.name,
+            "name": listed.name,
+            "load_id": load_id,
+            "period": period,
+            "url": url,
+            "started_at": started,
+        }
+        self._ledger(**ident, size=listed.size, last_modified=listed.modified, state="loading")
+        source = f"bronze.load_{load_id}"
+        try:
+            self._prepare(dataset, source, load_id, period)
+            lines, meta = self._stream_into(source, dataset, url, listed)
+            rows, rejected = self._verify(dataset, load_id, period, lines)
+        except (Restart, LoadFailed) as exc:
+            self._ledger(
+                **ident,
+                size=listed.size,
+                last_modified=listed.modified,
+                state="failed",
+                message=str(exc),
+            )
+            raise
+        except Exception as exc:
+            self._ledger(
+                **ident,
+                size=listed.size,
+                last_modified=listed.modified,
+                state="failed",
+                message=f"{type(exc).__name__}: {exc}"[:1000],
+            )
+            raise LoadFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
+        finally:
+            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
+            self.ch.command(f"DROP TABLE IF EXISTS {source}")
+        # the one atomic step: from this row on, the load is what gold shows for the file
+        self._ledger(
+            **ident,
+            size=meta["size"] if meta["size"] >= 0 else listed.size,  # no Content-Length: as listed
+            last_modified=meta["last_modified"],
+            etag=meta["etag"],
+            state="done",
+            rows=rows,
+            rejected=rejected,
+        )
+        for old in self.loads(dataset.name, listed.name):
+            if old["load_id"] != load_id and old["state"] == "done":
+                self._ledger(
+                    **_ident(old), state="superseded", message=f"replaced by load {load_id}"
+                )
+        self.progress.rows += rows
+        log.info("%s: %d rows (%d rejected) as load %d", listed.name, rows, rejected, load_id)
+
+    def _prepare(self, dataset: Dataset, source: str, load_id: int, period: dt.datetime) -> None:
+        select = schema.PARSE[dataset.name].format(
+            load_id=f"toUInt64({load_id})",
+            period=f"'{period:%Y-%m-%d %H:%M:%S}'",
+            source=source,
+        )
+        where = self._filter(dataset)
+        if where:
+            select = f"SELECT * FROM ({select}) WHERE {where}"
+        self.ch.command(f"CREATE TABLE {source} (line String) ENGINE = Null")
+        self.ch.command(
+            f"CREATE MATERIALIZED VIEW {source}_mv TO bronze.{dataset.name} AS {select}"
+        )
+
+    def _filter(self, dataset: Dataset) -> str:
+        """--wiki / --project as a WHERE on the parsed row (bad lines always pass)."""
+        if dataset.name not in ("pageviews", "projectviews"):
+            return ""
+        conds = []
+        if self.opts.projects:
+            codes = ", ".join(_sql_str(p) for p in sorted(self.opts.projects))
+            conds.append(f"domain_code IN ({codes})")
+        if self.opts.wikis:
+            wanted = sorted({c for w in self.opts.wikis for c in codes_for_wiki(w)})
+            conds.append(f"domain_code IN ({', '.join(_sql_str(c) for c in wanted)})")
+        if not conds:
+            return ""
+        return "fault != '' OR (" + " AND ".join(conds) + ")"
+
+    def _stream_into(
+        self, source: str, dataset: Dataset, url: str, listed: Listed
+    ) -> tuple[int, dict[str, Any]]:
+        """Download, decompress and insert; returns (lines sent, the file's headers)."""
+        decoder = _Decoder(dataset.compression)
+        meta: dict[str, Any] = {}
+        lines = 0
+        ends_with_newline = True
+        progress = self.progress
+        progress.current, progress.current_size, progress.current_bytes = (
+            listed.name,
+            listed.size,
+            0,
+        )
+
+        def body() -> Iterator[bytes]:
+            nonlocal lines, ends_with_newline
+            for chunk in self._download(url, meta):
+                progress.bytes += len(chunk)
+                progress.current_bytes += len(chunk)
+                data = decoder.feed(chunk)
+                if data:
+                    lines += data.count(b"\n")
+                    ends_with_newline = data.endswith(b"\n")
+                    yield data
+                self._tick()
+            decoder.finish()
+            if not ends_with_newline:
+                lines += 1  # a last line without its newline still is a line
+
+        settings = {}
+        if self.opts.block_rows:
+            settings = {
+                "max_insert_block_size": self.opts.block_rows,
+                "min_insert_block_size_rows": self.opts.block_rows,
+            }
+        self.ch.raw_insert(
+            source, ["line"], insert_block=body(), fmt="LineAsString", settings=settings
+        )
+        progress.current = ""
+        return lines, meta
+
+    def _download(self, url: str, meta: dict[str, Any]) -> Iterator[bytes]:
+        """The file's bytes; a broken connection resumes with Range when allowed."""
+        offset, size, attempts = 0, None, 0
+        while True:
+            headers = {}
+            if offset:
+                headers = {"Range": f"bytes={offset}-", "If-Range": meta.get("etag") or ""}
+            try:
+                with self.http.stream("GET", url, headers=headers) as response:
+                    if response.status_code == 404:
+                        raise LoadFailed(f"{url}: 404, gone since it was listed")
+                    if response.status_code >= 400:
+                        raise httpx.HTTPStatusError(
+                            f"HTTP {response.status_code}",
+                            request=response.request,
+                            response=response,
+                        )
+                    if offset and response.status_code != 206:
+                        raise Restart(
+                            f"cut at byte {offset:,}; the server sent the whole file again "
+                            "(no Range, or the file changed)"
+                        )
+                    if not offset:
+                        size = int(response.headers.get("content-length", -1))
+                        meta["size"] = size
+                        meta["etag"] = response.headers.get("etag", "")
+                        modified = response.headers.get("last-modified")
+                        meta["last_modified"] = (
+                            email.utils.parsedate_to_datetime(modified)
+                            if modified
+                            else dt.datetime.now(dt.UTC)
+                        )
+                    for chunk in response.iter_raw():
+                        offset += len(chunk)
+                        yield chunk
+                if size is not None and size >= 0 and offset != size:
+                    raise httpx.ReadError(f"short body: {offset} of {size} bytes")
+                return
+            except (httpx.TransportError, httpx.HTTPStatusError) as exc:
+                attempts += 1
+                if attempts > self.opts.retries:
+                    raise LoadFailed(
+                        f"download failed at byte {offset:,} after {attempts} attempts: {exc}"
+                    ) from exc
+                wait = self.opts.backoff * 2 ** (attempts - 1)
+                log.warning("%s: %s at byte %d; resuming in %.1f s", url, exc, offset, wait)
+                time.sleep(wait)
+
+    def _verify(
+        self, dataset: Dataset, load_id: int, period: dt.datetime, lines: int
+    ) -> tuple[int, int]:
+        """Rows ClickHouse holds for the load against the lines sent; rejects recorded.
+        (The file's period narrows the reads to the load's granules: bronze is sorted by
+        period, then load.)"""
+        table = f"bronze.{dataset.name}"
+        when = (
+            f"day = '{period:%Y-%m-%d}'"
+            if dataset.step == DAY
+            else (f"file_hour = '{period:%Y-%m-%d %H:%M:%S}'")
+        )
+        this_load = f"{when} AND load_id = {load_id}"
+        counted = self.ch.query(
+            f"SELECT count(), countIf(fault != '') FROM {table} WHERE {this_load}"
+        ).result_rows
+        rows, rejected = int(counted[0][0]), int(counted[0][1])
+        if self._filter(dataset):
+            rows = lines  # a filtered load keeps fewer rows by design
+        elif rows != lines:
+            raise LoadFailed(f"ClickHouse holds {rows:,} rows of {lines:,} lines sent")
+        if rejected:
+            self.ch.command(
+                f"INSERT INTO {schema.REJECTS} (load_id, dataset, name, reason, lines, example) "
+                f"SELECT load_id, {_sql_str(dataset.name)}, "
+                f"(SELECT any(name) FROM {schema.LEDGER} WHERE load_id = {load_id}), "
+                f"fault, count(), any(line) FROM {table} WHERE {this_load} AND fault != '' "
+                "GROUP BY load_id, fault"
+            )
+        return rows, rejected
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        if self.opts.progress and now - self.progress.last_print >= 1.0:
+            self.progress.last_print = now
+            self.opts.progress(self.progress.line())
+
+    # -- ranges and follow ------------------------------------------------------------------
+
+    def run(
+        self,
+        datasets: list[Dataset],
+        start: dt.datetime,
+        end: dt.datetime | None,
+        follow: bool = False,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> dict[str, int]:
+        """Load every file of ``datasets`` for periods in [start, end). ``follow``: then
+        keep waiting for each next period (``end`` None = open ended)."""
+        counts: dict[str, int] = {}
+        self.recover([d.name for d in datasets])
+        step = datasets[0].step
+        period = start
+        self.progress.files_total = len(datasets) * (
+            len(datasets[0].periods(start, end)) if end else 0
+        )
+        while not stop():
+            if end is not None and period >= end and not follow:
+                break
+            if end is not None and period >= end and follow:
+                end = None
+            ready = True
+            for dataset in datasets:
+                name = dataset.file(period)
+                listed = self.listing(dataset.folder(period), fresh=follow).get(name)
+                if listed is None:
+                    if follow and period >= _latest_published(step):
+                        ready = False  # not yet: the site publishes hours later
+                        break
+                    counts["missing"] = counts.get("missing", 0) + 1
+                    log.warning("%s: not published (404 / not listed)", name)
+                    continue
+                outcome = self.load_file(dataset, period, listed)
+                counts[outcome] = counts.get(outcome, 0) + 1
+                self.progress.files_done += 1
+                self._tick()
+            if not ready:
+                if not follow:
+                    break
+                _sleep(self.opts.poll, stop)
+                continue
+            period += step
+        return counts
+
+
+def _latest_published(step: dt.timedelta) -> dt.datetime:
+    """Periods from this one on may simply not be published yet (a 404 means 'not yet')."""
+    now = dt.datetime.now(dt.UTC)
+    slack = dt.timedelta(hours=12) if step == HOUR else dt.timedelta(days=2)
+    return now - slack
+
+
+def _sleep(seconds: float, stop: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + seconds
+    while not stop() and time.monotonic() < deadline:
+        time.sleep(min(0.2, seconds))
+
+
+def _minute(value: Any) -> dt.datetime:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.replace(second=0, microsecond=0)  # type: ignore[no-any-return]
+
+
+def _ident(row: dict[str, Any]) -> dict[str, Any]:
+    keep = (
+        "dataset",
+        "name",
+        "load_id",
+        "period",
+        "url",
+        "size",
+        "last_modified",
+        "etag",
+        "rows",
+        "rejected",
+        "started_at",
+    )
+    return {k: row[k] for k in keep}
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def loader_from_env(**kwargs: Any) -> Loader:
+    settings = Settings.from_env()
+    opts = Options(base_url=settings.dumps_url, contact=settings.contact, **kwargs)
+    client = clickhouse_client(settings.clickhouse_url, send_receive_timeout=600)
+    return Loader(client, opts)
+
+
+def print_progress(line: str) -> None:
+    sys.stderr.write("\r" + line[:200].ljust(120))
+    sys.stderr.flush()
