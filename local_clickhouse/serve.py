@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import socket
 import sys
 from pathlib import Path
@@ -81,6 +82,10 @@ def serve(
         sock.close()
         raise
     try:
+        # Relative paths in file() and File tables resolve from the working directory:
+        # make it the user files folder, as a real server resolves them from its
+        # user_files_path.
+        os.chdir(engine.user_files)
         app = Server(engine, users).app()
         config = uvicorn.Config(
             app,

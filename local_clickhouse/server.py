@@ -44,8 +44,10 @@ from .errors import (
     BAD_ARGUMENTS,
     QUERY_IS_TOO_LARGE,
     READONLY,
+    SYNTAX_ERROR,
     ClickHouseError,
 )
+from .guard import Guard
 from .users import User, Users
 
 T = TypeVar("T")
@@ -189,6 +191,7 @@ class Server:
         self.engine = engine
         self.users = users
         self.sessions = Sessions(engine)
+        self.guard = Guard(str(engine.user_files))
         self.hostname = engine.info.display_name or socket.gethostname()
 
     # -- the Starlette app -------------------------------------------------------------
@@ -340,7 +343,8 @@ class Server:
         if not session_id:
             # A fresh connection starts with logging off only when the server has its
             # own statements to run first (see Engine.connect).
-            quiet = bool(call.settings or call.params.get("database") or call.external)
+            database = call.params.get("database")
+            quiet = bool(call.settings or database or call.external or call.readonly_method)
             conn = self.engine.connect(call.user.readonly, quiet)
             return conn, conn.close
         session = self.sessions.acquire(
@@ -431,6 +435,14 @@ class Server:
                 conn.raw.insert_append(inserter, data)
                 conn.raw.insert_done(inserter)
         settings = dict(call.settings)
+        if call.readonly_method and not in_session and not call.user.readonly:
+            # GET is read-only by the engine's decision: once the URL's settings are
+            # applied the connection turns readonly=1, and the engine refuses writes,
+            # DDL, DETACH/ATTACH, INSERT INTO FUNCTION and further setting changes.
+            # (A real server uses readonly=2; chDB's readonly=2 lets INSERT INTO
+            # FUNCTION through.)
+            settings.pop("readonly", None)
+            settings["readonly"] = "1"
         quiet = (
             not in_session and not call.user.readonly and (settings or database or call.external)
         )
@@ -477,7 +489,7 @@ class Server:
             text = bytes(rest)
         query = text.decode("utf-8", errors="replace").strip()
         if not query:
-            raise ClickHouseError(62, "Empty query", "SYNTAX_ERROR")
+            raise ClickHouseError(SYNTAX_ERROR, "Empty query")
         compression = None
         if call.settings.get("enable_http_compression", "0").lower() in ("1", "true"):
             compression = codecs.choose_encoding(request.headers.get("accept-encoding"))
@@ -499,6 +511,14 @@ class Server:
         def begin() -> tuple[Connection, Callable[[], None], Any]:
             conn, finish = self._connect_and_prepare(call)
             try:
+                self.guard.check(
+                    conn.raw,
+                    f"{statement} FORMAT {split.format}",
+                    call.query_params,
+                    0,
+                    bool(call.user.readonly),
+                    call.user.name,
+                )
                 return conn, finish, conn.raw.send_insert(statement, split.format)
             except BaseException:
                 finish()
@@ -557,7 +577,24 @@ class Server:
         raw = conn.raw
         kind = raw.classify_query(query)
         query_class = int(kind["query_class"])
-        if call.readonly_method and query_class == 1:  # MUTATING through GET
+        if kind["statement_count"] != 1:
+            raise ClickHouseError(
+                SYNTAX_ERROR,
+                "Syntax error (Multi-statements are not allowed): send one statement per request",
+            )
+        restricted = bool(call.user.readonly) or call.readonly_method
+        root = self.guard.check(
+            raw, query, call.query_params, query_class, restricted, call.user.name
+        )
+        # A session's connection keeps its user's level, so a GET in a writable user's
+        # session is judged here: reading statements, SET and USE only.
+        writable_session_get = (
+            call.readonly_method and call.params.get("session_id") and not call.user.readonly
+        )
+        if writable_session_get and (
+            query_class == 1
+            or (query_class == 3 and not (root or "").startswith(("Set", "UseQuery")))
+        ):
             raise self._get_is_readonly(call)
         fmt = sqltext.output_format(query) or call.format
         streamable = (
