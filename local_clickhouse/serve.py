@@ -13,7 +13,7 @@ from types import FrameType
 import uvicorn
 
 from .engine import Engine
-from .server import Server
+from .server import MAX_DECOMPRESSED_BYTES, Server
 from .users import Users
 
 log = logging.getLogger("local_clickhouse")
@@ -30,6 +30,19 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         self._captured_signals.clear()
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise StartupError(f"{name} must be a whole number of bytes, not {value!r}") from None
+    if number <= 0:
+        raise StartupError(f"{name} must be positive, not {value}")
+    return number
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -60,6 +73,7 @@ def serve(
     port: int = 8123,
     users_file: str | Path | None = None,
     log_level: str = "warning",
+    max_decompressed: int | None = None,
 ) -> None:
     """Serve ``data`` over ClickHouse's HTTP interface until SIGTERM or Ctrl-C.
 
@@ -68,6 +82,8 @@ def serve(
     insert that was acknowledged is in the engine's parts), then sessions and the engine
     close.
     """
+    if max_decompressed is None:
+        max_decompressed = _env_int("LOCAL_CLICKHOUSE_MAX_DECOMPRESSED", MAX_DECOMPRESSED_BYTES)
     sock = bind(host, port)
     # Engine calls run on worker threads; a shorter switch interval hands the GIL back
     # to the event loop sooner when a worker finishes (about 1 ms off a small query).
@@ -86,7 +102,7 @@ def serve(
         # make it the user files folder, as a real server resolves them from its
         # user_files_path.
         os.chdir(engine.user_files)
-        app = Server(engine, users).app()
+        app = Server(engine, users, max_decompressed).app()
         config = uvicorn.Config(
             app,
             log_level=log_level,

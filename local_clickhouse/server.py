@@ -45,6 +45,7 @@ from .errors import (
     QUERY_IS_TOO_LARGE,
     READONLY,
     SYNTAX_ERROR,
+    TOO_LARGE_SIZE_COMPRESSED,
     ClickHouseError,
 )
 from .guard import Guard
@@ -76,7 +77,9 @@ RESERVED = {
     "http_native_compression_disable_checksumming_on_decompress",
 }
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_QUERY_BYTES = 256 * 1024 * 1024  # for non-INSERT bodies, which are read whole
+MAX_QUERY_BYTES = 64 * 1024 * 1024  # for non-INSERT bodies, which are read whole
+# Decoded bytes a compressed request body may expand to (LOCAL_CLICKHOUSE_MAX_DECOMPRESSED).
+MAX_DECOMPRESSED_BYTES = 1 << 30
 _INSERT_CHUNK = 1 << 20
 _HEAD_BYTES = 64 * 1024
 
@@ -187,7 +190,10 @@ class Call:
 
 
 class Server:
-    def __init__(self, engine: Engine, users: Users) -> None:
+    def __init__(
+        self, engine: Engine, users: Users, max_decompressed: int = MAX_DECOMPRESSED_BYTES
+    ) -> None:
+        self.max_decompressed = max_decompressed
         self.engine = engine
         self.users = users
         self.sessions = Sessions(engine)
@@ -463,7 +469,7 @@ class Server:
     # -- execution --------------------------------------------------------------------------
 
     async def _execute(self, request: Request, call: Call) -> Response:
-        body = _decoded_body(request) if not call.external else _empty()
+        body = _decoded_body(request, self.max_decompressed) if not call.external else _empty()
         query_param = call.params.get("query", "")
         head = bytearray()
         body_done = False
@@ -740,19 +746,50 @@ async def _empty() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover
 
 
-async def _decoded_body(request: Request) -> AsyncIterator[bytes]:
+# Decoded bytes a decoder hands over per thread hop.
+_DECODE_STEP = 1 << 20
+
+
+async def _decoded_body(request: Request, max_decompressed: int) -> AsyncIterator[bytes]:
+    """The request body, decoded. Decompression runs on worker threads a bounded step
+    at a time, so a bomb neither blocks the event loop nor expands in memory; past
+    ``max_decompressed`` decoded bytes the request fails (TOO_LARGE_SIZE_COMPRESSED)."""
     encoding = request.headers.get("content-encoding")
     dec = codecs.decoder(encoding)
-    try:
+    if dec is None:
         async for chunk in request.stream():
             if chunk:
-                out = dec.feed(chunk)
-                if out:
-                    yield out
-        tail = dec.finish()
-    except ClickHouseError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise codecs.decode_error(encoding or "", exc) from exc
-    if tail:
-        yield tail
+                yield chunk
+        return
+    total = 0
+
+    def step(data: bytes) -> bytes:
+        try:
+            if data:
+                dec.push(data)
+            return dec.pull(_DECODE_STEP)
+        except ClickHouseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt stream
+            raise codecs.decode_error(encoding or "", exc) from exc
+
+    async for chunk in request.stream():
+        if not chunk:
+            continue
+        data = chunk
+        while True:
+            out = await run(step, data)
+            data = b""
+            if not out:
+                break
+            total += len(out)
+            if total > max_decompressed:
+                raise ClickHouseError(
+                    TOO_LARGE_SIZE_COMPRESSED,
+                    f"The decompressed request body exceeds {max_decompressed} bytes "
+                    f"(max_decompressed_body_size; Content-Encoding: {encoding})",
+                )
+            yield out
+            if len(out) < _DECODE_STEP:
+                break
+    dec.finish()
