@@ -162,14 +162,14 @@ class Guard:
     # -- the check ----------------------------------------------------------------------
 
     @staticmethod
-    def needs_parse(query: str) -> bool:
+    def needs_parse(query: bytes) -> bool:
         lowered = query.lower()
-        return any(t in lowered for t in _TRIGGERS)
+        return any(t.encode() in lowered for t in _TRIGGERS)
 
     def check(
         self,
         raw: Any,
-        query: str,
+        query: bytes,
         params: Mapping[str, str],
         query_class: int,
         restricted: bool,
@@ -183,12 +183,12 @@ class Guard:
         ``UseQuery db``, ``SelectWithUnionQuery``...), None when not parsed.
         """
         lowered = query.lower()
-        if any(w in lowered for w in ("outfile", "infile", "attach")):
+        if any(w in lowered for w in (b"outfile", b"infile", b"attach")):
             self._check_files_clauses(raw, query)
         control = query_class == 3
         if not (self.needs_parse(query) or (restricted and control)):
             return None
-        tree = raw.query(f"EXPLAIN AST {query}", "TSVRaw", params=dict(params)).bytes()
+        tree = raw.query(b"EXPLAIN AST " + query, "TSVRaw", params=dict(params)).bytes()
         nodes = []
         for line in bytes(tree).decode("utf-8", "replace").splitlines():
             m = _LINE.match(line)
@@ -233,13 +233,15 @@ class Guard:
                 self._check_path_args(m.group(2), args, storage)
         return root
 
-    def _check_files_clauses(self, raw: Any, query: str) -> None:
+    def _check_files_clauses(self, raw: Any, query: bytes) -> None:
         """INTO OUTFILE, FROM INFILE and ATTACH ... FROM 'path', found in the engine's
         own formatting of the query (no comments; literals always single-quoted with
         backslash escapes, which sqltext's lexer reads exactly)."""
         text = bytes(
             raw.query(
-                "SELECT formatQuerySingleLine({q:String})", "TSVRaw", params={"q": _escaped(query)}
+                "SELECT formatQuerySingleLine({q:String})",
+                "TSVRaw",
+                params={"q": _escaped(query.decode("utf-8", "replace"))},
             ).bytes()
         ).decode("utf-8", "replace")
         words = list(sqltext.tokens(text))

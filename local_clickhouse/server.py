@@ -30,6 +30,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 import anyio
 import anyio.to_thread
@@ -183,6 +184,7 @@ class Call:
     query_params: dict[str, str]
     external: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     readonly_method: bool = False
+    query_bytes: bytes = b""  # the query parameter's bytes as sent (percent-decoded)
 
     @property
     def format(self) -> str:
@@ -320,6 +322,9 @@ class Server:
             query_params=query_params,
             external=external,
             readonly_method=request.method in ("GET", "HEAD"),
+            query_bytes=_raw_query_param(request.scope.get("query_string", b""))
+            if "query" in request.query_params
+            else params.get("query", "").encode(),
         )
 
     @staticmethod
@@ -470,7 +475,7 @@ class Server:
 
     async def _execute(self, request: Request, call: Call) -> Response:
         body = _decoded_body(request, self.max_decompressed) if not call.external else _empty()
-        query_param = call.params.get("query", "")
+        query_param = call.query_bytes
         head = bytearray()
         body_done = False
         async for chunk in body:
@@ -479,7 +484,7 @@ class Server:
                 break
         else:
             body_done = True
-        text = query_param.encode() + (b"\n" if query_param and head else b"") + bytes(head)
+        text = query_param + (b"\n" if query_param and head else b"") + bytes(head)
         split = sqltext.split_insert(text.decode("latin-1"))
         if split is not None:
             return await self._insert(call, split, text, body, body_done)
@@ -493,7 +498,9 @@ class Server:
                         f"Query is too large ({len(rest)}). max_query_size = {MAX_QUERY_BYTES}",
                     )
             text = bytes(rest)
-        query = text.decode("utf-8", errors="replace").strip()
+        # The engine gets the bytes as sent: invalid UTF-8 in a literal is stored as is,
+        # the way INSERT data is (never rewritten to U+FFFD).
+        query = text.strip()
         if not query:
             raise ClickHouseError(SYNTAX_ERROR, "Empty query")
         compression = None
@@ -512,14 +519,14 @@ class Server:
     ) -> Response:
         if call.readonly_method:
             raise self._get_is_readonly(call)
-        statement = split.statement.encode("latin-1").decode("utf-8")
+        statement = split.statement.encode("latin-1")
 
         def begin() -> tuple[Connection, Callable[[], None], Any]:
             conn, finish = self._connect_and_prepare(call)
             try:
                 self.guard.check(
                     conn.raw,
-                    f"{statement} FORMAT {split.format}",
+                    statement + f" FORMAT {split.format}".encode(),
                     call.query_params,
                     0,
                     bool(call.user.readonly),
@@ -568,7 +575,7 @@ class Server:
             "method GET implies readonly. You should use method POST for modifying queries",
         )
 
-    def _start_query(self, call: Call, query: str) -> Started:
+    def _start_query(self, call: Call, query: bytes) -> Started:
         """Everything up to the first result chunks, in one thread hop."""
         conn, finish = self._connect_and_prepare(call)
         try:
@@ -578,7 +585,7 @@ class Server:
             raise
 
     def _run_query(
-        self, conn: Connection, finish: Callable[[], None], call: Call, query: str
+        self, conn: Connection, finish: Callable[[], None], call: Call, query: bytes
     ) -> Started:
         raw = conn.raw
         kind = raw.classify_query(query)
@@ -602,7 +609,7 @@ class Server:
             or (query_class == 3 and not (root or "").startswith(("Set", "UseQuery")))
         ):
             raise self._get_is_readonly(call)
-        fmt = sqltext.output_format(query) or call.format
+        fmt = sqltext.output_format(query.decode("utf-8", "replace")) or call.format
         streamable = (
             query_class == 0
             and kind["statement_count"] == 1
@@ -735,6 +742,17 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         raw.insert_cancel(inserter)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
+
+
+def _raw_query_param(query_string: bytes) -> bytes:
+    """The ``query`` URL parameter as bytes: Starlette's str would have replaced invalid
+    UTF-8 with U+FFFD, and the engine must get the bytes as sent."""
+    found = b""
+    for part in query_string.split(b"&"):
+        key, _, value = part.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == b"query":
+            found = unquote_to_bytes(value.replace(b"+", b" "))
+    return found
 
 
 def _ident(name: str) -> str:

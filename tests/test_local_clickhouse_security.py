@@ -230,3 +230,21 @@ def test_several_statements_are_refused(clickhouse: ClickHouseProcess, db: str) 
         assert code(r) == 62 and "Multi-statements" in r.text, r.text
     assert send(clickhouse, f"SELECT count() FROM {db}.m").text == "0\n"
     assert send(clickhouse, "SELECT 1;").text == "1\n"  # a trailing semicolon is one statement
+
+
+# -- 6. invalid UTF-8 in the query text reaches the engine unchanged -------------------------
+
+
+def test_invalid_utf8_in_a_query_passes_unchanged(clickhouse: ClickHouseProcess, db: str) -> None:
+    send(clickhouse, f"CREATE TABLE {db}.u (s String) ENGINE = MergeTree ORDER BY s")
+    r = httpx.post(clickhouse.url, content=f"INSERT INTO {db}.u VALUES ('".encode() + b"\xff\xfe')",
+                   auth=ADMIN)  # fmt: skip
+    assert r.status_code == 200, r.text
+    r = httpx.post(clickhouse.url, params={"query": f"INSERT INTO {db}.u FORMAT TSV"},
+                   content=b"ok\n", auth=ADMIN)  # fmt: skip
+    assert send(clickhouse, f"SELECT hex(s) FROM {db}.u ORDER BY s").text == "6F6B\nFFFE\n"
+    # in the URL as well (percent-encoded bytes), and in a GET
+    raw_url = clickhouse.url + "/?query=SELECT%20hex(%27%FF%C3%A9%27)"
+    assert httpx.get(raw_url).text == "FFC3A9\n"
+    r = httpx.post(clickhouse.url + "/?query=SELECT%20hex(%27%80%27)%20||%20", content=b"'\xfe'")
+    assert r.content == b"80\xfe\n", r.content
