@@ -14,6 +14,7 @@ from opening the same folder.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import threading
 import time
@@ -179,7 +180,13 @@ class Sessions:
                 raise ClickHouseError(
                     INVALID_SESSION_TIMEOUT, f"Invalid session timeout: '{timeout}'"
                 ) from None
-            if seconds < 0 or seconds > self.MAX_TIMEOUT:
+            if not math.isfinite(seconds) or seconds < 0:
+                raise ClickHouseError(
+                    INVALID_SESSION_TIMEOUT,
+                    f"Invalid session timeout: '{timeout}' (a number of seconds, 0 to "
+                    f"{int(self.MAX_TIMEOUT)})",
+                )
+            if seconds > self.MAX_TIMEOUT:
                 raise ClickHouseError(
                     INVALID_SESSION_TIMEOUT,
                     f"Session timeout '{timeout}' is larger than max_session_timeout: "

@@ -42,9 +42,11 @@ from starlette.routing import Route
 from . import codecs, sqltext
 from .engine import Connection, Engine, Sessions
 from .errors import (
+    AUTHENTICATION_FAILED,
     BAD_ARGUMENTS,
     QUERY_IS_TOO_LARGE,
     READONLY,
+    SOCKET_TIMEOUT,
     SYNTAX_ERROR,
     TOO_LARGE_SIZE_COMPRESSED,
     ClickHouseError,
@@ -82,6 +84,7 @@ MAX_QUERY_BYTES = 64 * 1024 * 1024  # for non-INSERT bodies, which are read whol
 # Decoded bytes a compressed request body may expand to (LOCAL_CLICKHOUSE_MAX_DECOMPRESSED).
 MAX_DECOMPRESSED_BYTES = 1 << 30
 _INSERT_CHUNK = 1 << 20
+MAX_HEADER_VALUE = 128 * 1024
 _HEAD_BYTES = 64 * 1024
 
 # Formats whose output can be sent block by block. Everything else (JSON, XML, Pretty,
@@ -193,9 +196,14 @@ class Call:
 
 class Server:
     def __init__(
-        self, engine: Engine, users: Users, max_decompressed: int = MAX_DECOMPRESSED_BYTES
+        self,
+        engine: Engine,
+        users: Users,
+        max_decompressed: int = MAX_DECOMPRESSED_BYTES,
+        receive_timeout: float = 30.0,
     ) -> None:
         self.max_decompressed = max_decompressed
+        self.receive_timeout = receive_timeout
         self.engine = engine
         self.users = users
         self.sessions = Sessions(engine)
@@ -204,7 +212,48 @@ class Server:
 
     # -- the Starlette app -------------------------------------------------------------
 
-    def app(self) -> Starlette:
+    def app(self) -> Any:
+        """The ASGI app: Starlette's routes, behind the body receive timeout."""
+        inner = self._starlette()
+        timeout = self.receive_timeout
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            if any(len(value) > MAX_HEADER_VALUE for _, value in scope["headers"]):
+                # ClickHouse's http_max_field_value_size
+                response = PlainTextResponse(
+                    f"A header value is longer than {MAX_HEADER_VALUE} bytes\n",
+                    status_code=431,
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
+            body_done = False
+
+            async def timed_receive() -> Any:
+                # A stalled body fails after the receive timeout (SOCKET_TIMEOUT), and the
+                # request's engine connection is released. Once the body is complete,
+                # receive only waits for a disconnect and is left alone.
+                nonlocal body_done
+                if body_done:
+                    return await receive()
+                with anyio.move_on_after(timeout):
+                    message = await receive()
+                    body_done = not message.get("more_body", False)
+                    return message
+                raise ClickHouseError(
+                    SOCKET_TIMEOUT,
+                    f"Timeout exceeded while reading from socket ({timeout:g} s, "
+                    "LOCAL_CLICKHOUSE_RECEIVE_TIMEOUT): the request body stalled",
+                )
+
+            await inner(scope, timed_receive, send)
+
+        return app
+
+    def _starlette(self) -> Starlette:
         routes = [
             Route("/ping", self.ping, methods=["GET", "HEAD"]),
             Route("/replicas_status", self.ping, methods=["GET", "HEAD"]),
@@ -329,16 +378,42 @@ class Server:
 
     @staticmethod
     def _credentials(request: Request, params: dict[str, str]) -> tuple[str | None, str | None]:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
+        """As ClickHouse's HTTPHandler: X-ClickHouse-User/-Key headers, or an
+        Authorization header (Basic only), or user/password parameters; mixing two of
+        them, another scheme or a malformed header is AUTHENTICATION_FAILED."""
+        header_user = request.headers.get("x-clickhouse-user", "")
+        header_key = request.headers.get("x-clickhouse-key", "")
+        auth = request.headers.get("authorization")
+        in_params = any(k in params for k in ("user", "password", "quota_key"))
+        if header_user or header_key:
+            if auth is not None:
+                raise _invalid_auth("X-ClickHouse HTTP headers and the Authorization header")
+            if in_params:
+                raise _invalid_auth("X-ClickHouse HTTP headers and authentication via parameters")
+            return header_user or "default", header_key
+        if auth is not None:
+            if in_params:
+                raise _invalid_auth("Authorization HTTP header and authentication via parameters")
+            scheme, _, info = auth.strip().partition(" ")
+            if scheme.lower() != "basic":
+                raise ClickHouseError(
+                    AUTHENTICATION_FAILED,
+                    f"Invalid authentication: '{scheme}' HTTP Authorization scheme is not "
+                    "supported",
+                )
             try:
-                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                if not info.strip():
+                    raise ValueError("no credentials")
+                decoded = base64.b64decode(info.strip(), validate=True).decode()
             except ValueError:
-                raise ClickHouseError(BAD_ARGUMENTS, "Invalid Authorization header") from None
-            return user, password
-        if "x-clickhouse-user" in request.headers:
-            return request.headers["x-clickhouse-user"], request.headers.get("x-clickhouse-key", "")
-        return params.get("user"), params.get("password")
+                raise ClickHouseError(
+                    AUTHENTICATION_FAILED,
+                    "Invalid authentication: the Basic credentials are not valid base64 of "
+                    "UTF-8 'user:password'",
+                ) from None
+            user, _, password = decoded.partition(":")
+            return user or "default", password
+        return params.get("user") or "default", params.get("password", "")
 
     # -- connections ------------------------------------------------------------------------
 
@@ -742,6 +817,13 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         raw.insert_cancel(inserter)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
+
+
+def _invalid_auth(what: str) -> ClickHouseError:
+    return ClickHouseError(
+        AUTHENTICATION_FAILED,
+        f"Invalid authentication: it is not allowed to use {what} simultaneously",
+    )
 
 
 def _raw_query_param(query_string: bytes) -> bytes:
