@@ -426,13 +426,15 @@ class Server:
         makes as few thread hops as it can, since each costs about 0.15 ms.
         """
         session_id = call.params.get("session_id")
-        if not session_id:
+        if not self._uses_session(call):
             # A fresh connection starts with logging off only when the server has its
             # own statements to run first (see Engine.connect).
             database = call.params.get("database")
             quiet = bool(call.settings or database or call.external or call.readonly_method)
-            conn = self.engine.connect(call.user.readonly, quiet)
+            level = 0 if _elevated(call) else call.user.readonly
+            conn = self.engine.connect(level, quiet or _elevated(call))
             return conn, conn.close
+        assert session_id
         session = self.sessions.acquire(
             session_id,
             call.user.name,
@@ -487,7 +489,7 @@ class Server:
     def _connect_and_prepare(self, call: Call) -> tuple[Connection, Callable[[], None]]:
         conn, release = self._open(call)
         try:
-            self._prepare(conn, call, bool(call.params.get("session_id")))
+            self._prepare(conn, call, self._uses_session(call))
         except BaseException:
             self._drop_external(conn, call)
             release()
@@ -508,13 +510,31 @@ class Server:
         return conn, finish
 
     @staticmethod
+    def _uses_session(call: Call) -> bool:
+        """Whether the request runs on its session's connection. A read-only user's
+        external tables need a connection that can create them (see _elevated); its
+        session holds nothing else (it can neither SET nor create tables)."""
+        return bool(call.params.get("session_id")) and not _elevated(call)
+
+    @staticmethod
     def _prepare(conn: Connection, call: Call, in_session: bool) -> None:
+        elevated = _elevated(call)
+        if elevated and call.user.readonly == 1 and call.settings:
+            name = next(iter(call.settings))
+            raise ClickHouseError(
+                READONLY, f"Cannot modify '{name}' setting in readonly mode", "READONLY"
+            )
         database = call.params.get("database")
         if database:
             conn.raw.query(f"USE {_ident(database)}", "TSV")
         for name, structure, fmt, data in call.external:
+            # The structure is a query parameter the engine parses as a column list
+            # (name type pairs) and nothing else: never pasted into the DDL's text.
             conn.raw.query(
-                f"CREATE TEMPORARY TABLE {_ident(name)} ({structure}) ENGINE = Memory", "TSV"
+                f"CREATE TEMPORARY TABLE {_ident(name)} ENGINE = Memory "
+                "AS SELECT * FROM null({structure:String})",
+                "TSV",
+                params={"structure": structure},
             )
             if data:
                 inserter = conn.raw.send_insert(f"INSERT INTO {_ident(name)}", fmt)
@@ -529,8 +549,14 @@ class Server:
             # FUNCTION through.)
             settings.pop("readonly", None)
             settings["readonly"] = "1"
+        if elevated:
+            # a read-only user's external tables are made: back to its own level
+            settings.pop("readonly", None)
+            settings["readonly"] = str(call.user.readonly)
         quiet = (
-            not in_session and not call.user.readonly and (settings or database or call.external)
+            not in_session
+            and (elevated or not call.user.readonly)
+            and (settings or database or call.external)
         )
         if quiet:
             settings.setdefault("log_queries", "1")
@@ -817,6 +843,13 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         raw.insert_cancel(inserter)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
+
+
+def _elevated(call: Call) -> bool:
+    """A read-only user's request with external tables: as on a real server it may send
+    them, so its fresh connection starts writable, creates them, and then turns to the
+    user's readonly level before the query runs (URL settings stay refused)."""
+    return bool(call.external) and bool(call.user.readonly)
 
 
 def _invalid_auth(what: str) -> ClickHouseError:

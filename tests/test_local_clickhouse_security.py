@@ -248,3 +248,73 @@ def test_invalid_utf8_in_a_query_passes_unchanged(clickhouse: ClickHouseProcess,
     assert httpx.get(raw_url).text == "FFC3A9\n"
     r = httpx.post(clickhouse.url + "/?query=SELECT%20hex(%27%80%27)%20||%20", content=b"'\xfe'")
     assert r.content == b"80\xfe\n", r.content
+
+
+# -- 8. external tables: read-only users may send them; _structure is a column list only ---
+
+
+def external(
+    server: ClickHouseProcess,
+    query: str,
+    structure: str,
+    data: bytes,
+    auth: tuple[str, str] | None = ADMIN,
+    fmt: str = "TabSeparated",
+    **params: str,
+) -> httpx.Response:
+    return httpx.post(
+        server.url,
+        params=params,
+        data={"query": query, "ext_structure": structure, "ext_format": fmt},
+        files={"ext": ("ext.tsv", data, "application/octet-stream")},
+        auth=auth,
+        timeout=60,
+    )
+
+
+def test_readonly_user_sends_external_tables(clickhouse: ClickHouseProcess, db: str) -> None:
+    r = external(clickhouse, "SELECT sum(a), groupArray(b) FROM ext", "a UInt32, b String",
+                 b"1\tx\n2\ty\n", auth=READONLY_USER)  # fmt: skip
+    assert r.status_code == 200, r.text
+    assert r.text == "3\t['x','y']\n"
+    r = external(clickhouse, "SELECT count() FROM ext", "a UInt8, s String", b"1,a\n2,b\n3,c\n",
+                 auth=READONLY_USER, fmt="CSV", session_id=uuid.uuid4().hex)  # fmt: skip
+    assert r.text == "3\n", r.text
+    # ... and stay read-only while they do
+    send(clickhouse, f"CREATE TABLE {db}.x (a UInt8) ENGINE = MergeTree ORDER BY a")
+    r = external(clickhouse, f"INSERT INTO {db}.x SELECT a FROM ext", "a UInt8", b"1\n",
+                 auth=READONLY_USER)  # fmt: skip
+    assert code(r) == 164, r.text
+    r = external(clickhouse, "SELECT count() FROM ext", "a UInt8", b"1\n", auth=READONLY_USER,
+                 max_threads="1")  # fmt: skip
+    assert code(r) == 164, r.text
+    r = external(clickhouse, "SELECT file('x') FROM ext", "a UInt8", b"1\n", auth=READONLY_USER)
+    assert r.status_code != 200
+    assert send(clickhouse, f"SELECT count() FROM {db}.x").text == "0\n"
+
+
+@pytest.mark.parametrize(
+    "structure",
+    [
+        "a UInt8) ENGINE = File(TSV, '{p}') --",
+        "a UInt8) ENGINE = File(TSV, '{p}'); SELECT (1",
+        "a String DEFAULT file('{p}')",
+        "a UInt8) ENGINE = Memory AS SELECT file('{p}') --",
+    ],
+)
+def test_structure_is_parsed_as_a_column_list_only(
+    clickhouse: ClickHouseProcess, tmp_path: Path, structure: str
+) -> None:
+    target = tmp_path / "pwned.tsv"
+    secret = secret_file(tmp_path)
+    path = target if "File(" in structure else secret
+    for auth in (ADMIN, READONLY_USER):
+        r = external(clickhouse, "SELECT * FROM ext", structure.format(p=path), b"", auth=auth)
+        assert "hunter2" not in r.text
+        if r.status_code == 200:  # a DEFAULT is dropped: the column is a plain String
+            assert r.text == ""
+        else:
+            assert code(r) == 62, r.text
+    r = external(clickhouse, "SELECT a FROM ext", "a String DEFAULT file('/etc/hostname')", b"\n")
+    assert r.text == "\n", r.text
+    assert not target.exists()
