@@ -22,6 +22,7 @@ What a request goes through, in the order a real server does it:
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import secrets
@@ -727,7 +728,10 @@ class Server:
                 if "Streaming query is not supported" not in str(exc):
                     raise
         if stream is None:
-            result = raw.query(query, fmt, params=call.query_params)
+            try:
+                result = raw.query(query, fmt, params=call.query_params)
+            except Exception as exc:  # noqa: BLE001 - re-raised, explained if it can be
+                raise _access_management_hint(exc, query) from exc
             summary.add(result)
             finish()
             return Started(fmt, summary, [bytes(result.bytes())], None)
@@ -843,6 +847,31 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         raw.insert_cancel(inserter)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
+
+
+_ACCESS_OBJECTS = {"USER", "ROLE", "QUOTA", "ROW", "POLICY", "SETTINGS", "PROFILE"}
+
+
+def _access_management_hint(exc: Exception, query: bytes) -> Exception:
+    """SQL access management fails in chDB (no writable access storage): say what to
+    use instead. Only the message changes; the engine's code stays."""
+    err = ClickHouseError.from_engine(exc)
+    words = [w for _, _, w in itertools.islice(sqltext.tokens(query.decode("utf-8", "replace")), 2)]
+    access = bool(words) and (
+        words[0] in ("GRANT", "REVOKE")
+        or (words[0] in ("CREATE", "ALTER", "DROP") and words[1:2] and words[1] in _ACCESS_OBJECTS)
+    )
+    if not access or err.code == 62:
+        return exc
+    return ClickHouseError(
+        err.code,
+        f"{' '.join(words)}: SQL access management (users, roles, grants, quotas, row "
+        "policies) is not available in the embedded ClickHouse, whose engine (chDB) has no "
+        "writable access storage. Define users in its users file (--users or "
+        "LOCAL_CLICKHOUSE_USERS; readonly = 1 for a read-only user), or use a real "
+        f"clickhouse-server for roles and grants. The engine said: {err.message}",
+        err.name,
+    )
 
 
 def _elevated(call: Call) -> bool:

@@ -318,3 +318,19 @@ def test_structure_is_parsed_as_a_column_list_only(
     r = external(clickhouse, "SELECT a FROM ext", "a String DEFAULT file('/etc/hostname')", b"\n")
     assert r.text == "\n", r.text
     assert not target.exists()
+
+
+# -- SQL access management: a clear error that says what to use instead -------------------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["CREATE USER u_x IDENTIFIED BY 'x'", "create role r_x", "GRANT SELECT ON *.* TO default",
+     "DROP USER u_x", "ALTER USER default IDENTIFIED BY 'x'", "CREATE QUOTA q_x"],
+)  # fmt: skip
+def test_access_management_says_what_to_use_instead(
+    clickhouse: ClickHouseProcess, sql: str
+) -> None:
+    r = send(clickhouse, sql)
+    assert r.status_code != 200, r.text
+    assert "users file" in r.text and "clickhouse-server" in r.text, r.text
