@@ -1,7 +1,9 @@
 """HTTP body compression the way ClickHouse's HTTP interface does it.
 
 Requests: ``Content-Encoding`` gzip, deflate, br, zstd or lz4 (frame), decoded as the
-body streams in. Responses: compressed when ``enable_http_compression=1`` and the
+body streams in, a bounded piece at a time (a decompression bomb never expands in
+memory), and a stream cut before its end marker is an error, never a shorter body.
+Responses: compressed when ``enable_http_compression=1`` and the
 client's ``Accept-Encoding`` names one of the same methods (in the client's order).
 """
 
@@ -20,93 +22,175 @@ METHODS = ("gzip", "deflate", "br", "zstd", "lz4")
 
 
 class Decoder(Protocol):
-    def feed(self, data: bytes) -> bytes: ...
+    """A request body decoder with bounded output: ``push`` compressed bytes, ``pull``
+    at most about ``limit`` decoded bytes at a time (b"" once the input pushed so far
+    is used up), ``finish`` at the end of the body raises if the stream was cut."""
 
-    def finish(self) -> bytes: ...
+    def push(self, data: bytes) -> None: ...
+
+    def pull(self, limit: int) -> bytes: ...
+
+    def finish(self) -> None: ...
 
 
-class _Identity:
-    def feed(self, data: bytes) -> bytes:
-        return data
-
-    def finish(self) -> bytes:
-        return b""
+def _truncated(method: str) -> ClickHouseError:
+    return ClickHouseError(
+        CANNOT_DECOMPRESS,
+        f"Cannot decompress {method} request body: the compressed stream ends before "
+        "its end marker (the body was cut)",
+    )
 
 
 class _Zlib:
-    def __init__(self, wbits: int) -> None:
+    def __init__(self, wbits: int, method: str) -> None:
         self._wbits = wbits
+        self._method = method
         self._obj = zlib.decompressobj(wbits)
-        self._started = False
+        self._pending = b""
+        self._started = False  # bytes of a stream have been consumed
+        self._probed = wbits != zlib.MAX_WBITS
 
-    def feed(self, data: bytes) -> bytes:
-        if not self._started and self._wbits == zlib.MAX_WBITS:
-            # "deflate" is zlib-wrapped per RFC 9110, but some clients send raw deflate.
+    def push(self, data: bytes) -> None:
+        self._pending += data
+
+    def pull(self, limit: int) -> bytes:
+        out = bytearray()
+        while len(out) < limit and self._pending:
+            if self._obj.eof:
+                # gzip bodies may hold several members; after a zlib stream, nothing
+                if self._wbits == zlib.MAX_WBITS or self._wbits < 0:
+                    self._pending = b""
+                    break
+                self._obj = zlib.decompressobj(self._wbits)
+            data, self._pending = self._pending, b""
+            if not self._probed:
+                # "deflate" is zlib-wrapped per RFC 9110, but some clients send raw deflate
+                self._probed = True
+                try:
+                    out += self._obj.decompress(data, limit - len(out))
+                except zlib.error:
+                    self._wbits = -zlib.MAX_WBITS
+                    self._obj = zlib.decompressobj(self._wbits)
+                    out += self._obj.decompress(data, limit - len(out))
+            else:
+                out += self._obj.decompress(data, limit - len(out))
             self._started = True
-            try:
-                return self._obj.decompress(data)
-            except zlib.error:
-                self._obj = zlib.decompressobj(-zlib.MAX_WBITS)
-        self._started = True
-        return self._obj.decompress(data)
+            self._pending = self._obj.unused_data if self._obj.eof else self._obj.unconsumed_tail
+        return bytes(out)
 
-    def finish(self) -> bytes:
-        return self._obj.flush()
+    def finish(self) -> None:
+        if self._started and not self._obj.eof:
+            raise _truncated(self._method)
 
 
 class _Brotli:
     def __init__(self) -> None:
         self._obj = brotli.Decompressor()
+        self._pending = b""
+        self._started = False
 
-    def feed(self, data: bytes) -> bytes:
-        return bytes(self._obj.process(data))
+    def push(self, data: bytes) -> None:
+        self._pending += data
 
-    def finish(self) -> bytes:
-        return b""
+    def pull(self, limit: int) -> bytes:
+        out = bytearray()
+        while len(out) < limit:
+            if not self._obj.can_accept_more_data():
+                chunk = self._obj.process(b"", output_buffer_limit=limit - len(out))
+            elif self._pending:
+                data, self._pending = self._pending, b""
+                self._started = True
+                chunk = self._obj.process(data, output_buffer_limit=limit - len(out))
+            else:
+                break
+            out += chunk
+            if not chunk and self._obj.can_accept_more_data() and not self._pending:
+                break
+        return bytes(out)
+
+    def finish(self) -> None:
+        if self._started and not self._obj.is_finished():
+            raise _truncated("br")
+
+
+# One zstd block (at most 128 KiB decoded) takes at least ~4 bytes of input, so a piece
+# of this many input bytes decodes to at most ~2 MiB: a bomb's output stays bounded.
+_ZSTD_PIECE = 64
 
 
 class _Zstd:
     def __init__(self) -> None:
         self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self._buf = b""
+        self._pos = 0
+        self._in_frame = False
 
-    def feed(self, data: bytes) -> bytes:
-        return bytes(self._obj.decompress(data))
+    def push(self, data: bytes) -> None:
+        self._buf = self._buf[self._pos :] + data
+        self._pos = 0
 
-    def finish(self) -> bytes:
-        return b""
+    def pull(self, limit: int) -> bytes:
+        out = bytearray()
+        while len(out) < limit and self._pos < len(self._buf):
+            piece = self._buf[self._pos : self._pos + _ZSTD_PIECE]
+            self._pos += len(piece)
+            self._in_frame = True
+            out += self._obj.decompress(piece)
+            if self._obj.eof:
+                # frames may be concatenated
+                rest = self._obj.unused_data
+                self._obj = zstandard.ZstdDecompressor().decompressobj()
+                self._in_frame = False
+                self._buf = rest + self._buf[self._pos :]
+                self._pos = 0
+        return bytes(out)
+
+    def finish(self) -> None:
+        if self._in_frame:
+            raise _truncated("zstd")
 
 
 class _Lz4:
     def __init__(self) -> None:
         self._obj = lz4.frame.LZ4FrameDecompressor()
         self._pending = b""
+        self._in_frame = False
 
-    def feed(self, data: bytes) -> bytes:
-        # lz4 frames may be concatenated; start a new decompressor after each one ends.
+    def push(self, data: bytes) -> None:
+        self._pending += data
+
+    def pull(self, limit: int) -> bytes:
         out = bytearray()
-        data = self._pending + data
-        self._pending = b""
-        while data:
-            out += self._obj.decompress(data)
-            if self._obj.eof:
-                data = self._obj.unused_data
-                self._obj = lz4.frame.LZ4FrameDecompressor()
+        while len(out) < limit:
+            if self._obj.needs_input:
+                if not self._pending:
+                    break
+                data, self._pending = self._pending, b""
+                self._in_frame = True
+                out += self._obj.decompress(data, max_length=limit - len(out))
             else:
-                break
+                out += self._obj.decompress(b"", max_length=limit - len(out))
+            if self._obj.eof:
+                # lz4 frames may be concatenated
+                self._pending = (self._obj.unused_data or b"") + self._pending
+                self._obj = lz4.frame.LZ4FrameDecompressor()
+                self._in_frame = False
         return bytes(out)
 
-    def finish(self) -> bytes:
-        return b""
+    def finish(self) -> None:
+        if self._in_frame:
+            raise _truncated("lz4")
 
 
-def decoder(content_encoding: str | None) -> Decoder:
+def decoder(content_encoding: str | None) -> Decoder | None:
+    """The decoder for a Content-Encoding; None for an uncompressed body."""
     method = (content_encoding or "").strip().lower()
     if method in ("", "identity"):
-        return _Identity()
+        return None
     if method in ("gzip", "x-gzip"):
-        return _Zlib(16 + zlib.MAX_WBITS)
+        return _Zlib(16 + zlib.MAX_WBITS, "gzip")
     if method == "deflate":
-        return _Zlib(zlib.MAX_WBITS)
+        return _Zlib(zlib.MAX_WBITS, "deflate")
     if method == "br":
         return _Brotli()
     if method == "zstd":

@@ -14,6 +14,7 @@ from opening the same folder.
 from __future__ import annotations
 
 import fcntl
+import math
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ from .errors import (
 
 _CONFIG = """<clickhouse>
   <display_name>{display_name}</display_name>
+  <user_files_path>{user_files}/</user_files_path>
   <query_log>
     <database>system</database>
     <table>query_log</table>
@@ -103,10 +105,16 @@ class Engine:
         self._lock_file.truncate(0)
         self._lock_file.write(f"{os.getpid()}\n")
         self._lock_file.flush()
+        # file() and its kin read and write only here (see guard.py); the server runs
+        # with this folder as its working directory, so relative paths land in it.
+        self.user_files = self.data_dir / "user_files"
+        self.user_files.mkdir(exist_ok=True)
         users = self.data_dir / "users.xml"
         users.write_text(_USERS)
         config = self.data_dir / "config.xml"
-        config.write_text(_CONFIG.format(display_name=display_name, users=users))
+        config.write_text(
+            _CONFIG.format(display_name=display_name, users=users, user_files=self.user_files)
+        )
         engine_path = self.data_dir / "clickhouse"
         self._base = f"{engine_path}?config-file={config}"
         # The anchor connection keeps the engine up for the life of the server.
@@ -172,7 +180,13 @@ class Sessions:
                 raise ClickHouseError(
                     INVALID_SESSION_TIMEOUT, f"Invalid session timeout: '{timeout}'"
                 ) from None
-            if seconds < 0 or seconds > self.MAX_TIMEOUT:
+            if not math.isfinite(seconds) or seconds < 0:
+                raise ClickHouseError(
+                    INVALID_SESSION_TIMEOUT,
+                    f"Invalid session timeout: '{timeout}' (a number of seconds, 0 to "
+                    f"{int(self.MAX_TIMEOUT)})",
+                )
+            if seconds > self.MAX_TIMEOUT:
                 raise ClickHouseError(
                     INVALID_SESSION_TIMEOUT,
                     f"Session timeout '{timeout}' is larger than max_session_timeout: "

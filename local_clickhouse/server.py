@@ -22,6 +22,7 @@ What a request goes through, in the order a real server does it:
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import re
 import secrets
@@ -30,6 +31,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 import anyio
 import anyio.to_thread
@@ -41,11 +43,16 @@ from starlette.routing import Route
 from . import codecs, sqltext
 from .engine import Connection, Engine, Sessions
 from .errors import (
+    AUTHENTICATION_FAILED,
     BAD_ARGUMENTS,
     QUERY_IS_TOO_LARGE,
     READONLY,
+    SOCKET_TIMEOUT,
+    SYNTAX_ERROR,
+    TOO_LARGE_SIZE_COMPRESSED,
     ClickHouseError,
 )
+from .guard import Guard
 from .users import User, Users
 
 T = TypeVar("T")
@@ -74,8 +81,11 @@ RESERVED = {
     "http_native_compression_disable_checksumming_on_decompress",
 }
 _SETTING_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-MAX_QUERY_BYTES = 256 * 1024 * 1024  # for non-INSERT bodies, which are read whole
+MAX_QUERY_BYTES = 64 * 1024 * 1024  # for non-INSERT bodies, which are read whole
+# Decoded bytes a compressed request body may expand to (LOCAL_CLICKHOUSE_MAX_DECOMPRESSED).
+MAX_DECOMPRESSED_BYTES = 1 << 30
 _INSERT_CHUNK = 1 << 20
+MAX_HEADER_VALUE = 128 * 1024
 _HEAD_BYTES = 64 * 1024
 
 # Formats whose output can be sent block by block. Everything else (JSON, XML, Pretty,
@@ -178,6 +188,7 @@ class Call:
     query_params: dict[str, str]
     external: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     readonly_method: bool = False
+    query_bytes: bytes = b""  # the query parameter's bytes as sent (percent-decoded)
 
     @property
     def format(self) -> str:
@@ -185,15 +196,65 @@ class Call:
 
 
 class Server:
-    def __init__(self, engine: Engine, users: Users) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        users: Users,
+        max_decompressed: int = MAX_DECOMPRESSED_BYTES,
+        receive_timeout: float = 30.0,
+    ) -> None:
+        self.max_decompressed = max_decompressed
+        self.receive_timeout = receive_timeout
         self.engine = engine
         self.users = users
         self.sessions = Sessions(engine)
+        self.guard = Guard(str(engine.user_files))
         self.hostname = engine.info.display_name or socket.gethostname()
 
     # -- the Starlette app -------------------------------------------------------------
 
-    def app(self) -> Starlette:
+    def app(self) -> Any:
+        """The ASGI app: Starlette's routes, behind the body receive timeout."""
+        inner = self._starlette()
+        timeout = self.receive_timeout
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await inner(scope, receive, send)
+                return
+            if any(len(value) > MAX_HEADER_VALUE for _, value in scope["headers"]):
+                # ClickHouse's http_max_field_value_size
+                response = PlainTextResponse(
+                    f"A header value is longer than {MAX_HEADER_VALUE} bytes\n",
+                    status_code=431,
+                    headers={"Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
+            body_done = False
+
+            async def timed_receive() -> Any:
+                # A stalled body fails after the receive timeout (SOCKET_TIMEOUT), and the
+                # request's engine connection is released. Once the body is complete,
+                # receive only waits for a disconnect and is left alone.
+                nonlocal body_done
+                if body_done:
+                    return await receive()
+                with anyio.move_on_after(timeout):
+                    message = await receive()
+                    body_done = not message.get("more_body", False)
+                    return message
+                raise ClickHouseError(
+                    SOCKET_TIMEOUT,
+                    f"Timeout exceeded while reading from socket ({timeout:g} s, "
+                    "LOCAL_CLICKHOUSE_RECEIVE_TIMEOUT): the request body stalled",
+                )
+
+            await inner(scope, timed_receive, send)
+
+        return app
+
+    def _starlette(self) -> Starlette:
         routes = [
             Route("/ping", self.ping, methods=["GET", "HEAD"]),
             Route("/replicas_status", self.ping, methods=["GET", "HEAD"]),
@@ -311,20 +372,49 @@ class Server:
             query_params=query_params,
             external=external,
             readonly_method=request.method in ("GET", "HEAD"),
+            query_bytes=_raw_query_param(request.scope.get("query_string", b""))
+            if "query" in request.query_params
+            else params.get("query", "").encode(),
         )
 
     @staticmethod
     def _credentials(request: Request, params: dict[str, str]) -> tuple[str | None, str | None]:
-        auth = request.headers.get("authorization", "")
-        if auth.lower().startswith("basic "):
+        """As ClickHouse's HTTPHandler: X-ClickHouse-User/-Key headers, or an
+        Authorization header (Basic only), or user/password parameters; mixing two of
+        them, another scheme or a malformed header is AUTHENTICATION_FAILED."""
+        header_user = request.headers.get("x-clickhouse-user", "")
+        header_key = request.headers.get("x-clickhouse-key", "")
+        auth = request.headers.get("authorization")
+        in_params = any(k in params for k in ("user", "password", "quota_key"))
+        if header_user or header_key:
+            if auth is not None:
+                raise _invalid_auth("X-ClickHouse HTTP headers and the Authorization header")
+            if in_params:
+                raise _invalid_auth("X-ClickHouse HTTP headers and authentication via parameters")
+            return header_user or "default", header_key
+        if auth is not None:
+            if in_params:
+                raise _invalid_auth("Authorization HTTP header and authentication via parameters")
+            scheme, _, info = auth.strip().partition(" ")
+            if scheme.lower() != "basic":
+                raise ClickHouseError(
+                    AUTHENTICATION_FAILED,
+                    f"Invalid authentication: '{scheme}' HTTP Authorization scheme is not "
+                    "supported",
+                )
             try:
-                user, _, password = base64.b64decode(auth[6:]).decode().partition(":")
+                if not info.strip():
+                    raise ValueError("no credentials")
+                decoded = base64.b64decode(info.strip(), validate=True).decode()
             except ValueError:
-                raise ClickHouseError(BAD_ARGUMENTS, "Invalid Authorization header") from None
-            return user, password
-        if "x-clickhouse-user" in request.headers:
-            return request.headers["x-clickhouse-user"], request.headers.get("x-clickhouse-key", "")
-        return params.get("user"), params.get("password")
+                raise ClickHouseError(
+                    AUTHENTICATION_FAILED,
+                    "Invalid authentication: the Basic credentials are not valid base64 of "
+                    "UTF-8 'user:password'",
+                ) from None
+            user, _, password = decoded.partition(":")
+            return user or "default", password
+        return params.get("user") or "default", params.get("password", "")
 
     # -- connections ------------------------------------------------------------------------
 
@@ -337,12 +427,15 @@ class Server:
         makes as few thread hops as it can, since each costs about 0.15 ms.
         """
         session_id = call.params.get("session_id")
-        if not session_id:
+        if not self._uses_session(call):
             # A fresh connection starts with logging off only when the server has its
             # own statements to run first (see Engine.connect).
-            quiet = bool(call.settings or call.params.get("database") or call.external)
-            conn = self.engine.connect(call.user.readonly, quiet)
+            database = call.params.get("database")
+            quiet = bool(call.settings or database or call.external or call.readonly_method)
+            level = 0 if _elevated(call) else call.user.readonly
+            conn = self.engine.connect(level, quiet or _elevated(call))
             return conn, conn.close
+        assert session_id
         session = self.sessions.acquire(
             session_id,
             call.user.name,
@@ -397,7 +490,7 @@ class Server:
     def _connect_and_prepare(self, call: Call) -> tuple[Connection, Callable[[], None]]:
         conn, release = self._open(call)
         try:
-            self._prepare(conn, call, bool(call.params.get("session_id")))
+            self._prepare(conn, call, self._uses_session(call))
         except BaseException:
             self._drop_external(conn, call)
             release()
@@ -418,21 +511,53 @@ class Server:
         return conn, finish
 
     @staticmethod
+    def _uses_session(call: Call) -> bool:
+        """Whether the request runs on its session's connection. A read-only user's
+        external tables need a connection that can create them (see _elevated); its
+        session holds nothing else (it can neither SET nor create tables)."""
+        return bool(call.params.get("session_id")) and not _elevated(call)
+
+    @staticmethod
     def _prepare(conn: Connection, call: Call, in_session: bool) -> None:
+        elevated = _elevated(call)
+        if elevated and call.user.readonly == 1 and call.settings:
+            name = next(iter(call.settings))
+            raise ClickHouseError(
+                READONLY, f"Cannot modify '{name}' setting in readonly mode", "READONLY"
+            )
         database = call.params.get("database")
         if database:
             conn.raw.query(f"USE {_ident(database)}", "TSV")
         for name, structure, fmt, data in call.external:
+            # The structure is a query parameter the engine parses as a column list
+            # (name type pairs) and nothing else: never pasted into the DDL's text.
             conn.raw.query(
-                f"CREATE TEMPORARY TABLE {_ident(name)} ({structure}) ENGINE = Memory", "TSV"
+                f"CREATE TEMPORARY TABLE {_ident(name)} ENGINE = Memory "
+                "AS SELECT * FROM null({structure:String})",
+                "TSV",
+                params={"structure": structure},
             )
             if data:
                 inserter = conn.raw.send_insert(f"INSERT INTO {_ident(name)}", fmt)
                 conn.raw.insert_append(inserter, data)
                 conn.raw.insert_done(inserter)
         settings = dict(call.settings)
+        if call.readonly_method and not in_session and not call.user.readonly:
+            # GET is read-only by the engine's decision: once the URL's settings are
+            # applied the connection turns readonly=1, and the engine refuses writes,
+            # DDL, DETACH/ATTACH, INSERT INTO FUNCTION and further setting changes.
+            # (A real server uses readonly=2; chDB's readonly=2 lets INSERT INTO
+            # FUNCTION through.)
+            settings.pop("readonly", None)
+            settings["readonly"] = "1"
+        if elevated:
+            # a read-only user's external tables are made: back to its own level
+            settings.pop("readonly", None)
+            settings["readonly"] = str(call.user.readonly)
         quiet = (
-            not in_session and not call.user.readonly and (settings or database or call.external)
+            not in_session
+            and (elevated or not call.user.readonly)
+            and (settings or database or call.external)
         )
         if quiet:
             settings.setdefault("log_queries", "1")
@@ -451,8 +576,8 @@ class Server:
     # -- execution --------------------------------------------------------------------------
 
     async def _execute(self, request: Request, call: Call) -> Response:
-        body = _decoded_body(request) if not call.external else _empty()
-        query_param = call.params.get("query", "")
+        body = _decoded_body(request, self.max_decompressed) if not call.external else _empty()
+        query_param = call.query_bytes
         head = bytearray()
         body_done = False
         async for chunk in body:
@@ -461,7 +586,7 @@ class Server:
                 break
         else:
             body_done = True
-        text = query_param.encode() + (b"\n" if query_param and head else b"") + bytes(head)
+        text = query_param + (b"\n" if query_param and head else b"") + bytes(head)
         split = sqltext.split_insert(text.decode("latin-1"))
         if split is not None:
             return await self._insert(call, split, text, body, body_done)
@@ -475,9 +600,11 @@ class Server:
                         f"Query is too large ({len(rest)}). max_query_size = {MAX_QUERY_BYTES}",
                     )
             text = bytes(rest)
-        query = text.decode("utf-8", errors="replace").strip()
+        # The engine gets the bytes as sent: invalid UTF-8 in a literal is stored as is,
+        # the way INSERT data is (never rewritten to U+FFFD).
+        query = text.strip()
         if not query:
-            raise ClickHouseError(62, "Empty query", "SYNTAX_ERROR")
+            raise ClickHouseError(SYNTAX_ERROR, "Empty query")
         compression = None
         if call.settings.get("enable_http_compression", "0").lower() in ("1", "true"):
             compression = codecs.choose_encoding(request.headers.get("accept-encoding"))
@@ -494,11 +621,19 @@ class Server:
     ) -> Response:
         if call.readonly_method:
             raise self._get_is_readonly(call)
-        statement = split.statement.encode("latin-1").decode("utf-8")
+        statement = split.statement.encode("latin-1")
 
         def begin() -> tuple[Connection, Callable[[], None], Any]:
             conn, finish = self._connect_and_prepare(call)
             try:
+                self.guard.check(
+                    conn.raw,
+                    statement + f" FORMAT {split.format}".encode(),
+                    call.query_params,
+                    0,
+                    bool(call.user.readonly),
+                    call.user.name,
+                )
                 return conn, finish, conn.raw.send_insert(statement, split.format)
             except BaseException:
                 finish()
@@ -542,7 +677,7 @@ class Server:
             "method GET implies readonly. You should use method POST for modifying queries",
         )
 
-    def _start_query(self, call: Call, query: str) -> Started:
+    def _start_query(self, call: Call, query: bytes) -> Started:
         """Everything up to the first result chunks, in one thread hop."""
         conn, finish = self._connect_and_prepare(call)
         try:
@@ -552,14 +687,31 @@ class Server:
             raise
 
     def _run_query(
-        self, conn: Connection, finish: Callable[[], None], call: Call, query: str
+        self, conn: Connection, finish: Callable[[], None], call: Call, query: bytes
     ) -> Started:
         raw = conn.raw
         kind = raw.classify_query(query)
         query_class = int(kind["query_class"])
-        if call.readonly_method and query_class == 1:  # MUTATING through GET
+        if kind["statement_count"] != 1:
+            raise ClickHouseError(
+                SYNTAX_ERROR,
+                "Syntax error (Multi-statements are not allowed): send one statement per request",
+            )
+        restricted = bool(call.user.readonly) or call.readonly_method
+        root = self.guard.check(
+            raw, query, call.query_params, query_class, restricted, call.user.name
+        )
+        # A session's connection keeps its user's level, so a GET in a writable user's
+        # session is judged here: reading statements, SET and USE only.
+        writable_session_get = (
+            call.readonly_method and call.params.get("session_id") and not call.user.readonly
+        )
+        if writable_session_get and (
+            query_class == 1
+            or (query_class == 3 and not (root or "").startswith(("Set", "UseQuery")))
+        ):
             raise self._get_is_readonly(call)
-        fmt = sqltext.output_format(query) or call.format
+        fmt = sqltext.output_format(query.decode("utf-8", "replace")) or call.format
         streamable = (
             query_class == 0
             and kind["statement_count"] == 1
@@ -576,7 +728,10 @@ class Server:
                 if "Streaming query is not supported" not in str(exc):
                     raise
         if stream is None:
-            result = raw.query(query, fmt, params=call.query_params)
+            try:
+                result = raw.query(query, fmt, params=call.query_params)
+            except Exception as exc:  # noqa: BLE001 - re-raised, explained if it can be
+                raise _access_management_hint(exc, query) from exc
             summary.add(result)
             finish()
             return Started(fmt, summary, [bytes(result.bytes())], None)
@@ -694,6 +849,56 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         pass
 
 
+_ACCESS_OBJECTS = {"USER", "ROLE", "QUOTA", "ROW", "POLICY", "SETTINGS", "PROFILE"}
+
+
+def _access_management_hint(exc: Exception, query: bytes) -> Exception:
+    """SQL access management fails in chDB (no writable access storage): say what to
+    use instead. Only the message changes; the engine's code stays."""
+    err = ClickHouseError.from_engine(exc)
+    words = [w for _, _, w in itertools.islice(sqltext.tokens(query.decode("utf-8", "replace")), 2)]
+    access = bool(words) and (
+        words[0] in ("GRANT", "REVOKE")
+        or (words[0] in ("CREATE", "ALTER", "DROP") and words[1:2] and words[1] in _ACCESS_OBJECTS)
+    )
+    if not access or err.code == 62:
+        return exc
+    return ClickHouseError(
+        err.code,
+        f"{' '.join(words)}: SQL access management (users, roles, grants, quotas, row "
+        "policies) is not available in the embedded ClickHouse, whose engine (chDB) has no "
+        "writable access storage. Define users in its users file (--users or "
+        "LOCAL_CLICKHOUSE_USERS; readonly = 1 for a read-only user), or use a real "
+        f"clickhouse-server for roles and grants. The engine said: {err.message}",
+        err.name,
+    )
+
+
+def _elevated(call: Call) -> bool:
+    """A read-only user's request with external tables: as on a real server it may send
+    them, so its fresh connection starts writable, creates them, and then turns to the
+    user's readonly level before the query runs (URL settings stay refused)."""
+    return bool(call.external) and bool(call.user.readonly)
+
+
+def _invalid_auth(what: str) -> ClickHouseError:
+    return ClickHouseError(
+        AUTHENTICATION_FAILED,
+        f"Invalid authentication: it is not allowed to use {what} simultaneously",
+    )
+
+
+def _raw_query_param(query_string: bytes) -> bytes:
+    """The ``query`` URL parameter as bytes: Starlette's str would have replaced invalid
+    UTF-8 with U+FFFD, and the engine must get the bytes as sent."""
+    found = b""
+    for part in query_string.split(b"&"):
+        key, _, value = part.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == b"query":
+            found = unquote_to_bytes(value.replace(b"+", b" "))
+    return found
+
+
 def _ident(name: str) -> str:
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
 
@@ -703,19 +908,50 @@ async def _empty() -> AsyncIterator[bytes]:
     yield b""  # pragma: no cover
 
 
-async def _decoded_body(request: Request) -> AsyncIterator[bytes]:
+# Decoded bytes a decoder hands over per thread hop.
+_DECODE_STEP = 1 << 20
+
+
+async def _decoded_body(request: Request, max_decompressed: int) -> AsyncIterator[bytes]:
+    """The request body, decoded. Decompression runs on worker threads a bounded step
+    at a time, so a bomb neither blocks the event loop nor expands in memory; past
+    ``max_decompressed`` decoded bytes the request fails (TOO_LARGE_SIZE_COMPRESSED)."""
     encoding = request.headers.get("content-encoding")
     dec = codecs.decoder(encoding)
-    try:
+    if dec is None:
         async for chunk in request.stream():
             if chunk:
-                out = dec.feed(chunk)
-                if out:
-                    yield out
-        tail = dec.finish()
-    except ClickHouseError:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        raise codecs.decode_error(encoding or "", exc) from exc
-    if tail:
-        yield tail
+                yield chunk
+        return
+    total = 0
+
+    def step(data: bytes) -> bytes:
+        try:
+            if data:
+                dec.push(data)
+            return dec.pull(_DECODE_STEP)
+        except ClickHouseError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a corrupt stream
+            raise codecs.decode_error(encoding or "", exc) from exc
+
+    async for chunk in request.stream():
+        if not chunk:
+            continue
+        data = chunk
+        while True:
+            out = await run(step, data)
+            data = b""
+            if not out:
+                break
+            total += len(out)
+            if total > max_decompressed:
+                raise ClickHouseError(
+                    TOO_LARGE_SIZE_COMPRESSED,
+                    f"The decompressed request body exceeds {max_decompressed} bytes "
+                    f"(max_decompressed_body_size; Content-Encoding: {encoding})",
+                )
+            yield out
+            if len(out) < _DECODE_STEP:
+                break
+    dec.finish()

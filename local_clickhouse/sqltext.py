@@ -49,6 +49,11 @@ def _tokens(text: str) -> Iterator[tuple[int, int, str]]:
             i += 1
 
 
+def tokens(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, upper-cased word) of every bare word outside literals and comments."""
+    return _tokens(text)
+
+
 @dataclass(frozen=True)
 class InsertSplit:
     statement: str  # "INSERT INTO t (a, b) [SETTINGS ...]" without the FORMAT clause

@@ -17,9 +17,11 @@ Users come from a TOML file (``--users FILE`` or ``LOCAL_CLICKHOUSE_USERS``)::
     readonly = 1
 
 and from the environment the way the ``clickhouse/clickhouse-server`` image reads it:
-``CLICKHOUSE_USER`` / ``CLICKHOUSE_PASSWORD`` define the administrative user (default:
-``default`` with no password), ``CLICKHOUSE_READONLY_USER`` /
-``CLICKHOUSE_READONLY_PASSWORD`` add a read-only one.
+``CLICKHOUSE_USER`` / ``CLICKHOUSE_PASSWORD`` define the administrative user,
+``CLICKHOUSE_READONLY_USER`` / ``CLICKHOUSE_READONLY_PASSWORD`` add a read-only one.
+With neither a users file nor ``CLICKHOUSE_USER``/``CLICKHOUSE_PASSWORD``, the one user is
+``default`` without a password; with a users file only the users it (and the
+environment) defines exist.
 """
 
 from __future__ import annotations
@@ -80,12 +82,16 @@ class Users:
     def load(cls, path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Users:
         env = os.environ if env is None else env
         users: dict[str, User] = {}
-        admin = env.get("CLICKHOUSE_USER") or "default"
-        users[admin] = User(admin, _hash(env.get("CLICKHOUSE_PASSWORD", "")), 0)
+        path = path or env.get("LOCAL_CLICKHOUSE_USERS")
+        # The administrative user: named by the environment, or else the implicit
+        # passwordless ``default``, which exists only when there is no users file (a
+        # users file means only its users, and those the environment names, exist).
+        if env.get("CLICKHOUSE_USER") or env.get("CLICKHOUSE_PASSWORD") or not path:
+            admin = env.get("CLICKHOUSE_USER") or "default"
+            users[admin] = User(admin, _hash(env.get("CLICKHOUSE_PASSWORD", "")), 0)
         ro_name = env.get("CLICKHOUSE_READONLY_USER")
         if ro_name:
             users[ro_name] = User(ro_name, _hash(env.get("CLICKHOUSE_READONLY_PASSWORD", "")), 1)
-        path = path or env.get("LOCAL_CLICKHOUSE_USERS")
         if path:
             data = tomllib.loads(Path(path).read_text())
             for name, spec in data.get("users", {}).items():
