@@ -20,6 +20,7 @@ import pika.exceptions
 from wiki_core.config import Settings, clickhouse_client
 from wiki_core.timefmt import age_text, naive_utc
 from wiki_core.topology import LOADER_QUEUE, QUARANTINE
+from wiki_core.unreachable import quiet_clients, sentence
 
 from .dbt import PROJECT
 
@@ -82,15 +83,15 @@ def check_reader(report: Report, settings: Settings) -> None:
 
 
 def check_queues(report: Report, settings: Settings) -> None:
-    logging.getLogger("pika").setLevel(logging.CRITICAL)  # the line below says it once
     params = pika.URLParameters(settings.amqp_url)
     params.socket_timeout = 3
     params.connection_attempts = 1
     try:
         conn = pika.BlockingConnection(params)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        report.add("queue", "warn", f"RabbitMQ unreachable ({type(exc).__name__}); "
-                   "`wiki-events up` then runs without a broker")  # fmt: skip
+        remedy = ("start it (`rabbitmq-server -detached`) or set AMQP_URL; without a broker, "
+                  "`wiki-events up` hands events straight to the loader")
+        report.add("queue", "warn", sentence("RabbitMQ", settings.amqp_url, exc, remedy))
         return
     try:
         for name in (LOADER_QUEUE, QUARANTINE):
@@ -117,7 +118,10 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
                                    send_receive_timeout=30)  # fmt: skip
         client.command("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - report, do not raise
-        report.add("clickhouse", "error", f"unreachable: {str(exc).splitlines()[0][:200]}")
+        remedy = ("start the embedded one with `wiki-events clickhouse` (or everything with "
+                  "`wiki-events up`), or set CLICKHOUSE_URL to a running server")
+        report.add("clickhouse", "error", sentence("ClickHouse", settings.clickhouse_url, exc,
+                                                   remedy))
         return
     try:
         tables = {
@@ -182,6 +186,7 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
 
 
 def gather(settings: Settings) -> Report:
+    quiet_clients()
     report = Report()
     check_reader(report, settings)
     check_queues(report, settings)
