@@ -42,7 +42,7 @@ from dumps.generate import (  # noqa: E402
     write_pageviews_hour,
 )
 from dumps.server import DumpsSite, Faults, ServerThread  # noqa: E402
-from reader import bronze  # noqa: E402
+from loader import bronze  # noqa: E402
 from tests.conftest import ClickHouseProcess, free_port  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_events.dbt import run_dbt  # noqa: E402
