@@ -40,8 +40,8 @@ from dumps.generate import (
 )
 from dumps.load import MEDIACOUNTS, PAGEVIEWS, PROJECTVIEWS, Loader, Options
 from dumps.server import DumpsSite, Faults, ServerThread
-from loader.bronze import Bronze
 from loader import bronze
+from loader.bronze import Bronze
 from wiki_core.config import clickhouse_client
 from wiki_core.event import Reject, Valid, judge
 from wiki_events.dbt import run_dbt
