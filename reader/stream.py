@@ -28,6 +28,7 @@ from wiki_core import __version__
 from wiki_core.event import CANARY, Reject, Valid, judge
 from wiki_core.timefmt import ms_text, parse_iso
 from wiki_core.topology import Batch, Sink, backoff
+from wiki_core.unreachable import cause
 
 from .checkpoint import Checkpoint
 from .sse import OVERSIZED, Event, SSEParser
@@ -158,6 +159,7 @@ class _HttpFollower(threading.Thread):
         self.stats = stats
         self.stop_event = stop
         self.transport = transport
+        self._offline_hint_given = False
 
     def run(self) -> None:
         try:
@@ -216,13 +218,25 @@ class _HttpFollower(threading.Thread):
                 except httpx.TransportError as exc:
                     if self.stop_event.is_set():
                         return  # closed under us while stopping
-                    log.warning("stream connection failed: %s", exc)
                     attempt = 0 if got_events else attempt + 1
+                    self._say_unreachable(exc, attempt)
                 self.stats.reconnects += 1
                 delay = backoff(attempt, opts.max_backoff) if attempt else 0.0
                 if retry_ms is not None:
                     delay = max(delay, retry_ms / 1000)
                 self.stop_event.wait(delay)
+
+    def _say_unreachable(self, exc: httpx.TransportError, attempt: int) -> None:
+        """Where, why, and (the first time) what to do without a network."""
+        text = f"cannot reach the stream at {self.opts.url} ({cause(exc)})"
+        if not self._offline_hint_given:
+            self._offline_hint_given = True
+            text += ("; retrying with backoff. Without a network, replay recorded events: "
+                     "`wiki-events up --replay FILE` (or `wiki-events replay FILE` and "
+                     "STREAM_URL pointing at it)")
+        else:
+            text += f"; retry {attempt}"
+        log.warning("%s", text)
 
     def _check_status(self, response: httpx.Response) -> None:
         status = response.status_code
