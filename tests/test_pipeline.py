@@ -10,6 +10,7 @@ embedded ClickHouse restart.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -198,18 +199,39 @@ def test_up_replays_to_exact_gold_then_status_sql_and_a_resumed_run(
     assert "PASS=" in err and "ERROR=0" in err  # dbt build again: changes nothing
 
 
-def test_up_without_a_broker_says_so_and_still_loads_exactly(
-    recording: tuple[Path, Expected], up_env: dict[str, str]
+def test_up_without_a_broker_says_so_and_still_loads_exactly_and_follows_the_dumps(
+    recording: tuple[Path, Expected], up_env: dict[str, str], tmp_path: Path
 ) -> None:
+    """No RabbitMQ: the direct hand-off, exact gold. With ``--dumps``: the dumps' models
+    are built and a published hour of page views reaches gold beside the edits."""
+    from dumps.server import DumpsSite, Faults, ServerThread
+    from tests.test_dumps import expected_hours, write_pageviews_hour
+
     path, want = recording
-    env = {**up_env, "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"}
-    base = env["CLICKHOUSE_URL"].replace("default:@", "").rsplit("/", 1)[0]
-    up = Up("--replay", str(path), "--speed", "0", "--no-dash", env=env)
-    try:
-        wait_for_exact_gold(base, want, 180, [up.proc])
-    finally:
-        err = up.interrupt()
+    site = tmp_path / "other"
+    site.mkdir()
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    hour -= dt.timedelta(hours=2)
+    views = expected_hours({hour: write_pageviews_hour(site, hour, lines=300, seed=7)})
+    with ServerThread(DumpsSite(site, Faults()), free_port()) as server:
+        env = {**up_env, "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+               "DUMPS_URL": server.url}  # fmt: skip
+        base = env["CLICKHOUSE_URL"].replace("default:@", "").rsplit("/", 1)[0]
+        up = Up("--replay", str(path), "--speed", "0", "--no-dash", "--dumps", env=env)
+        try:
+            wait_for_exact_gold(base, want, 180, [up.proc])
+            deadline = time.monotonic() + 120
+            got: dict[tuple[object, ...], int] = {}
+            while time.monotonic() < deadline and got != views and up.proc.poll() is None:
+                got = {(dt.datetime.fromisoformat(h), w, a): int(v) for h, w, a, v in rows(
+                    base, "SELECT hour, wiki, access, views FROM gold.pageviews_hour_wiki"
+                ) if int(v)}  # fmt: skip
+                time.sleep(0.5)
+            assert got == views
+        finally:
+            err = up.interrupt()
     assert "broker       NONE: RabbitMQ at" in err and "is unreachable" in err
+    assert f"dumps        following page views and media counts at {server.url}" in err
 
 
 # -- faults --------------------------------------------------------------------------------

@@ -300,6 +300,12 @@ def dash(host: str, port: int, debug: bool) -> None:
 @click.option("--dash-host", default="127.0.0.1", show_default=True)
 @click.option("--dash-port", default=8050, show_default=True, type=int)
 @click.option("--no-dash", is_flag=True, help="Do not start the dashboard.")
+@click.option(
+    "--dumps",
+    is_flag=True,
+    help="Also follow the page-view and media-count dumps (DUMPS_URL): new hours and days "
+    "as they are published.",
+)
 def up(
     replay: Path | None,
     speed: float,
@@ -308,6 +314,7 @@ def up(
     dash_host: str,
     dash_port: int,
     no_dash: bool,
+    dumps: bool,
 ) -> None:
     """The whole pipeline on embedded defaults: ClickHouse, reader, loader, dbt, dashboard.
 
@@ -325,7 +332,7 @@ def up(
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)  # also when started in the background
     opts = UpOptions(replay=replay, speed=speed, loop=loop, since=since, dash_host=dash_host,
-                     dash_port=dash_port, dashboard=not no_dash)  # fmt: skip
+                     dash_port=dash_port, dashboard=not no_dash, dumps=dumps)  # fmt: skip
     sys.exit(run_up(opts, Settings.from_env(), lambda line: click.echo(line, err=True)))
 
 

@@ -55,6 +55,7 @@ class UpOptions:
     dash_host: str = "127.0.0.1"
     dash_port: int = 8050
     dashboard: bool = True
+    dumps: bool = False  # also follow the page-view and media-count dumps
     progress_every: float = 5.0
 
 
@@ -199,18 +200,22 @@ def start_clickhouse(stack: contextlib.ExitStack, settings: Settings, say: Say) 
     )
 
 
-def prepare_warehouse(settings: Settings, say: Say) -> None:
+def prepare_warehouse(settings: Settings, say: Say, with_dumps: bool = False) -> None:
     """Bronze's migrations, then dbt's build, before any insert: the views exist when
-    the first event lands."""
+    the first event lands. ``with_dumps``: the dumps' bronze too, and their models."""
+    from dumps import service as dumps_service
     from loader import bronze
 
     client = clickhouse_client(settings.clickhouse_url)
     try:
         bronze.migrate(client, settings.retention_days)
+        if with_dumps:
+            dumps_service.prepare(client)
     finally:
         client.close()
     say("  dbt          dbt build (silver and gold materialized views, tests)...")
-    done = run_dbt(["build"], settings.clickhouse_url, work_dir=settings.data_dir / "dbt")
+    args = ["build", "--vars", dumps_service.DBT_VARS] if with_dumps else ["build"]
+    done = run_dbt(args, settings.clickhouse_url, work_dir=settings.data_dir / "dbt")
     summary, problems = build_summary(done.stdout)
     say(f"               {summary}")
     if done.returncode != 0:
@@ -344,6 +349,23 @@ def start_reader(
     return reader
 
 
+def start_dumps(
+    stack: contextlib.ExitStack, stop: threading.Event, settings: Settings, say: Say
+) -> None:
+    """The dumps' followers: each new hour of page views and day of media counts."""
+    from dumps import service as dumps_service
+
+    followers = dumps_service.start(stop)
+    say(f"  dumps        following page views and media counts at {settings.dumps_url}")
+
+    def stop_followers() -> None:
+        stop.set()
+        for thread in followers:
+            thread.join(30)
+
+    stack.callback(stop_followers)
+
+
 def start_dashboard(stack: contextlib.ExitStack, threads: Threads, host: str, port: int) -> str:
     """The dashboard on ``host:port``; returns its address."""
     from werkzeug.serving import make_server
@@ -374,7 +396,7 @@ def up(opts: UpOptions, settings: Settings, say: Say) -> int:
         stack.callback(threads.join, 10)
         try:
             start_clickhouse(stack, settings, say)
-            prepare_warehouse(settings, say)
+            prepare_warehouse(settings, say, opts.dumps)
             stream_url = settings.stream_url
             if opts.replay is not None:
                 stream_url = start_emulator(stack, threads, opts.replay, opts.speed, opts.loop)
@@ -388,6 +410,8 @@ def up(opts: UpOptions, settings: Settings, say: Say) -> int:
             reader = start_reader(
                 stack, settings, threads, transport.sink, stream_url, opts.since, stop, say
             )
+            if opts.dumps:
+                start_dumps(stack, stop, settings, say)
             if opts.dashboard:
                 address = start_dashboard(stack, threads, opts.dash_host, opts.dash_port)
                 say(f"  dashboard    {address}")
