@@ -47,6 +47,7 @@ import pika.exceptions
 
 from wiki_core.config import DEFAULT_AMQP_URL
 from wiki_core.event import Reject, Valid
+from wiki_core.metrics import Metric, counter, gauge
 from wiki_core.topology import (
     LOADER_QUEUE,
     QUARANTINE,
@@ -91,8 +92,32 @@ class Stats:
     rejects: Counter[str] = field(default_factory=Counter)
     batches: int = 0
     insert_retries: int = 0
-    last_insert_ms: float = 0.0
+    last_insert_ms: float = 0.0  # how long the last insert took
+    last_insert_at: float = 0.0  # when it ended (epoch seconds)
     started: float = field(default_factory=time.monotonic)
+
+    def metrics(self) -> list[Metric]:
+        """The counters for Prometheus (``METRICS_PORT``), read when scraped."""
+        return [
+            counter("wiki_loader_events_inserted", "Events inserted into bronze.", self.inserted),
+            counter(
+                "wiki_loader_duplicates", "Events dropped as already in bronze.", self.duplicates
+            ),
+            counter("wiki_loader_canaries", "Canary events dropped.", self.canaries),
+            counter("wiki_loader_rejects", "Events rejected, by reason.", self.rejects),
+            counter("wiki_loader_batches", "Inserts into bronze.", self.batches),
+            counter("wiki_loader_insert_retries", "Failed inserts retried.", self.insert_retries),
+            gauge(
+                "wiki_loader_last_insert_duration_seconds",
+                "How long the last insert took.",
+                self.last_insert_ms / 1000,
+            ),
+            gauge(
+                "wiki_loader_last_insert_timestamp_seconds",
+                "When the last insert ended (0: none yet).",
+                self.last_insert_at,
+            ),
+        ]
 
     def line(self, rate: float) -> str:
         return (
@@ -196,8 +221,9 @@ class Loader:
                 pending(method.delivery_tag, rows, rejects)
 
             def on_quarantined(ch: Any, method: Any, props: Any, body: bytes) -> None:
-                pending(method.delivery_tag, [], [quarantined(body, method.routing_key,
-                                                              props.headers)])
+                pending(
+                    method.delivery_tag, [], [quarantined(body, method.routing_key, props.headers)]
+                )
 
             channel.basic_consume(self.opts.queue, on_message)
             if self.opts.quarantine:
@@ -259,6 +285,7 @@ class Loader:
             reraise=(pika.exceptions.AMQPError,),  # from the heartbeats: run() reconnects
         )
         self.stats.last_insert_ms = (time.monotonic() - started) * 1000
+        self.stats.last_insert_at = time.time()
         self.after_insert()
         for reject in rejects:
             self.stats.rejects[reject.reason] += 1

@@ -26,6 +26,7 @@ import httpx
 
 from wiki_core import __version__
 from wiki_core.event import CANARY, Reject, Valid, judge
+from wiki_core.metrics import Metric, counter, gauge
 from wiki_core.timefmt import ms_text, parse_iso
 from wiki_core.topology import Batch, Sink, backoff
 from wiki_core.unreachable import cause
@@ -125,6 +126,22 @@ class Stats:
     quarantined: Counter[str] = field(default_factory=Counter)
     newest_ms: int | None = None  # the newest meta.dt published
     started: float = field(default_factory=time.monotonic)
+
+    def metrics(self) -> list[Metric]:
+        """The counters for Prometheus (``METRICS_PORT``), read when scraped."""
+        return [
+            counter("wiki_reader_events_received", "Events read from the stream.", self.received),
+            counter("wiki_reader_events_published", "Events the sink confirmed.", self.published),
+            counter("wiki_reader_canaries", "Canary events dropped.", self.canaries),
+            counter("wiki_reader_filtered", "Events left out by --wiki / --type.", self.filtered),
+            counter("wiki_reader_reconnects", "Reconnections to the stream.", self.reconnects),
+            counter("wiki_reader_quarantined", "Events quarantined, by reason.", self.quarantined),
+            gauge(
+                "wiki_reader_newest_event_timestamp_seconds",
+                "meta.dt of the newest event published (0: none yet).",
+                (self.newest_ms or 0) / 1000,
+            ),
+        ]
 
     def line(self, rate: float) -> str:
         newest, lag = "None", ""
@@ -231,9 +248,11 @@ class _HttpFollower(threading.Thread):
         text = f"cannot reach the stream at {self.opts.url} ({cause(exc)})"
         if not self._offline_hint_given:
             self._offline_hint_given = True
-            text += ("; retrying with backoff. Without a network, replay recorded events: "
-                     "`wiki-events up --replay FILE` (or `wiki-events replay FILE` and "
-                     "STREAM_URL pointing at it)")
+            text += (
+                "; retrying with backoff. Without a network, replay recorded events: "
+                "`wiki-events up --replay FILE` (or `wiki-events replay FILE` and "
+                "STREAM_URL pointing at it)"
+            )
         else:
             text += f"; retry {attempt}"
         log.warning("%s", text)

@@ -34,6 +34,7 @@ class Settings:
     retention_days: int = DEFAULT_RETENTION_DAYS
     dash_basic_auth: str = ""  # "user:password": the dashboard behind HTTP basic auth
     dumps_url: str = DEFAULT_DUMPS_URL
+    metrics_port: int = 0  # the reader's / loader's Prometheus endpoint; 0: none
 
     @property
     def checkpoint_path(self) -> Path:
@@ -56,6 +57,7 @@ class Settings:
             retention_days=int(env.get("BRONZE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
             dumps_url=env.get("DUMPS_URL") or DEFAULT_DUMPS_URL,
+            metrics_port=int(env.get("METRICS_PORT") or 0),
         )
 
 

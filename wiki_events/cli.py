@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -14,6 +15,7 @@ from reader.emulator import Options as ReplayOptions
 from reader.stream import Options as StreamOptions
 from wiki_core import __version__
 from wiki_core.config import CHECKPOINT_FILE, DEFAULT_RETENTION_DAYS, Settings
+from wiki_core.unreachable import cause, without_password
 
 from .health import health
 
@@ -101,7 +103,10 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
     help="Milliseconds to re-read on resume, so events sharing the last event's timestamp "
     "are not skipped (see reader/stream.py: resume_id).",
 )
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].")
 def stream(
+    metrics_port: int | None,
     since: str | None,
     reset: bool,
     wikis: tuple[str, ...],
@@ -135,6 +140,7 @@ def stream(
         Publisher(settings.amqp_url),
         Checkpoint(checkpoint or settings.checkpoint_path),
     )
+    serve_metrics(metrics_port, settings, reader.stats.metrics)
     signal.signal(signal.SIGTERM, lambda *_: reader.stop())
     signal.signal(signal.SIGINT, lambda *_: reader.stop())
     try:
@@ -232,7 +238,15 @@ def replay(
     type=int,
     help=f"Bronze retention [default: $BRONZE_RETENTION_DAYS or {DEFAULT_RETENTION_DAYS}].",
 )
-def load(prefetch: int, batch_events: int, linger: float, retention_days: int | None) -> None:
+@click.option("--metrics-port", type=int, default=None,
+              help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].")
+def load(
+    prefetch: int,
+    batch_events: int,
+    linger: float,
+    retention_days: int | None,
+    metrics_port: int | None,
+) -> None:
     """The loader: RabbitMQ ($AMQP_URL) → ClickHouse bronze ($CLICKHOUSE_URL)."""
     import signal
 
@@ -245,11 +259,8 @@ def load(prefetch: int, batch_events: int, linger: float, retention_days: int | 
     try:
         version = migrate(clickhouse_client(settings.clickhouse_url), days)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
-        click.echo(
-            f"wiki-events load: cannot prepare bronze at {settings.clickhouse_url}: "
-            f"{str(exc).splitlines()[0]}",
-            err=True,
-        )
+        where = without_password(settings.clickhouse_url)
+        click.echo(f"wiki-events load: cannot prepare bronze at {where}: {cause(exc)}", err=True)
         sys.exit(2)
     logging.getLogger("loader").info("bronze schema version %d, retention %d days", version, days)
     loader = Loader(
@@ -258,6 +269,7 @@ def load(prefetch: int, batch_events: int, linger: float, retention_days: int | 
             amqp_url=settings.amqp_url, prefetch=prefetch, batch_events=batch_events, linger=linger
         ),
     )
+    serve_metrics(metrics_port, settings, loader.stats.metrics)
     signal.signal(signal.SIGTERM, lambda *_: loader.stop())
     signal.signal(signal.SIGINT, lambda *_: loader.stop())
     loader.run()
@@ -276,6 +288,16 @@ def dash(host: str, port: int, debug: bool) -> None:
 
     click.echo(f"wiki-events dash: open http://{host}:{port}/")
     create_app().run(host=host, port=port, debug=debug)
+
+
+def serve_metrics(port: int | None, settings: Settings, collect: Any) -> None:
+    """The stage's Prometheus endpoint, when a port is given (option, else METRICS_PORT)."""
+    port = settings.metrics_port if port is None else port
+    if port:
+        from wiki_core.metrics import serve
+
+        serve(port, collect)
+        logging.getLogger("wiki_events").info("Prometheus metrics on :%d/metrics", port)
 
 
 @main.command()
