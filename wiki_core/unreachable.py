@@ -30,8 +30,14 @@ _CAUSES = [
 
 # libraries that log their own retries of the same failure, after ours said it once
 # (urllib3's child by name: clickhouse-connect resets the parent's level when imported)
-NOISY_LOGGERS = ("urllib3", "urllib3.connectionpool", "clickhouse_connect", "pika", "httpx",
-                 "httpcore")
+NOISY_LOGGERS = (
+    "urllib3",
+    "urllib3.connectionpool",
+    "clickhouse_connect",
+    "pika",
+    "httpx",
+    "httpcore",
+)
 
 
 def cause(exc: BaseException) -> str:
