@@ -28,8 +28,11 @@ _FILL_MINUTES = "ORDER BY minute WITH FILL FROM {start:DateTime} TO {end:DateTim
 # row more than that says the answer was cut
 _LIMIT = "LIMIT {limit:UInt32}"
 
+# the newest event not dated in the future (the judge lets through up to 10 min ahead):
+# a wiki whose last event is ahead of this clock is left out, so it cannot say "0 s old"
 FRESHNESS = """
-SELECT max(last_event_at) AS newest, max(last_ingested_at) AS last_insert,
+SELECT maxIf(last_event_at, last_event_at <= now64(3)) AS newest,
+       max(last_ingested_at) AS last_insert,
        now64(3) AS now, sum(events) AS events
 FROM gold.wiki_totals
 LIMIT {limit:UInt32}

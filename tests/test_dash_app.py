@@ -33,6 +33,7 @@ from dash_app.pages.edits import build_view, render
 from dash_app.queries import Gold, Unavailable
 from dash_app.state import MAX_RANGE, RANGES, ViewState, resolution
 from wiki_core.config import clickhouse_client
+from wiki_core.timefmt import naive_utc
 
 from .conftest import RAW, ROOT
 from .helpers.expected import event_time, expected_from, shifted
@@ -258,6 +259,29 @@ def test_topk_candidates_match_the_dbt_var() -> None:
 
     project = yaml.safe_load((ROOT / "wiki_dbt" / "dbt_project.yml").read_text())
     assert project["vars"]["top_candidates"] == TOP_CANDIDATES
+
+
+def test_freshness_leaves_out_events_dated_in_the_future(warehouse: Warehouse) -> None:
+    """A wiki whose last event is ahead of this clock (within the judge's tolerance) does
+    not make the page say "0 s old" (issue 15 item 14)."""
+    from dash_app import queries as q
+
+    fresh = Gold(lambda: clickhouse_client(warehouse.clickhouse_url), cache_seconds=0)
+    newest = fresh.run(q.FRESHNESS).rows[0][0]
+    warehouse.query(
+        "INSERT INTO gold.wiki_totals SELECT 'future_wiki', 1, t, t, t, uniqState(''), "
+        "uniqState('') FROM (SELECT now64(3) + INTERVAL 5 MINUTE AS t) GROUP BY t"
+    )
+    try:
+        with_future, _, now, _ = fresh.run(q.FRESHNESS).rows[0]
+        assert naive_utc(with_future) == naive_utc(newest) < naive_utc(now)
+    finally:
+        warehouse.query(
+            "ALTER TABLE gold.wiki_totals DELETE WHERE wiki = 'future_wiki' "
+            "SETTINGS mutations_sync = 2"
+        )
+    left = warehouse.scalar("SELECT count() FROM gold.wiki_totals WHERE wiki = 'future_wiki'")
+    assert left == "0"
 
 
 def test_results_are_cached_for_the_refresh_interval(gold: Gold) -> None:
