@@ -28,7 +28,7 @@ import re
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
@@ -36,6 +36,7 @@ from urllib.parse import unquote_to_bytes
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -188,6 +189,7 @@ class Call:
     query_params: dict[str, str]
     external: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     readonly_method: bool = False
+    form_body: bool = False  # the body was a form, already read: the query is in its fields
     query_bytes: bytes = b""  # the query parameter's bytes as sent (percent-decoded)
 
     @property
@@ -325,8 +327,18 @@ class Server:
         params: dict[str, str] = dict(request.query_params)
         external: list[tuple[str, str, str, bytes]] = []
         ctype = request.headers.get("content-type", "")
-        if request.method == "POST" and ctype.startswith("multipart/form-data"):
-            form = await request.form(max_part_size=MAX_QUERY_BYTES)
+        form_body = request.method == "POST" and ctype.startswith("multipart/form-data")
+        if form_body:
+            if request.headers.get("content-encoding"):
+                # a compressed form: parse it from the decoded body (bounded as any body)
+                parser = MultiPartParser(
+                    request.headers,
+                    _decoded_body(request, self.max_decompressed),
+                    max_part_size=MAX_QUERY_BYTES,
+                )
+                form = await parser.parse()
+            else:
+                form = await request.form(max_part_size=MAX_QUERY_BYTES)
             files: dict[str, bytes] = {}
             for key, value in form.multi_items():
                 if isinstance(value, str):
@@ -371,6 +383,7 @@ class Server:
             settings=settings,
             query_params=query_params,
             external=external,
+            form_body=form_body,
             readonly_method=request.method in ("GET", "HEAD"),
             query_bytes=_raw_query_param(request.scope.get("query_string", b""))
             if "query" in request.query_params
@@ -576,7 +589,7 @@ class Server:
     # -- execution --------------------------------------------------------------------------
 
     async def _execute(self, request: Request, call: Call) -> Response:
-        body = _decoded_body(request, self.max_decompressed) if not call.external else _empty()
+        body = _decoded_body(request, self.max_decompressed) if not call.form_body else _empty()
         query_param = call.query_bytes
         head = bytearray()
         body_done = False
@@ -912,7 +925,7 @@ async def _empty() -> AsyncIterator[bytes]:
 _DECODE_STEP = 1 << 20
 
 
-async def _decoded_body(request: Request, max_decompressed: int) -> AsyncIterator[bytes]:
+async def _decoded_body(request: Request, max_decompressed: int) -> AsyncGenerator[bytes, None]:
     """The request body, decoded. Decompression runs on worker threads a bounded step
     at a time, so a bomb neither blocks the event loop nor expands in memory; past
     ``max_decompressed`` decoded bytes the request fails (TOO_LARGE_SIZE_COMPRESSED)."""
