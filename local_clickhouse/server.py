@@ -294,10 +294,14 @@ class Server:
 
     # -- the query handler ---------------------------------------------------------------
 
-    def _base_headers(self, query_id: str, fmt: str | None = None) -> dict[str, str]:
+    def _base_headers(
+        self, query_id: str, fmt: str | None = None, call: Call | None = None
+    ) -> dict[str, str]:
+        # the session_timezone a request sets in its URL is the time zone it reads in
+        timezone = (call.settings.get("session_timezone") if call else None) or ""
         headers = {
             "X-ClickHouse-Query-Id": query_id,
-            "X-ClickHouse-Timezone": self.engine.info.timezone,
+            "X-ClickHouse-Timezone": timezone or self.engine.info.timezone,
             "X-ClickHouse-Server-Display-Name": self.hostname,
             "Keep-Alive": "timeout=10",
         }
@@ -678,7 +682,7 @@ class Server:
         summary = Summary()
         if result is not None:
             summary.add(result)
-        headers = self._base_headers(call.query_id)
+        headers = self._base_headers(call.query_id, call=call)
         headers["X-ClickHouse-Summary"] = summary.header()
         headers["Content-Type"] = "text/plain; charset=UTF-8"
         return Response(b"", headers=headers)
@@ -762,7 +766,7 @@ class Server:
         return Started(fmt, summary, chunks, fetcher)
 
     def _reply(self, call: Call, started: Started, compression: str | None) -> Response:
-        headers = self._base_headers(call.query_id, started.format)
+        headers = self._base_headers(call.query_id, started.format, call)
         summary = started.summary
         summary.result_bytes = sum(len(c) for c in started.chunks)
         headers["X-ClickHouse-Summary"] = summary.header()

@@ -615,9 +615,9 @@ def test_form_encoded_queries_with_compression(clickhouse: ClickHouseProcess) ->
         client.close()
     boundary = "b0undary"
     form = (
-        f"--{boundary}\r\nContent-Disposition: form-data; name=\"query\"\r\n\r\n"
+        f'--{boundary}\r\nContent-Disposition: form-data; name="query"\r\n\r\n'
         f"SELECT {{x:UInt8}} * 2\r\n--{boundary}\r\nContent-Disposition: form-data; "
-        f"name=\"param_x\"\r\n\r\n21\r\n--{boundary}--\r\n"
+        f'name="param_x"\r\n\r\n21\r\n--{boundary}--\r\n'
     ).encode()
     r = httpx.post(
         clickhouse.url,
@@ -626,3 +626,19 @@ def test_form_encoded_queries_with_compression(clickhouse: ClickHouseProcess) ->
                  "Content-Encoding": "gzip"},
     )  # fmt: skip
     assert r.text == "42\n", r.text
+
+
+def test_session_timezone_in_the_url_is_the_reply_time_zone(
+    clickhouse: ClickHouseProcess, ch_client
+) -> None:  # type: ignore[no-untyped-def]
+    r = post(clickhouse, "SELECT timezone()", session_timezone="Asia/Tokyo")
+    assert r.text == "Asia/Tokyo\n"
+    assert r.headers["X-ClickHouse-Timezone"] == "Asia/Tokyo"
+    assert post(clickhouse, "SELECT 1").headers["X-ClickHouse-Timezone"] != "Asia/Tokyo"
+    settings = {"session_timezone": "Asia/Tokyo"}
+    stamp = ch_client.query("SELECT toDateTime('2024-01-01 09:00:00')", settings=settings)
+    # read in the session's zone: 09:00 in Tokyo is 00:00 UTC
+    value = stamp.result_rows[0][0]
+    assert value.replace(tzinfo=value.tzinfo or dt.UTC).astimezone(dt.UTC) == dt.datetime(
+        2024, 1, 1, 0, 0, tzinfo=dt.UTC
+    )
