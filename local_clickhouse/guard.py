@@ -120,6 +120,13 @@ def _unquote(body: str) -> str | None:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class Parsed:
+    root: str  # the root of the tree: ``Set``, ``UseQuery db``, ``InsertQuery``...
+    insert_settings: bool  # an INSERT with its own SETTINGS clause
+    insert_select: bool  # an INSERT ... SELECT (no inline data)
+
+
 def _escaped(value: str) -> str:
     """A query parameter's value is read in the escaped (TSV) form."""
     return (
@@ -174,19 +181,20 @@ class Guard:
         query_class: int,
         restricted: bool,
         user: str,
-    ) -> str | None:
+        force: bool = False,
+    ) -> Parsed | None:
         """Raise if ``query`` may not run. ``restricted``: a read-only user or a GET.
 
         ``query_class`` is chDB's classification (3 = control statements: SET, USE,
         KILL, SYSTEM, DDL...); only those (when restricted) and texts that could name a
-        guarded function are parsed. Returns the root of the parsed tree (``Set``,
-        ``UseQuery db``, ``SelectWithUnionQuery``...), None when not parsed.
+        guarded function (or all, with ``force``) are parsed. Returns what the parse
+        says, None when not parsed.
         """
         lowered = query.lower()
         if any(w in lowered for w in (b"outfile", b"infile", b"attach")):
             self._check_files_clauses(raw, query)
         control = query_class == 3
-        if not (self.needs_parse(query) or (restricted and control)):
+        if not (force or self.needs_parse(query) or (restricted and control)):
             return None
         tree = raw.query(b"EXPLAIN AST " + query, "TSVRaw", params=dict(params)).bytes()
         nodes = []
@@ -197,6 +205,16 @@ class Guard:
         if not nodes:
             return None
         root = nodes[0].text
+        parsed = Parsed(
+            root=root,
+            insert_settings=root.startswith("InsertQuery")
+            and any(n.depth == nodes[0].depth + 1 and n.text == "Set" for n in nodes),
+            insert_select=root.startswith("InsertQuery")
+            and any(
+                n.depth == nodes[0].depth + 1 and n.text.startswith("SelectWithUnionQuery")
+                for n in nodes
+            ),
+        )
         if restricted and (root.startswith("KillQueryQuery") or root.startswith("SYSTEM")):
             raise ClickHouseError(
                 ACCESS_DENIED if root.startswith("Kill") else READONLY,
@@ -231,7 +249,7 @@ class Guard:
                     for j in self._ancestors(nodes, idx)
                 )
                 self._check_path_args(m.group(2), args, storage)
-        return root
+        return parsed
 
     def _check_files_clauses(self, raw: Any, query: bytes) -> None:
         """INTO OUTFILE, FROM INFILE and ATTACH ... FROM 'path', found in the engine's

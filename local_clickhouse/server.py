@@ -638,19 +638,29 @@ class Server:
     ) -> Response:
         if call.readonly_method:
             raise self._get_is_readonly(call)
+        if split.format.lower() == "values" and not call.user.readonly:
+            # streamed Values data is never parsed by the guard: literals only (URL
+            # settings hold for this request only, in a session too)
+            for name in _VALUES_EXPRESSIONS:
+                call.settings[name] = "0"
         statement = split.statement.encode("latin-1")
+
+        values = split.format.lower() == "values"
 
         def begin() -> tuple[Connection, Callable[[], None], Any]:
             conn, finish = self._connect_and_prepare(call)
             try:
-                self.guard.check(
+                parsed = self.guard.check(
                     conn.raw,
                     statement + f" FORMAT {split.format}".encode(),
                     call.query_params,
                     0,
                     bool(call.user.readonly),
                     call.user.name,
+                    force=values,
                 )
+                if values and parsed and parsed.insert_settings:
+                    raise _values_settings_refused()
                 return conn, finish, conn.raw.send_insert(statement, split.format)
             except BaseException:
                 finish()
@@ -715,9 +725,10 @@ class Server:
                 "Syntax error (Multi-statements are not allowed): send one statement per request",
             )
         restricted = bool(call.user.readonly) or call.readonly_method
-        root = self.guard.check(
+        parsed = self.guard.check(
             raw, query, call.query_params, query_class, restricted, call.user.name
         )
+        root = parsed.root if parsed else None
         # A session's connection keeps its user's level, so a GET in a writable user's
         # session is judged here: reading statements, SET and USE only.
         writable_session_get = (
@@ -745,10 +756,25 @@ class Server:
                 if "Streaming query is not supported" not in str(exc):
                     raise
         if stream is None:
+            # INSERT ... VALUES data is not in the parse the guard checked, and the
+            # engine evaluates expressions in it (file('/etc/passwd') included): when its
+            # text could name a guarded function, the values are read as literals only.
+            literal_values = (
+                parsed is not None
+                and parsed.root.startswith("InsertQuery")
+                and not parsed.insert_select
+                and not call.user.readonly
+            )
+            if literal_values and parsed and parsed.insert_settings:
+                raise _values_settings_refused()
+            restore = _literal_values_only(raw) if literal_values else None
             try:
                 result = raw.query(query, fmt, params=call.query_params)
             except Exception as exc:  # noqa: BLE001 - re-raised, explained if it can be
                 raise _access_management_hint(exc, query) from exc
+            finally:
+                if restore:
+                    raw.query(restore, "TSV")
             summary.add(result)
             finish()
             return Started(fmt, summary, [bytes(result.bytes())], None)
@@ -864,6 +890,32 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         raw.insert_cancel(inserter)
     except Exception:  # noqa: BLE001 - the original error is the one to report
         pass
+
+
+_VALUES_EXPRESSIONS = (
+    "input_format_values_interpret_expressions",
+    "input_format_values_deduce_templates_of_expressions",
+)
+
+
+def _values_settings_refused() -> ClickHouseError:
+    return ClickHouseError(
+        BAD_ARGUMENTS,
+        "An INSERT whose Values data may call functions cannot carry its own SETTINGS "
+        "clause in the embedded ClickHouse (its expressions are read as literals only, "
+        "see README: Security); pass the settings as URL parameters",
+    )
+
+
+def _literal_values_only(raw: Any) -> str:
+    """Turn off expressions in Values data on this connection; the SET that restores it."""
+    listed = ", ".join(quote(n) for n in _VALUES_EXPRESSIONS)
+    rows = raw.query(
+        f"SELECT name, value FROM system.settings WHERE name IN ({listed})", "JSONCompactEachRow"
+    ).bytes()
+    before = dict(json.loads(line) for line in bytes(rows).splitlines() if line)
+    raw.query("SET " + ", ".join(f"{n} = 0" for n in _VALUES_EXPRESSIONS), "TSV")
+    return "SET " + ", ".join(f"{k} = {quote(v)}" for k, v in before.items())
 
 
 _ACCESS_OBJECTS = {"USER", "ROLE", "QUOTA", "ROW", "POLICY", "SETTINGS", "PROFILE"}
