@@ -21,7 +21,10 @@ The rules, for every user including the admin:
   ``icebergLocal``...) take string literals whose paths stay inside the user files
   folder (relative paths resolve there: the server's working directory is that
   folder); anything computed (a function, a parameter of a lambda) is refused;
-- dictionaries may not run programs (``EXECUTABLE``, ``LIBRARY`` sources);
+- dictionaries may not run programs (``EXECUTABLE``, ``LIBRARY`` sources), and a
+  source's strings (SQL the engine runs itself) may not name a guarded function;
+- INSERT ... VALUES data is outside the parse: the server reads it as literals only
+  when its text could name a guarded function (server.py);
 - read-only users and GET requests may not ``KILL`` or run ``SYSTEM`` statements.
 """
 
@@ -235,6 +238,8 @@ class Guard:
                     f"Dictionary source {name.upper()} runs programs on the server and is "
                     "not allowed in the embedded ClickHouse",
                 )
+            if kind == "FunctionWithKeyValueArguments" and name not in PATH_FUNCTIONS:
+                self._check_source_strings(name, args)
             if name in URL_FUNCTIONS:
                 self._check_url(name, args)
             elif name in PATH_FUNCTIONS:
@@ -324,6 +329,20 @@ class Guard:
                 f"ClickHouse (its paths are checked to stay inside `{self.user_files}`); "
                 f"got {text.split(' (')[0]}",
             )
+
+    def _check_source_strings(self, source: str, args: list[_Node]) -> None:
+        """A dictionary source's strings may be SQL the engine runs itself (the
+        CLICKHOUSE source's ``query``, ``where``, ``invalidate_query``) and never parsed
+        here: one that could name a guarded function is refused."""
+        for node in args:
+            lit = _LITERAL.match(node.text)
+            value = _unquote(lit.group(1)) if lit else None
+            if value is not None and self.needs_parse(value.encode()):
+                raise ClickHouseError(
+                    DATABASE_ACCESS_DENIED,
+                    f"Dictionary source {source.upper()}: a string that could name a file or "
+                    "URL function is not allowed in the embedded ClickHouse",
+                )
 
     def _check_url(self, function: str, args: list[_Node]) -> None:
         first = next((n for n in args if not n.text.startswith("ExpressionList")), None)

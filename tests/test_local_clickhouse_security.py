@@ -108,6 +108,8 @@ WRITE_ATTEMPTS = [
     "'touch {p}' format 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
     "CREATE DICTIONARY {db}.x (a String) PRIMARY KEY a SOURCE(FILE(path '{p}' format "
     "'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
+    "CREATE DICTIONARY {db}.x (a String) PRIMARY KEY a SOURCE(CLICKHOUSE(query "
+    "'SELECT file(\\'{p}\\') AS a')) LAYOUT(FLAT()) LIFETIME(0)",
 ]
 
 
