@@ -370,3 +370,18 @@ def test_values_data_cannot_read_files(
     r = send(clickhouse, f"INSERT INTO {table} VALUES (toString(1 + 1))")
     assert r.status_code == 200, r.text
     assert send(clickhouse, f"SELECT count() FROM {table}").text == "3\n"
+
+
+@pytest.mark.parametrize("name", ["format_schema", "output_format_schema", "format_template_row"])
+def test_settings_that_name_files_cannot_change(
+    clickhouse: ClickHouseProcess, tmp_path: Path, name: str
+) -> None:
+    target = tmp_path / "schema.capnp"
+    for sql, params in (
+        (f"SET {name} = '{target}'", {}),
+        (f"SELECT 1 SETTINGS {name} = '{target}'", {}),
+        ("SELECT 1", {name: str(target)}),
+    ):
+        r = send(clickhouse, sql, **params)
+        assert code(r) == 452, (sql, params, r.text)
+    assert not target.exists()
