@@ -46,7 +46,11 @@ _CONFIG = """<clickhouse>
 """
 
 _USERS = """<clickhouse>
-  <profiles><default/></profiles>
+  <profiles>
+    <default>
+      <constraints>{constraints}</constraints>
+    </default>
+  </profiles>
   <users>
     <default>
       <password></password>
@@ -59,6 +63,19 @@ _USERS = """<clickhouse>
   <quotas><default/></quotas>
 </clickhouse>
 """
+
+# Settings that name files the engine reads or writes (format schemas, Template format
+# templates): clickhouse-local does not confine them to a folder, so here they cannot be
+# changed at all: a constraint of the engine's profile (SETTING_CONSTRAINT_VIOLATION).
+PATH_SETTINGS = (
+    "format_schema",
+    "output_format_schema",
+    "format_template_resultset",
+    "format_template_row",
+    "format_template_resultset_format",
+    "format_template_row_format",
+    "format_schema_source",
+)
 
 # Settings every new engine connection starts with. chDB's own session default is
 # async_insert=1; a server's is 0, and the loader relies on synchronous inserts.
@@ -110,7 +127,9 @@ class Engine:
         self.user_files = self.data_dir / "user_files"
         self.user_files.mkdir(exist_ok=True)
         users = self.data_dir / "users.xml"
-        users.write_text(_USERS)
+        users.write_text(
+            _USERS.format(constraints="".join(f"<{n}><const/></{n}>" for n in PATH_SETTINGS))
+        )
         config = self.data_dir / "config.xml"
         config.write_text(
             _CONFIG.format(display_name=display_name, users=users, user_files=self.user_files)

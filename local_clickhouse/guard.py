@@ -21,7 +21,10 @@ The rules, for every user including the admin:
   ``icebergLocal``...) take string literals whose paths stay inside the user files
   folder (relative paths resolve there: the server's working directory is that
   folder); anything computed (a function, a parameter of a lambda) is refused;
-- dictionaries may not run programs (``EXECUTABLE``, ``LIBRARY`` sources);
+- dictionaries may not run programs (``EXECUTABLE``, ``LIBRARY`` sources), and a
+  source's strings (SQL the engine runs itself) may not name a guarded function;
+- INSERT ... VALUES data is outside the parse: the server reads it as literals only
+  when its text could name a guarded function (server.py);
 - read-only users and GET requests may not ``KILL`` or run ``SYSTEM`` statements.
 """
 
@@ -120,6 +123,13 @@ def _unquote(body: str) -> str | None:
     return "".join(out)
 
 
+@dataclass(frozen=True)
+class Parsed:
+    root: str  # the root of the tree: ``Set``, ``UseQuery db``, ``InsertQuery``...
+    insert_settings: bool  # an INSERT with its own SETTINGS clause
+    insert_select: bool  # an INSERT ... SELECT (no inline data)
+
+
 def _escaped(value: str) -> str:
     """A query parameter's value is read in the escaped (TSV) form."""
     return (
@@ -174,19 +184,20 @@ class Guard:
         query_class: int,
         restricted: bool,
         user: str,
-    ) -> str | None:
+        force: bool = False,
+    ) -> Parsed | None:
         """Raise if ``query`` may not run. ``restricted``: a read-only user or a GET.
 
         ``query_class`` is chDB's classification (3 = control statements: SET, USE,
         KILL, SYSTEM, DDL...); only those (when restricted) and texts that could name a
-        guarded function are parsed. Returns the root of the parsed tree (``Set``,
-        ``UseQuery db``, ``SelectWithUnionQuery``...), None when not parsed.
+        guarded function (or all, with ``force``) are parsed. Returns what the parse
+        says, None when not parsed.
         """
         lowered = query.lower()
         if any(w in lowered for w in (b"outfile", b"infile", b"attach")):
             self._check_files_clauses(raw, query)
         control = query_class == 3
-        if not (self.needs_parse(query) or (restricted and control)):
+        if not (force or self.needs_parse(query) or (restricted and control)):
             return None
         tree = raw.query(b"EXPLAIN AST " + query, "TSVRaw", params=dict(params)).bytes()
         nodes = []
@@ -197,6 +208,16 @@ class Guard:
         if not nodes:
             return None
         root = nodes[0].text
+        parsed = Parsed(
+            root=root,
+            insert_settings=root.startswith("InsertQuery")
+            and any(n.depth == nodes[0].depth + 1 and n.text == "Set" for n in nodes),
+            insert_select=root.startswith("InsertQuery")
+            and any(
+                n.depth == nodes[0].depth + 1 and n.text.startswith("SelectWithUnionQuery")
+                for n in nodes
+            ),
+        )
         if restricted and (root.startswith("KillQueryQuery") or root.startswith("SYSTEM")):
             raise ClickHouseError(
                 ACCESS_DENIED if root.startswith("Kill") else READONLY,
@@ -217,6 +238,8 @@ class Guard:
                     f"Dictionary source {name.upper()} runs programs on the server and is "
                     "not allowed in the embedded ClickHouse",
                 )
+            if kind == "FunctionWithKeyValueArguments" and name not in PATH_FUNCTIONS:
+                self._check_source_strings(name, args)
             if name in URL_FUNCTIONS:
                 self._check_url(name, args)
             elif name in PATH_FUNCTIONS:
@@ -231,7 +254,7 @@ class Guard:
                     for j in self._ancestors(nodes, idx)
                 )
                 self._check_path_args(m.group(2), args, storage)
-        return root
+        return parsed
 
     def _check_files_clauses(self, raw: Any, query: bytes) -> None:
         """INTO OUTFILE, FROM INFILE and ATTACH ... FROM 'path', found in the engine's
@@ -306,6 +329,20 @@ class Guard:
                 f"ClickHouse (its paths are checked to stay inside `{self.user_files}`); "
                 f"got {text.split(' (')[0]}",
             )
+
+    def _check_source_strings(self, source: str, args: list[_Node]) -> None:
+        """A dictionary source's strings may be SQL the engine runs itself (the
+        CLICKHOUSE source's ``query``, ``where``, ``invalidate_query``) and never parsed
+        here: one that could name a guarded function is refused."""
+        for node in args:
+            lit = _LITERAL.match(node.text)
+            value = _unquote(lit.group(1)) if lit else None
+            if value is not None and self.needs_parse(value.encode()):
+                raise ClickHouseError(
+                    DATABASE_ACCESS_DENIED,
+                    f"Dictionary source {source.upper()}: a string that could name a file or "
+                    "URL function is not allowed in the embedded ClickHouse",
+                )
 
     def _check_url(self, function: str, args: list[_Node]) -> None:
         first = next((n for n in args if not n.text.startswith("ExpressionList")), None)

@@ -28,7 +28,7 @@ import re
 import secrets
 import socket
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
@@ -36,6 +36,7 @@ from urllib.parse import unquote_to_bytes
 import anyio
 import anyio.to_thread
 from starlette.applications import Starlette
+from starlette.formparsers import MultiPartParser
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -188,6 +189,7 @@ class Call:
     query_params: dict[str, str]
     external: list[tuple[str, str, str, bytes]] = field(default_factory=list)
     readonly_method: bool = False
+    form_body: bool = False  # the body was a form, already read: the query is in its fields
     query_bytes: bytes = b""  # the query parameter's bytes as sent (percent-decoded)
 
     @property
@@ -292,10 +294,14 @@ class Server:
 
     # -- the query handler ---------------------------------------------------------------
 
-    def _base_headers(self, query_id: str, fmt: str | None = None) -> dict[str, str]:
+    def _base_headers(
+        self, query_id: str, fmt: str | None = None, call: Call | None = None
+    ) -> dict[str, str]:
+        # the session_timezone a request sets in its URL is the time zone it reads in
+        timezone = (call.settings.get("session_timezone") if call else None) or ""
         headers = {
             "X-ClickHouse-Query-Id": query_id,
-            "X-ClickHouse-Timezone": self.engine.info.timezone,
+            "X-ClickHouse-Timezone": timezone or self.engine.info.timezone,
             "X-ClickHouse-Server-Display-Name": self.hostname,
             "Keep-Alive": "timeout=10",
         }
@@ -325,8 +331,18 @@ class Server:
         params: dict[str, str] = dict(request.query_params)
         external: list[tuple[str, str, str, bytes]] = []
         ctype = request.headers.get("content-type", "")
-        if request.method == "POST" and ctype.startswith("multipart/form-data"):
-            form = await request.form(max_part_size=MAX_QUERY_BYTES)
+        form_body = request.method == "POST" and ctype.startswith("multipart/form-data")
+        if form_body:
+            if request.headers.get("content-encoding"):
+                # a compressed form: parse it from the decoded body (bounded as any body)
+                parser = MultiPartParser(
+                    request.headers,
+                    _decoded_body(request, self.max_decompressed),
+                    max_part_size=MAX_QUERY_BYTES,
+                )
+                form = await parser.parse()
+            else:
+                form = await request.form(max_part_size=MAX_QUERY_BYTES)
             files: dict[str, bytes] = {}
             for key, value in form.multi_items():
                 if isinstance(value, str):
@@ -371,6 +387,7 @@ class Server:
             settings=settings,
             query_params=query_params,
             external=external,
+            form_body=form_body,
             readonly_method=request.method in ("GET", "HEAD"),
             query_bytes=_raw_query_param(request.scope.get("query_string", b""))
             if "query" in request.query_params
@@ -576,7 +593,7 @@ class Server:
     # -- execution --------------------------------------------------------------------------
 
     async def _execute(self, request: Request, call: Call) -> Response:
-        body = _decoded_body(request, self.max_decompressed) if not call.external else _empty()
+        body = _decoded_body(request, self.max_decompressed) if not call.form_body else _empty()
         query_param = call.query_bytes
         head = bytearray()
         body_done = False
@@ -621,19 +638,29 @@ class Server:
     ) -> Response:
         if call.readonly_method:
             raise self._get_is_readonly(call)
+        if split.format.lower() == "values" and not call.user.readonly:
+            # streamed Values data is never parsed by the guard: literals only (URL
+            # settings hold for this request only, in a session too)
+            for name in _VALUES_EXPRESSIONS:
+                call.settings[name] = "0"
         statement = split.statement.encode("latin-1")
+
+        values = split.format.lower() == "values"
 
         def begin() -> tuple[Connection, Callable[[], None], Any]:
             conn, finish = self._connect_and_prepare(call)
             try:
-                self.guard.check(
+                parsed = self.guard.check(
                     conn.raw,
                     statement + f" FORMAT {split.format}".encode(),
                     call.query_params,
                     0,
                     bool(call.user.readonly),
                     call.user.name,
+                    force=values,
                 )
+                if values and parsed and parsed.insert_settings:
+                    raise _values_settings_refused()
                 return conn, finish, conn.raw.send_insert(statement, split.format)
             except BaseException:
                 finish()
@@ -665,7 +692,7 @@ class Server:
         summary = Summary()
         if result is not None:
             summary.add(result)
-        headers = self._base_headers(call.query_id)
+        headers = self._base_headers(call.query_id, call=call)
         headers["X-ClickHouse-Summary"] = summary.header()
         headers["Content-Type"] = "text/plain; charset=UTF-8"
         return Response(b"", headers=headers)
@@ -698,9 +725,10 @@ class Server:
                 "Syntax error (Multi-statements are not allowed): send one statement per request",
             )
         restricted = bool(call.user.readonly) or call.readonly_method
-        root = self.guard.check(
+        parsed = self.guard.check(
             raw, query, call.query_params, query_class, restricted, call.user.name
         )
+        root = parsed.root if parsed else None
         # A session's connection keeps its user's level, so a GET in a writable user's
         # session is judged here: reading statements, SET and USE only.
         writable_session_get = (
@@ -728,10 +756,25 @@ class Server:
                 if "Streaming query is not supported" not in str(exc):
                     raise
         if stream is None:
+            # INSERT ... VALUES data is not in the parse the guard checked, and the
+            # engine evaluates expressions in it (file('/etc/passwd') included): when its
+            # text could name a guarded function, the values are read as literals only.
+            literal_values = (
+                parsed is not None
+                and parsed.root.startswith("InsertQuery")
+                and not parsed.insert_select
+                and not call.user.readonly
+            )
+            if literal_values and parsed and parsed.insert_settings:
+                raise _values_settings_refused()
+            restore = _literal_values_only(raw) if literal_values else None
             try:
                 result = raw.query(query, fmt, params=call.query_params)
             except Exception as exc:  # noqa: BLE001 - re-raised, explained if it can be
                 raise _access_management_hint(exc, query) from exc
+            finally:
+                if restore:
+                    raw.query(restore, "TSV")
             summary.add(result)
             finish()
             return Started(fmt, summary, [bytes(result.bytes())], None)
@@ -749,7 +792,7 @@ class Server:
         return Started(fmt, summary, chunks, fetcher)
 
     def _reply(self, call: Call, started: Started, compression: str | None) -> Response:
-        headers = self._base_headers(call.query_id, started.format)
+        headers = self._base_headers(call.query_id, started.format, call)
         summary = started.summary
         summary.result_bytes = sum(len(c) for c in started.chunks)
         headers["X-ClickHouse-Summary"] = summary.header()
@@ -849,6 +892,32 @@ def _cancel_insert(raw: Any, inserter: Any) -> None:
         pass
 
 
+_VALUES_EXPRESSIONS = (
+    "input_format_values_interpret_expressions",
+    "input_format_values_deduce_templates_of_expressions",
+)
+
+
+def _values_settings_refused() -> ClickHouseError:
+    return ClickHouseError(
+        BAD_ARGUMENTS,
+        "An INSERT whose Values data may call functions cannot carry its own SETTINGS "
+        "clause in the embedded ClickHouse (its expressions are read as literals only, "
+        "see README: Security); pass the settings as URL parameters",
+    )
+
+
+def _literal_values_only(raw: Any) -> str:
+    """Turn off expressions in Values data on this connection; the SET that restores it."""
+    listed = ", ".join(quote(n) for n in _VALUES_EXPRESSIONS)
+    rows = raw.query(
+        f"SELECT name, value FROM system.settings WHERE name IN ({listed})", "JSONCompactEachRow"
+    ).bytes()
+    before = dict(json.loads(line) for line in bytes(rows).splitlines() if line)
+    raw.query("SET " + ", ".join(f"{n} = 0" for n in _VALUES_EXPRESSIONS), "TSV")
+    return "SET " + ", ".join(f"{k} = {quote(v)}" for k, v in before.items())
+
+
 _ACCESS_OBJECTS = {"USER", "ROLE", "QUOTA", "ROW", "POLICY", "SETTINGS", "PROFILE"}
 
 
@@ -912,7 +981,7 @@ async def _empty() -> AsyncIterator[bytes]:
 _DECODE_STEP = 1 << 20
 
 
-async def _decoded_body(request: Request, max_decompressed: int) -> AsyncIterator[bytes]:
+async def _decoded_body(request: Request, max_decompressed: int) -> AsyncGenerator[bytes, None]:
     """The request body, decoded. Decompression runs on worker threads a bounded step
     at a time, so a bomb neither blocks the event loop nor expands in memory; past
     ``max_decompressed`` decoded bytes the request fails (TOO_LARGE_SIZE_COMPRESSED)."""

@@ -601,3 +601,44 @@ def test_port_taken_and_folder_in_use_are_one_line_errors(
 ) -> None:
     assert "already taken" in start_failure(tmp_path / "d", clickhouse.port)
     assert "in use by another process" in start_failure(clickhouse.data, free_port())
+
+
+def test_form_encoded_queries_with_compression(clickhouse: ClickHouseProcess) -> None:
+    """clickhouse-connect's form encoding (query and parameters as multipart fields),
+    with each compression; and a compressed multipart body sent by hand."""
+    for compress in (False, "lz4", "zstd", "gzip", "br"):
+        client = clickhouse_connect.get_client(
+            host="127.0.0.1", port=clickhouse.port, compress=compress, form_encode_query_params=True
+        )
+        assert client.query("SELECT {a:UInt8} + 1", parameters={"a": 1}).result_rows == [(2,)]
+        assert client.command("SELECT 7") == 7
+        client.close()
+    boundary = "b0undary"
+    form = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="query"\r\n\r\n'
+        f"SELECT {{x:UInt8}} * 2\r\n--{boundary}\r\nContent-Disposition: form-data; "
+        f'name="param_x"\r\n\r\n21\r\n--{boundary}--\r\n'
+    ).encode()
+    r = httpx.post(
+        clickhouse.url,
+        content=gzip.compress(form),
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
+                 "Content-Encoding": "gzip"},
+    )  # fmt: skip
+    assert r.text == "42\n", r.text
+
+
+def test_session_timezone_in_the_url_is_the_reply_time_zone(
+    clickhouse: ClickHouseProcess, ch_client
+) -> None:  # type: ignore[no-untyped-def]
+    r = post(clickhouse, "SELECT timezone()", session_timezone="Asia/Tokyo")
+    assert r.text == "Asia/Tokyo\n"
+    assert r.headers["X-ClickHouse-Timezone"] == "Asia/Tokyo"
+    assert post(clickhouse, "SELECT 1").headers["X-ClickHouse-Timezone"] != "Asia/Tokyo"
+    settings = {"session_timezone": "Asia/Tokyo"}
+    stamp = ch_client.query("SELECT toDateTime('2024-01-01 09:00:00')", settings=settings)
+    # read in the session's zone: 09:00 in Tokyo is 00:00 UTC
+    value = stamp.result_rows[0][0]
+    assert value.replace(tzinfo=value.tzinfo or dt.UTC).astimezone(dt.UTC) == dt.datetime(
+        2024, 1, 1, 0, 0, tzinfo=dt.UTC
+    )

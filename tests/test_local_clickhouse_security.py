@@ -108,6 +108,8 @@ WRITE_ATTEMPTS = [
     "'touch {p}' format 'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
     "CREATE DICTIONARY {db}.x (a String) PRIMARY KEY a SOURCE(FILE(path '{p}' format "
     "'TSV')) LAYOUT(FLAT()) LIFETIME(0)",
+    "CREATE DICTIONARY {db}.x (a String) PRIMARY KEY a SOURCE(CLICKHOUSE(query "
+    "'SELECT file(\\'{p}\\') AS a')) LAYOUT(FLAT()) LIFETIME(0)",
 ]
 
 
@@ -334,3 +336,52 @@ def test_access_management_says_what_to_use_instead(
     r = send(clickhouse, sql)
     assert r.status_code != 200, r.text
     assert "users file" in r.text and "clickhouse-server" in r.text, r.text
+
+
+# -- INSERT ... VALUES data is not in the parse: its expressions cannot call file() ----------
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO {t} VALUES (file('{p}'))",
+        "INSERT INTO {t} VALUES ('x'), (file('{p}'))",
+        "INSERT INTO {t} FORMAT Values (file('{p}'))",
+        "INSERT INTO {t} VALUES (`fi\\x6ce`('{p}'))",
+        "INSERT INTO {t} SETTINGS input_format_values_interpret_expressions = 1 "
+        "VALUES (file('{p}'))",
+        "INSERT INTO {t} SETTINGS input_format_values_interpret_expressions = 1 "
+        "FORMAT Values (file('{p}'))",
+        "INSERT INTO {t} VALUES (url('file://{p}'))",
+    ],
+)
+def test_values_data_cannot_read_files(
+    clickhouse: ClickHouseProcess, db: str, tmp_path: Path, sql: str
+) -> None:
+    secret = secret_file(tmp_path)
+    table = f"{db}.v"
+    send(clickhouse, f"CREATE TABLE {table} (s String) ENGINE = MergeTree ORDER BY s")
+    r = send(clickhouse, sql.format(t=table, p=secret))
+    assert r.status_code != 200, r.text
+    assert "hunter2" not in send(clickhouse, f"SELECT * FROM {table}").text
+    # literals naming files are data like any other; expressions without such names work
+    r = send(clickhouse, f"INSERT INTO {table} VALUES ('my file.txt'), ('http://x/url')")
+    assert r.status_code == 200, r.text
+    r = send(clickhouse, f"INSERT INTO {table} VALUES (toString(1 + 1))")
+    assert r.status_code == 200, r.text
+    assert send(clickhouse, f"SELECT count() FROM {table}").text == "3\n"
+
+
+@pytest.mark.parametrize("name", ["format_schema", "output_format_schema", "format_template_row"])
+def test_settings_that_name_files_cannot_change(
+    clickhouse: ClickHouseProcess, tmp_path: Path, name: str
+) -> None:
+    target = tmp_path / "schema.capnp"
+    for sql, params in (
+        (f"SET {name} = '{target}'", {}),
+        (f"SELECT 1 SETTINGS {name} = '{target}'", {}),
+        ("SELECT 1", {name: str(target)}),
+    ):
+        r = send(clickhouse, sql, **params)
+        assert code(r) == 452, (sql, params, r.text)
+    assert not target.exists()
