@@ -253,6 +253,17 @@ def test_replay_reaches_exact_gold_and_the_dashboard_over_https(
     code, layout = https(stack, "/_dash-layout", "wiki", password)
     assert code == 200 and json.loads(layout), layout[:300]
     assert https(stack, "/", "wiki", password + "x")[0] == 401
+    # deploy.md's operator commands
+    status = stack.compose("run", "--rm", "-T", "status", check=False, timeout=300)
+    assert f"{want.total:,} events in" in status.stdout, status.stdout + status.stderr
+    # the replayed events are from 2024: freshness is an error, and status says so
+    assert status.returncode == 2 and "freshness" in status.stdout
+    console = stack.compose("exec", "-T", "clickhouse", "clickhouse-client", "--query",
+                            "SELECT count() FROM bronze.wiki_raw")  # fmt: skip
+    assert int(console.stdout.split()[-1]) == stack.bronze()
+    tests = stack.compose("run", "--rm", "-T", "--entrypoint", "dbt", "dbt", "test",
+                          "--project-dir", "/app/wiki_dbt", timeout=600)  # fmt: skip
+    assert "ERROR=0" in tests.stdout
     # the hash in .env survived Compose: single quotes, no $-interpolation
     assert env_values(stack)["DASH_PASSWORD_HASH"].startswith("$2a$")
 
