@@ -89,8 +89,8 @@ def disk(stack: Stack) -> str:
     for database, name, size, count in rows:
         per_layer[database] += int(size)
         lines.append(f"| {database}.{name} | {int(size)} | {int(size) / events:.1f} | {count} |")
-    for database, size in sorted(per_layer.items()):
-        lines.append(f"| **{database}** | {size} | {size / events:.0f} | |")
+    for layer, total in sorted(per_layer.items()):
+        lines.append(f"| **{layer}** | {total} | {total / events:.0f} | |")
     return "\n".join(lines)
 
 
