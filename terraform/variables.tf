@@ -76,8 +76,8 @@ variable "git_ref" {
 
 variable "volume_size" {
   type        = number
-  description = "Size in GB of the data volume (ClickHouse, RabbitMQ, checkpoint, certificates); deploy.md's sizing table: 60 GB holds 90 days of bronze at 50 events/s with room."
-  default     = 60
+  description = "Size in GB of the data volume (ClickHouse, RabbitMQ, checkpoint, certificates, .env); deploy.md's sizing: 90 days of bronze at 50 events/s is about 87 GB, silver and gold add about 0.4 GB a day."
+  default     = 200
 
   validation {
     condition     = var.volume_size >= 10

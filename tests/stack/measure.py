@@ -78,15 +78,19 @@ def table(title: str, got: dict[str, list[tuple[float, float]]], rate: float) ->
 def disk(stack: Stack) -> str:
     events = stack.scalar("SELECT count() FROM bronze.wiki_raw")
     rows = stack.rows(
-        "SELECT database, sum(total_bytes), sum(total_rows) FROM system.tables "
-        "WHERE database IN ('bronze', 'silver', 'gold') AND total_bytes IS NOT NULL "
-        "GROUP BY database ORDER BY database"
+        "SELECT database, name, total_bytes, total_rows FROM system.tables "
+        "WHERE database IN ('bronze', 'silver', 'gold') AND total_bytes > 0 "
+        "ORDER BY database, name"
     )
-    lines = [f"**Disk** ({events} events in bronze; system.tables, compressed)", "",
-             "| layer | bytes | bytes per event | rows |",
+    lines = [f"**Disk** ({events} events in bronze.wiki_raw; system.tables, compressed)", "",
+             "| table | bytes | bytes per event | rows |",
              "| --- | ---: | ---: | ---: |"]  # fmt: skip
-    for database, size, count in rows:
-        lines.append(f"| {database} | {int(size)} | {int(size) / events:.0f} | {count} |")
+    per_layer: dict[str, int] = defaultdict(int)
+    for database, name, size, count in rows:
+        per_layer[database] += int(size)
+        lines.append(f"| {database}.{name} | {int(size)} | {int(size) / events:.1f} | {count} |")
+    for layer, total in sorted(per_layer.items()):
+        lines.append(f"| **{layer}** | {total} | {total / events:.0f} | |")
     return "\n".join(lines)
 
 
