@@ -265,8 +265,8 @@ def main() -> None:
             results["queries_per_page"] = n_queries
         finally:
             server.stop()
-    out = ROOT / "bench" / "results" / "dashboard.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    path = ROOT / "bench" / "results" / "dashboard.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))
 
 
