@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import hmac
-import os
 from typing import Any
 
 import dash
@@ -52,7 +51,9 @@ def _basic_auth(app: Dash) -> None:
     """``DASH_BASIC_AUTH=user:password`` puts the whole app behind HTTP basic auth."""
     from flask import Response, request
 
-    credentials = os.environ.get("DASH_BASIC_AUTH", "")
+    from wiki_core.config import Settings
+
+    credentials = Settings.from_env().dash_basic_auth
     if not credentials:
         return
     expected = "Basic " + base64.b64encode(credentials.encode()).decode()
