@@ -214,6 +214,12 @@ def test_a_body_without_content_type_is_judged_line_by_line() -> None:
         b'[["only-one-key-set", 1, "enwiki", "edit"]]',  # fewer keys than lines
         b'[["id", "1", "enwiki", "edit"], ["id2", 2, "enwiki", "edit"]]',  # millis as text
         b'[["id", 1, "enwiki"], ["id2", 2, "enwiki", "edit"]]',  # a key missing
+        # keys the judge could not have given, from another publisher: a time bronze
+        # would wrap, a wiki silver refuses, an empty id
+        b'[["id", -1, "enwiki", "edit"], ["id2", 2, "enwiki", "edit"]]',
+        b'[["id", 4418064000000, "enwiki", "edit"], ["id2", 2, "enwiki", "edit"]]',
+        b'[["id", 1, "Not A Wiki", "edit"], ["id2", 2, "enwiki", "edit"]]',
+        b'[["", 1, "enwiki", "edit"], ["id2", 2, "enwiki", "edit"]]',
     ],
 )
 def test_a_batch_whose_keys_do_not_fit_is_judged_line_by_line(keys: bytes) -> None:

@@ -54,6 +54,23 @@ FUTURE_TOLERANCE_MS = 10 * 60 * 1000
 # Silver's invalid view uses the same rule (macros/recentchange.sql: invalid_reason).
 WIKI_PATTERN = r"^[a-z0-9_]{1,64}$"
 _WIKI = re.compile(WIKI_PATTERN)
+# the milliseconds of YEARS: what a judged meta.dt can be
+MILLIS = range(0, calendar.timegm((YEARS.stop, 1, 1, 0, 0, 0)) * 1000)
+
+
+def keys_hold(event_id: object, millis: object, wiki: object, kind: object) -> bool:
+    """Whether keys that came from elsewhere (a message's keys line) are ones ``judge``
+    could have given: a message from another publisher cannot carry a time bronze would
+    wrap or a wiki silver would refuse past the judge."""
+    return (
+        type(event_id) is str
+        and bool(event_id)
+        and type(millis) is int
+        and millis in MILLIS
+        and type(wiki) is str
+        and (not wiki or _WIKI.match(wiki) is not None)
+        and type(kind) is str
+    )
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ import orjson
 import pika
 import pika.exceptions
 
-from .event import Reject, Valid, judge
+from .event import Reject, Valid, judge, keys_hold
 
 EXCHANGE = "wiki.recentchange"
 LOADER_QUEUE = "wiki.recentchange.loader"
@@ -91,14 +91,7 @@ def encode_batch(events: list[Valid]) -> bytes:
 
 
 def _well_formed(key: object) -> bool:
-    return (
-        type(key) is list
-        and len(key) == 4
-        and type(key[0]) is str
-        and type(key[1]) is int
-        and type(key[2]) is str
-        and type(key[3]) is str
-    )
+    return type(key) is list and len(key) == 4 and keys_hold(*key)
 
 
 def decode_batch(
