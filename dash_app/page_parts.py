@@ -82,10 +82,11 @@ def panel(graph_id: str, width: str = "49%") -> html.Div:
 
 
 def table(table_id: str, title: str, columns: list[str], width: str = "32%") -> html.Div:
-    """A top-N table, and below it a note (id ``<table_id>-note``) for when it is empty."""
+    """A top-N table under its title (id ``<table_id>-title``), and below it a note (id
+    ``<table_id>-note``) for when it is empty."""
     return html.Div(
         [
-            html.H4(title),
+            html.H4(title, id=f"{table_id}-title"),
             dash_table.DataTable(  # type: ignore[attr-defined]
                 id=table_id,
                 columns=[{"name": c.replace("_", " "), "id": c} for c in columns],

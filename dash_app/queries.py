@@ -213,6 +213,116 @@ WHERE wiki = {{wiki:String}} {_LIMIT}
 """
 
 
+# -- the readers page (/readers): the dumps' gold, and its meeting with the live edits ---
+# The gold the readers page reads; built only by `dbt build --vars '{dumps: true}'`.
+READERS_MODELS = [
+    "dumps_freshness",
+    "pageviews_hour_wiki",
+    "media_day",
+    "top_pages_day",
+    "top_media_day",
+    "edits_views_hour_wiki",
+    "pages_read_and_edited_hour",
+    "page_attention_spikes_hour",
+]
+READERS_BUILT = f"""
+SELECT name FROM system.tables
+WHERE database = 'gold' AND has({{models:Array(String)}}, name) {_LIMIT}
+"""
+DUMPS_FRESHNESS = f"""
+SELECT dataset, files, newest_file, data_until, seconds_behind FROM gold.dumps_freshness
+{_LIMIT}
+"""
+READERS_WIKI_OPTIONS = """
+SELECT wiki, sum(views) AS views FROM gold.pageviews_day_wiki
+WHERE match(wiki, concat('^', {pattern:String}, '$'))
+GROUP BY wiki ORDER BY views DESC LIMIT 5000
+"""
+READERS_KNOWN_WIKIS = f"""
+SELECT wiki FROM gold.pageviews_hour_wiki WHERE has({{wikis:Array(String)}}, wiki)
+GROUP BY wiki {_LIMIT}
+"""
+# desktop, mobile, and other (access unknown: the empty domain code, Wikifunctions);
+# not `sum(views) AS views`: the alias would shadow the column in the sumIf calls
+_SPLIT = (
+    "sumIf(views, access = 'desktop') AS desktop, sumIf(views, access = 'mobile') AS mobile, "
+    "total - desktop - mobile AS other"
+)
+_ACCESS = f"sum(views) AS total, {_SPLIT}"
+# views per hour (per day past a week), desktop and mobile apart, quiet hours as 0
+VIEWS = {b: _series("pageviews_hour_wiki", b, _ACCESS, _WIKIS) for b in ("hour", "day")}
+# the window's busiest wikis (or the picked ones), by views
+_TOP_VIEWED = f"""
+SELECT wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
+GROUP BY wiki ORDER BY sum(views) DESC, wiki LIMIT 8
+"""
+VIEWS_WIKIS = {
+    b: f"""
+SELECT {key} AS {b}, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
+WHERE {_HOURS} AND wiki IN ({_TOP_VIEWED}) GROUP BY {b}, wiki ORDER BY wiki, {b} {_LIMIT}
+"""
+    for b, key in (("hour", "hour"), ("day", "toStartOfDay(hour)"))
+}
+VIEWS_BY_WIKI = f"""
+SELECT wiki, {_ACCESS}
+FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
+GROUP BY wiki ORDER BY total DESC, wiki LIMIT 15
+"""
+_DAYS = "day >= {first_day:Date} AND day < {end_day:Date}"
+_FILL_DAYS = "ORDER BY day WITH FILL FROM {first_day:Date} TO {end_day:Date}"
+# media traffic per day by type, and by hosting wiki (the busiest 8); the wiki filter
+# is the hosting wiki's (Commons hosts most files every wiki shows)
+MEDIA_TYPES = f"""
+SELECT day, media_type, sum(bytes) AS bytes, sum(transfers) AS transfers FROM gold.media_day
+WHERE {_DAYS} AND {_WIKIS} GROUP BY day, media_type ORDER BY media_type, day {_LIMIT}
+"""
+MEDIA_WIKIS = f"""
+SELECT day, if(wiki = '', '(none)', wiki) AS wiki, sum(bytes) AS bytes FROM gold.media_day
+WHERE {_DAYS} AND wiki IN (
+    SELECT wiki FROM gold.media_day WHERE {_DAYS} AND {_WIKIS}
+    GROUP BY wiki ORDER BY sum(bytes) DESC, wiki LIMIT 8
+)
+GROUP BY day, wiki ORDER BY wiki, day {_LIMIT}
+"""
+MEDIA_TOTAL = f"""
+SELECT day, sum(bytes) AS bytes, sum(transfers) AS transfers FROM gold.media_day
+WHERE {_DAYS} AND {_WIKIS} GROUP BY day {_FILL_DAYS} {_LIMIT}
+"""
+TOP_PAGES_DAY = f"""
+SELECT wiki, rank, replaceAll(title, '_', ' ') AS title, views FROM gold.top_pages_day
+WHERE day = {{day:Date}} AND {_WIKIS} AND rank <= 10
+ORDER BY views DESC, wiki, rank LIMIT 20
+"""
+TOP_MEDIA_DAY = f"""
+SELECT rank, base_name AS file, transfers FROM gold.top_media_day
+WHERE day = {{day:Date}} AND rank <= 15 ORDER BY rank {_LIMIT}
+"""
+# edits (the live stream) and views (the dumps) per hour, and per wiki over the hours
+# whose views are loaded, with edits per 1,000 views
+EDITS_VIEWS_HOUR = _series(
+    "edits_views_hour_wiki", "hour", "sum(edits) AS edits, sum(views) AS views", _WIKIS
+)
+EDITS_VIEWS_WIKI = f"""
+SELECT wiki, sum(edits) AS edits, sum(views) AS views,
+       round(edits * 1000 / views, 3) AS edits_per_1000_views
+FROM (
+    SELECT wiki, edits, views FROM gold.edits_views_hour_wiki
+    WHERE {_HOURS} AND {_WIKIS} AND views > 0
+)
+GROUP BY wiki ORDER BY views DESC, wiki LIMIT 15
+"""
+READ_AND_EDITED = f"""
+SELECT hour, wiki, title, views, edits FROM gold.pages_read_and_edited_hour
+WHERE {_HOURS} AND {_WIKIS} ORDER BY views DESC, hour, wiki, title LIMIT 10
+"""
+ATTENTION_SPIKES = f"""
+SELECT hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
+FROM gold.page_attention_spikes_hour
+WHERE {_HOURS} AND {_WIKIS} AND kind = {{kind:String}}
+ORDER BY if(kind = 'views_without_edits', views, edits) DESC, hour, wiki, title LIMIT 10
+"""
+
+
 class Unavailable(Exception):
     """ClickHouse could not answer; the message says why, for the page."""
 
