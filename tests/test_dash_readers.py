@@ -343,3 +343,32 @@ def test_the_page_draws_its_numbers_in_chromium(dash_duo, data: Readers) -> None
     dash_duo.driver.save_screenshot(str(ARTIFACTS / "readers.png"))
     assert (ARTIFACTS / "readers.png").stat().st_size > 10_000
     assert dash_duo.get_logs() == []
+
+
+def test_the_door_checks_the_readers_callback(data: Readers) -> None:
+    """A well-formed request for the page's callback renders it; a crafted one is a 400."""
+    app = create_app(data.gold())
+    client = app.server.test_client()
+    spec = next(k for k in app.callback_map if "readers-views-hour.figure" in k)
+
+    def post(search: object, tick: object = 0) -> Any:
+        body = {
+            "output": spec,
+            "outputs": [
+                {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
+                for n in spec[2:-2].split("...")
+            ],
+            "inputs": [
+                {"id": "readers-url", "property": "search", "value": search},
+                {"id": "readers-tick", "property": "n_intervals", "value": tick},
+            ],
+            "changedPropIds": ["readers-url.search"],
+        }
+        return client.post("/_dash-update-component", json=body)
+
+    good = post("?wikis=enwiki&range=24h")
+    assert good.status_code == 200, good.text
+    assert "views up to" in good.text
+    for search, tick in (({"x": 1}, 0), ("x" * 20_000, 0), ("", -1), ("", "1")):
+        reply = post(search, tick)
+        assert reply.status_code == 400 and "Traceback" not in reply.text, (search, tick)
