@@ -123,5 +123,25 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def failed_view(
+    graphs: list[str], tables: list[str], message: str, texts: dict[str, str]
+) -> dict[str, Any]:
+    """A page's outputs when it has nothing to show (no data yet, ClickHouse down):
+    blank charts and tables, ``message`` in the banner, ``texts`` for the page's other
+    outputs, and the retry timer on."""
+    blank = figures.empty("", "no data")
+    return {
+        **{g: blank for g in graphs},
+        **{t: [] for t in tables},
+        **{f"{t}-note": "" for t in tables},
+        "freshness": "",
+        **texts,
+        "banner": message,
+        "banner-style": SHOWN,
+        "tick-interval": RETRY_MS,
+        "tick-disabled": False,
+    }
+
+
 def when(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")

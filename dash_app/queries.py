@@ -36,11 +36,18 @@ LIMIT {limit:UInt32}
 """
 # Only names a wiki can have: one of 10,000 characters (bad data in gold) would freeze
 # the picker in the browser, and could not be picked through the URL anyway.
-WIKI_OPTIONS = """
-SELECT wiki, sum(events) AS events FROM gold.wiki_totals
-WHERE match(wiki, concat('^', {pattern:String}, '$'))
-GROUP BY wiki ORDER BY events DESC LIMIT 5000
+
+
+def _wiki_options(table: str, weight: str) -> str:
+    """The wiki picker's names, busiest first, from a gold table."""
+    return f"""
+SELECT wiki, sum({weight}) AS weight FROM gold.{table}
+WHERE match(wiki, concat('^', {{pattern:String}}, '$'))
+GROUP BY wiki ORDER BY weight DESC LIMIT 5000
 """
+
+
+WIKI_OPTIONS = _wiki_options("wiki_totals", "events")
 # which of the picked wikis gold knows (a page says so when one is not)
 KNOWN_WIKIS = f"""
 SELECT wiki FROM gold.wiki_totals WHERE has({{wikis:Array(String)}}, wiki)
@@ -233,11 +240,7 @@ DUMPS_FRESHNESS = f"""
 SELECT dataset, files, newest_file, data_until, seconds_behind FROM gold.dumps_freshness
 {_LIMIT}
 """
-READERS_WIKI_OPTIONS = """
-SELECT wiki, sum(views) AS views FROM gold.pageviews_day_wiki
-WHERE match(wiki, concat('^', {pattern:String}, '$'))
-GROUP BY wiki ORDER BY views DESC LIMIT 5000
-"""
+READERS_WIKI_OPTIONS = _wiki_options("pageviews_day_wiki", "views")
 READERS_KNOWN_WIKIS = f"""
 SELECT wiki FROM gold.pageviews_hour_wiki WHERE has({{wikis:Array(String)}}, wiki)
 GROUP BY wiki {_LIMIT}
@@ -250,19 +253,27 @@ _SPLIT = (
 )
 _ACCESS = f"sum(views) AS total, {_SPLIT}"
 # views per hour (per day past a week), desktop and mobile apart, quiet hours as 0
-VIEWS = {b: _series("pageviews_hour_wiki", b, _ACCESS, _WIKIS) for b in ("hour", "day")}
+VIEWS_HOUR = _series("pageviews_hour_wiki", "hour", _ACCESS, _WIKIS)
+VIEWS_DAY = _series("pageviews_hour_wiki", "day", _ACCESS, _WIKIS)
 # the window's busiest wikis (or the picked ones), by views
 _TOP_VIEWED = f"""
 SELECT wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
 GROUP BY wiki ORDER BY sum(views) DESC, wiki LIMIT 8
 """
-VIEWS_WIKIS = {
-    b: f"""
-SELECT {key} AS {b}, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
-WHERE {_HOURS} AND wiki IN ({_TOP_VIEWED}) GROUP BY {b}, wiki ORDER BY wiki, {b} {_LIMIT}
+
+
+def _views_wikis(bucket: str, key: str) -> str:
+    return f"""
+SELECT {key} AS {bucket}, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
+WHERE {_HOURS} AND wiki IN ({_TOP_VIEWED})
+GROUP BY {bucket}, wiki ORDER BY wiki, {bucket} {_LIMIT}
 """
-    for b, key in (("hour", "hour"), ("day", "toStartOfDay(hour)"))
-}
+
+
+VIEWS_WIKIS_HOUR = _views_wikis("hour", "hour")
+VIEWS_WIKIS_DAY = _views_wikis("day", "toStartOfDay(hour)")
+# by bucket: the views series, and the busiest wikis' series
+VIEWS = {"hour": (VIEWS_HOUR, VIEWS_WIKIS_HOUR), "day": (VIEWS_DAY, VIEWS_WIKIS_DAY)}
 VIEWS_BY_WIKI = f"""
 SELECT wiki, {_ACCESS}
 FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
@@ -301,7 +312,10 @@ WHERE day = {{day:Date}} AND rank <= 15 ORDER BY rank {_LIMIT}
 # gold.edits_views_hour_wiki defines them (a test checks they agree), with the window's
 # filters inside each side: ClickHouse does not push a filter on the view through its
 # FULL JOIN, so reading the view scans both tables whole.
-_EDITS_VIEWS = f"""
+
+
+def _edits_views(select: str) -> str:
+    return f"""
 WITH stream AS (
     SELECT hour, wiki, sum(events) AS edits FROM gold.events_per_hour_wiki
     WHERE {_HOURS} AND {_WIKIS} AND type IN ('edit', 'new') GROUP BY hour, wiki
@@ -310,17 +324,20 @@ dumps AS (
     SELECT hour, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
     WHERE {_HOURS} AND {_WIKIS} GROUP BY hour, wiki
 )
-"""
-EDITS_VIEWS_HOUR = f"""{_EDITS_VIEWS}
-SELECT hour, sum(stream.edits) AS edits, sum(dumps.views) AS views
+{select}"""
+
+
+EDITS_VIEWS_HOUR = _edits_views(
+    f"""SELECT hour, sum(stream.edits) AS edits, sum(dumps.views) AS views
 FROM stream FULL OUTER JOIN dumps USING (hour, wiki)
 GROUP BY hour
 ORDER BY hour WITH FILL FROM toStartOfHour({{start:DateTime}}) TO {{end:DateTime}} STEP 3600
 {_LIMIT}
 """
+)
 # per wiki over the hours whose views are loaded, edits per 1,000 views
-EDITS_VIEWS_WIKI = f"""{_EDITS_VIEWS}
-SELECT wiki, sum(edits) AS edits, sum(views) AS views,
+EDITS_VIEWS_WIKI = _edits_views(
+    """SELECT wiki, sum(edits) AS edits, sum(views) AS views,
        round(edits * 1000 / views, 3) AS edits_per_1000_views
 FROM (
     SELECT wiki, stream.edits AS edits, dumps.views AS views
@@ -328,6 +345,7 @@ FROM (
 )
 GROUP BY wiki ORDER BY views DESC, wiki LIMIT 15
 """
+)
 READ_AND_EDITED = f"""
 SELECT hour, wiki, title, views, edits FROM gold.pages_read_and_edited_hour
 WHERE {_HOURS} AND {_WIKIS} ORDER BY views DESC, hour, wiki, title LIMIT 10

@@ -396,3 +396,21 @@ def test_the_bounded_edits_views_queries_agree_with_the_mart(data: Readers) -> N
         params,
     ).rows
     assert gold.run(q.EDITS_VIEWS_WIKI, params).rows == per_wiki
+
+
+def test_a_long_window_shows_views_per_day(data: Readers) -> None:
+    end = data.hours[-1] + H
+    state = ViewState.build([], "custom", "all", "off", (end - 10 * D).isoformat(), end.isoformat())
+    view = build_view(data.gold(), state)
+    drawn: Counter[Any] = Counter()
+    for trace in view["views-hour"]["data"]:
+        for x, y in zip(trace["x"], trace["y"], strict=True):
+            drawn[x] += y
+    assert (
+        len(drawn) == 11 and "per day"
+    )  # 10 days from 17:00 touch 11 dates in view["views-hour"]["layout"]["title"]["text"]
+    want: Counter[Any] = Counter()
+    for hour, v in data.views_per_hour().items():
+        want[hour.replace(hour=0)] += v
+    assert {k: v for k, v in drawn.items() if v} == dict(want)
+    assert {t["name"] for t in view["views-wikis"]["data"]} >= {"enwiki", "dewiki"}

@@ -131,18 +131,14 @@ def freshness_text(
     """Each dataset's own freshness: "views up to 2026-12-01 14:00 UTC, 2.0 h behind ·
     media counts up to 2026-11-30, 1.3 days behind · newest edit 12 s ago"."""
     texts = []
-    if "pageviews" in fresh:
-        until = naive_utc(fresh["pageviews"][3])
-        behind = age_text((now - until).total_seconds())
-        texts.append(f"views up to {parts.when(until)} UTC, {behind} behind")
-    else:
-        texts.append("no page views loaded")
-    if "mediacounts" in fresh:
-        until = naive_utc(fresh["mediacounts"][3])
-        behind = age_text((now - until).total_seconds())
-        texts.append(f"media counts up to {(until - DAY).date()}, {behind} behind")
-    else:
-        texts.append("no media counts loaded")
+    for dataset, name in (("pageviews", "views"), ("mediacounts", "media counts")):
+        if dataset not in fresh:
+            texts.append(f"no {name} loaded")
+            continue
+        until = naive_utc(fresh[dataset][3])
+        # an hour's views reach the hour's end; a day's media counts, the day's end
+        shown = f"{parts.when(until)} UTC" if dataset == "pageviews" else str((until - DAY).date())
+        texts.append(f"{name} up to {shown}, {age_text((now - until).total_seconds())} behind")
     if edits_newest:
         texts.append(f"newest edit {age_text((now - edits_newest).total_seconds())} ago")
     return " · ".join(texts)
@@ -200,8 +196,8 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     views_day = (end - dt.timedelta(seconds=1)).date()
     media_day = end_day - DAY
     queries: dict[str, tuple[str, dict[str, Any]]] = {
-        "views-hour": (q.VIEWS[bucket], params),
-        "views-wikis": (q.VIEWS_WIKIS[bucket], params),
+        "views-hour": (q.VIEWS[bucket][0], params),
+        "views-wikis": (q.VIEWS[bucket][1], params),
         "views-access": (q.VIEWS_BY_WIKI, params),
         "media-types": (q.MEDIA_TYPES, media),
         "media-wikis": (q.MEDIA_WIKIS, media),
@@ -323,20 +319,16 @@ def render(gold: Gold, search: str | None) -> dict[str, Any]:
             )
         else:
             message = f"ClickHouse {exc}. Retrying every {parts.RETRY_MS // 1000} s."
-        blank = figures.empty("", "no data")
-        return {
-            **{g: blank for g in GRAPHS},
-            **{t: [] for t in TABLES},
-            **{f"{t}-note": "" for t in TABLES},
-            "freshness": "",
-            "window": "",
-            "top-pages-title": TABLE_TITLES["top-pages"],
-            "top-media-title": TABLE_TITLES["top-media"],
-            "banner": message,
-            "banner-style": parts.SHOWN,
-            "tick-interval": parts.RETRY_MS,
-            "tick-disabled": False,
-        }
+        return parts.failed_view(
+            GRAPHS,
+            TABLES,
+            message,
+            {
+                "window": "",
+                "top-pages-title": TABLE_TITLES["top-pages"],
+                "top-media-title": TABLE_TITLES["top-media"],
+            },
+        )
     return {**view, "tick-interval": (every or 60) * 1000, "tick-disabled": not every}
 
 
