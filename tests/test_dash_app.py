@@ -35,6 +35,7 @@ from dash_app.state import MAX_RANGE, RANGES, ViewState, resolution
 from wiki_core.config import clickhouse_client
 
 from .conftest import RAW, ROOT
+from .helpers.callbacks import outputs_of
 from .helpers.expected import event_time, expected_from, shifted
 from .helpers.warehouse import Warehouse
 
@@ -467,10 +468,7 @@ def test_a_second_page_is_one_module_with_the_shared_header() -> None:
     def route(path: str) -> object:
         body = {
             "output": router["output"],
-            "outputs": [
-                {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
-                for n in router["output"][2:-2].split("...")
-            ],
+            "outputs": outputs_of(router["output"]),
             "inputs": [
                 {**i, "value": path if i["property"] == "pathname" else ""}
                 for i in router["inputs"]
@@ -502,10 +500,7 @@ def test_the_door_judges_any_mutation_of_a_request_without_raising() -> None:
     spec = next(k for k in app.callback_map if "per-minute.figure" in k)
     good = {
         "output": spec,
-        "outputs": [
-            {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
-            for n in spec[2:-2].split("...")
-        ],
+        "outputs": outputs_of(spec),
         "inputs": [
             {"id": "url", "property": "search", "value": "?wikis=enwiki"},
             {"id": "tick", "property": "n_intervals", "value": 3},

@@ -33,6 +33,7 @@ from dumps.server import DumpsSite, Faults, ServerThread
 from wiki_core.config import clickhouse_client
 
 from .conftest import RAW, ROOT, ClickHouseProcess, free_port
+from .helpers.callbacks import outputs_of
 from .helpers.expected import Expected, event_time, shifted
 from .helpers.warehouse import Warehouse
 
@@ -354,10 +355,7 @@ def test_the_door_checks_the_readers_callback(data: Readers) -> None:
     def post(search: object, tick: object = 0) -> Any:
         body = {
             "output": spec,
-            "outputs": [
-                {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
-                for n in spec[2:-2].split("...")
-            ],
+            "outputs": outputs_of(spec),
             "inputs": [
                 {"id": "readers-url", "property": "search", "value": search},
                 {"id": "readers-tick", "property": "n_intervals", "value": tick},
