@@ -412,3 +412,21 @@ def test_a_long_window_shows_views_per_day(data: Readers) -> None:
         want[hour.replace(hour=0)] += v
     assert {k: v for k, v in drawn.items() if v} == dict(want)
     assert {t["name"] for t in view["views-wikis"]["data"]} >= {"enwiki", "dewiki"}
+
+
+def test_a_failing_page_level_table_leaves_the_rest_of_the_page(data: Readers) -> None:
+    """A query of a page-level table refused (here: its view is made to fail) shows in
+    that table's note; the other panels still draw."""
+    inner = clickhouse_client(data.house.clickhouse_url)
+
+    class Refusing:
+        def query(self, sql: str, parameters: Any = None) -> Any:
+            if "page_attention_spikes_hour" in sql:
+                sql = sql.replace("gold.page_attention_spikes_hour", "gold.no_such_view")
+            return inner.query(sql, parameters=parameters)
+
+    view = render(Gold(lambda: Refusing()), "")
+    assert view["views-without-edits"] == [] and view["edits-without-views"] == []
+    assert view["views-without-edits-note"].startswith("not available: ClickHouse refused")
+    assert view["read-and-edited"] and view["banner"] == ""
+    assert any(t["y"] for t in view["views-hour"]["data"])

@@ -69,6 +69,9 @@ TABLE_EMPTY = {
     "top-pages": "no page views loaded for this day",
     "top-media": "no media counts loaded for this day",
 }
+# read from gold views over silver's page-level rows (7 days), joined with the edits:
+# the heaviest queries of the page, allowed to fail alone
+PAGE_LEVEL = {"read-and-edited", "views-without-edits", "edits-without-views"}
 TEXTS = ["freshness", "window", "banner", "top-pages-title", "top-media-title"]
 OUTPUTS = {
     **{g: Output(PREFIX + g, "figure") for g in GRAPHS},
@@ -211,8 +214,21 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     }
     if state.wikis:
         queries["known"] = (q.READERS_KNOWN_WIKIS, params)
+    failed: dict[str, str] = {}
+
+    def run_soft(key: str, sql: str, p: dict[str, Any]) -> Table:
+        """The page-level tables read big views (silver's pages joined with the edits):
+        one that fails says so in its note, and the rest of the page still shows."""
+        try:
+            return run(sql, p)
+        except Unavailable as exc:
+            if key not in PAGE_LEVEL:
+                raise
+            failed[key] = f"not available: ClickHouse {exc}"
+            return Table([], [])
+
     with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES) as pool:
-        pending = {key: pool.submit(run, sql, p) for key, (sql, p) in queries.items()}
+        pending = {key: pool.submit(run_soft, key, sql, p) for key, (sql, p) in queries.items()}
         got = {key: future.result() for key, future in pending.items()}
 
     scope = ", ".join(state.wikis) if state.wikis else "all wikis"
@@ -271,7 +287,7 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     for t in TABLES:
         rows = parts.records(got[t].columns, [_hour_text(r) for r in got[t].rows])
         view[t] = rows
-        view[f"{t}-note"] = "" if rows else TABLE_EMPTY[t]
+        view[f"{t}-note"] = failed.get(t) or ("" if rows else TABLE_EMPTY[t])
     if not views_until:
         view["top-pages-note"] = f"no page views loaded: run {views_cmd}"
     if "mediacounts" not in fresh:
