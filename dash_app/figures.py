@@ -157,23 +157,29 @@ def heatmap(table: Table, title: str) -> Figure:
 ACCESS_COLORS = {"desktop": "#1f77b4", "mobile": "#ff7f0e", "other": "#7f7f7f"}
 
 
-def views_by_access(table: Table, x: str, title: str) -> Figure:
-    """Views per bucket, desktop, mobile and other (access unknown) stacked: their top
-    is the total."""
+def views_by_access(table: Table, x: str, title: str, window: tuple[Any, Any]) -> Figure:
+    """Views per bucket as bars, desktop, mobile and other (access unknown) stacked: their
+    top is the total. The axis spans the whole window: a bucket whose file is not loaded
+    is a gap, not a zero."""
     buckets = table.column(x)
     traces = [
         {
-            "type": "scatter",
+            "type": "bar",
             "x": buckets,
             "y": table.column(access),
-            "mode": "lines",
-            "stackgroup": "views",
             "name": access,
-            "line": {"color": ACCESS_COLORS[access], "width": 1},
+            "marker": {"color": ACCESS_COLORS[access]},
         }
         for access in _accesses(table)
     ]
-    return _figure(traces, title, not any(table.column("total")), note=EMPTY_VIEWS)
+    return _figure(
+        traces,
+        title,
+        not any(table.column("total")),
+        note=EMPTY_VIEWS,
+        barmode="stack",
+        xaxis={"range": list(window)},
+    )
 
 
 def _accesses(table: Table) -> list[str]:

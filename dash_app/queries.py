@@ -252,9 +252,19 @@ _SPLIT = (
     "total - desktop - mobile AS other"
 )
 _ACCESS = f"sum(views) AS total, {_SPLIT}"
-# views per hour (per day past a week), desktop and mobile apart, quiet hours as 0
-VIEWS_HOUR = _series("pageviews_hour_wiki", "hour", _ACCESS, _WIKIS)
-VIEWS_DAY = _series("pageviews_hour_wiki", "day", _ACCESS, _WIKIS)
+
+
+# Views per hour (per day past a week), desktop and mobile apart. Not filled with 0: an
+# hour without views is an hour whose file is not loaded, not a quiet hour.
+def _views_series(bucket: str, key: str) -> str:
+    return f"""
+SELECT {key} AS {bucket}, {_ACCESS} FROM gold.pageviews_hour_wiki
+WHERE {_HOURS} AND {_WIKIS} GROUP BY {bucket} ORDER BY {bucket} {_LIMIT}
+"""
+
+
+VIEWS_HOUR = _views_series("hour", "hour")
+VIEWS_DAY = _views_series("day", "toStartOfDay(hour)")
 # the window's busiest wikis (or the picked ones), by views
 _TOP_VIEWED = f"""
 SELECT wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
@@ -350,11 +360,14 @@ READ_AND_EDITED = f"""
 SELECT hour, wiki, title, views, edits FROM gold.pages_read_and_edited_hour
 WHERE {_HOURS} AND {_WIKIS} ORDER BY views DESC, hour, wiki, title LIMIT 10
 """
+# both kinds in one pass (the view computes each page's 24-hour baseline over every page
+# row silver holds, whatever the window: seconds for a few million rows), 10 of each
 ATTENTION_SPIKES = f"""
-SELECT hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
+SELECT kind, hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
 FROM gold.page_attention_spikes_hour
-WHERE {_HOURS} AND {_WIKIS} AND kind = {{kind:String}}
-ORDER BY if(kind = 'views_without_edits', views, edits) DESC, hour, wiki, title LIMIT 10
+WHERE {_HOURS} AND {_WIKIS}
+ORDER BY kind, if(kind = 'views_without_edits', views, edits) DESC, hour, wiki, title
+LIMIT 10 BY kind {_LIMIT}
 """
 
 

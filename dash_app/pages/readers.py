@@ -71,7 +71,10 @@ TABLE_EMPTY = {
 }
 # read from gold views over silver's page-level rows (7 days), joined with the edits:
 # the heaviest queries of the page, allowed to fail alone
-PAGE_LEVEL = {"read-and-edited", "views-without-edits", "edits-without-views"}
+PAGE_LEVEL = {"read-and-edited", "attention"}
+# ... and slow (bench/bench_readers.py): their answers are kept at least this long; they
+# change when an hour's file loads, and with the edits of pages in loaded hours
+PAGE_LEVEL_TTL = 300
 TEXTS = ["freshness", "window", "banner", "top-pages-title", "top-media-title"]
 OUTPUTS = {
     **{g: Output(PREFIX + g, "figure") for g in GRAPHS},
@@ -132,7 +135,7 @@ def freshness_text(
     fresh: dict[str, tuple[Any, ...]], edits_newest: dt.datetime | None, now: dt.datetime
 ) -> str:
     """Each dataset's own freshness: "views up to 2026-12-01 14:00 UTC, 2.0 h behind ·
-    media counts up to 2026-11-30, 1.3 days behind · newest edit 12 s ago"."""
+    media counts up to 2026-11-30, 31.2 h behind · newest edit 12 s ago"."""
     texts = []
     for dataset, name in (("pageviews", "views"), ("mediacounts", "media counts")):
         if dataset not in fresh:
@@ -207,8 +210,7 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
         "edits-views": (q.EDITS_VIEWS_HOUR, params),
         "edits-views-wikis": (q.EDITS_VIEWS_WIKI, params),
         "read-and-edited": (q.READ_AND_EDITED, params),
-        "views-without-edits": (q.ATTENTION_SPIKES, {**params, "kind": "views_without_edits"}),
-        "edits-without-views": (q.ATTENTION_SPIKES, {**params, "kind": "edits_without_views"}),
+        "attention": (q.ATTENTION_SPIKES, params),
         "top-pages": (q.TOP_PAGES_DAY, {"day": views_day, "wikis": list(state.wikis)}),
         "top-media": (q.TOP_MEDIA_DAY, {"day": media_day}),
     }
@@ -219,17 +221,23 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
     def run_soft(key: str, sql: str, p: dict[str, Any]) -> Table:
         """The page-level tables read big views (silver's pages joined with the edits):
         one that fails says so in its note, and the rest of the page still shows."""
-        try:
+        if key not in PAGE_LEVEL:
             return run(sql, p)
+        try:
+            return gold.run(sql, p, ttl=max(ttl, PAGE_LEVEL_TTL))
         except Unavailable as exc:
-            if key not in PAGE_LEVEL:
-                raise
             failed[key] = f"not available: ClickHouse {exc}"
             return Table([], [])
 
     with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES) as pool:
         pending = {key: pool.submit(run_soft, key, sql, p) for key, (sql, p) in queries.items()}
         got = {key: future.result() for key, future in pending.items()}
+    attention = got.pop("attention")
+    for kind in ("views_without_edits", "edits_without_views"):
+        name = kind.replace("_", "-")
+        got[name] = Table(attention.columns[1:], [r[1:] for r in attention.rows if r[0] == kind])
+        if "attention" in failed:
+            failed[name] = failed["attention"]
 
     scope = ", ".join(state.wikis) if state.wikis else "all wikis"
     label = f"{parts.when(start)} – {parts.when(end)} UTC"
@@ -247,7 +255,7 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
         "window": f"{scope} · {label} · media counts {first_day} – {end_day - DAY}",
         "views-hour": _noted(
             figures.views_by_access(
-                got["views-hour"], bucket, f"Page views {per}, desktop and mobile"
+                got["views-hour"], bucket, f"Page views {per}, desktop and mobile", (start, end)
             ),
             views_note,
         ),
