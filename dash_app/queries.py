@@ -366,6 +366,11 @@ ATTENTION_SPIKES = f"""
 SELECT kind, hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
 FROM gold.page_attention_spikes_hour
 WHERE {_HOURS} AND {_WIKIS}
+  -- the view knows which hours are loaded, not which wikis: a file loaded with --wiki
+  -- says nothing of the other wikis' pages, whose 0 views are unknown, not quiet
+  AND (hour, wiki) IN (
+      SELECT hour, wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
+  )
 ORDER BY kind, if(kind = 'views_without_edits', views, edits) DESC, hour, wiki, title
 LIMIT 10 BY kind {_LIMIT}
 """

@@ -40,6 +40,7 @@ from .helpers.warehouse import Warehouse
 ARTIFACTS = ROOT / "test-artifacts"
 H = dt.timedelta(hours=1)
 D = dt.timedelta(days=1)
+UNLOADED_WIKI = "xhwiki"  # a wiki no generated file holds
 
 
 @dataclass
@@ -133,9 +134,11 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readers]:
     in_last = {k: v for k, v in page_views.items() if k[0] == last and k[1] == "enwiki"}
     heavy = max(in_last, key=lambda k: (in_last[k], k))
     quiet = min(in_last, key=lambda k: (in_last[k], k))
+    # ... and of a page of a wiki the files do not hold (as when loaded with --wiki)
+    unloaded = (last, UNLOADED_WIKI, "Ikhaya")
     crafted = [
-        _edit(n, page[1], page[2], last.replace(minute=5 + 10 * n, tzinfo=dt.UTC))
-        for n, page in enumerate([heavy, quiet] * 3)
+        _edit(n, page[1], page[2], last.replace(minute=5 + 6 * n, tzinfo=dt.UTC))
+        for n, page in enumerate([heavy, quiet, unloaded] * 3)
     ]
     batch = moved + ("\n".join(crafted) + "\n").encode()
     house.load_bytes([batch])
@@ -217,6 +220,17 @@ def test_the_joined_tables_name_the_read_and_edited_and_the_unread_pages(data: R
     enwiki = build_view(data.gold(), ViewState.build(["enwiki"]))
     unread = [(r["wiki"], r["title"], r["edits"]) for r in enwiki["edits-without-views"]]
     assert (data.quiet[1], data.quiet[2], 3) in unread
+    # a wiki without loaded views (the files hold only some wikis, as with --wiki) has
+    # unknown views, not none: the mart lists its edited pages, the page does not
+    mart = data.gold().run(
+        "SELECT DISTINCT wiki FROM gold.page_attention_spikes_hour "
+        "WHERE kind = 'edits_without_views' LIMIT {limit:UInt32}"
+    )
+    loaded = {w for _, w, _ in data.views}
+    assert UNLOADED_WIKI not in loaded and UNLOADED_WIKI in mart.column("wiki")
+    both = build_view(data.gold(), ViewState.build([UNLOADED_WIKI, "enwiki"], "24h"))
+    shown = [(r["wiki"], r["title"]) for r in both["edits-without-views"]]
+    assert data.quiet[1:] in shown and all(wiki == "enwiki" for wiki, _ in shown)
     for row in view["views-without-edits"]:
         assert row["views"] >= 500 and row["title"] not in (data.heavy[2], data.quiet[2])
 
