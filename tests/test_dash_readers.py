@@ -32,7 +32,7 @@ from dumps.load import MEDIACOUNTS, PAGEVIEWS, PROJECTVIEWS, Loader, Options
 from dumps.server import DumpsSite, Faults, ServerThread
 from wiki_core.config import clickhouse_client
 
-from .conftest import RAW, ROOT, ClickHouseProcess, free_port
+from .conftest import RAW, READONLY_USER, ROOT, ClickHouseProcess, free_port
 from .helpers.callbacks import outputs_of
 from .helpers.expected import Expected, event_time, shifted
 from .helpers.warehouse import Warehouse
@@ -288,13 +288,12 @@ def test_models_built_but_no_file_loaded_says_what_to_run(data: Readers) -> None
     assert set(before) == set(readers.OUTPUTS)
 
 
-def test_models_not_built_says_what_to_run(tmp_path_factory: pytest.TempPathFactory) -> None:
-    server = ClickHouseProcess(tmp_path_factory.mktemp("bare") / "data").start()
-    try:
-        url = f"http://default:@127.0.0.1:{server.port}/default"
-        view = render(Gold(lambda: clickhouse_client(url)), "?wikis=enwiki")
-    finally:
-        server.stop()
+def test_models_not_built_says_what_to_run(clickhouse: ClickHouseProcess) -> None:
+    """The session's ClickHouse has no dumps models; asked as the read-only dashboard
+    user, as in production (the check reads system.tables)."""
+    user, password = READONLY_USER
+    url = f"http://{user}:{password}@127.0.0.1:{clickhouse.port}/default"
+    view = render(Gold(lambda: clickhouse_client(url)), "?wikis=enwiki")
     assert "models are not built" in view["banner"]
     assert "dbt build --vars '{dumps: true}'" in view["banner"]
     assert "wiki-events pageviews --from " in view["banner"]
