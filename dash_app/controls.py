@@ -26,7 +26,9 @@ def location(prefix: str = "") -> dcc.Location:
     return dcc.Location(id=f"{prefix}url", refresh=False)
 
 
-def controls(prefix: str = "") -> html.Div:
+def controls(prefix: str = "", users: bool = True) -> html.Div:
+    """The controls; ``users=False`` hides the editors filter (a page whose panels do
+    not split by editor keeps it in the layout, hidden, so the URL callback is whole)."""
     radio: dict[str, Any] = {"inline": True, "inputStyle": {"marginRight": 4, "marginLeft": 10}}
     return html.Div(
         [
@@ -46,6 +48,7 @@ def controls(prefix: str = "") -> html.Div:
                 value="all",
                 options=[{"label": USER_LABELS[k], "value": k} for k in USER_FILTERS],
                 **radio,
+                style=None if users else {"display": "none"},
             ),
             html.Span("auto-refresh", style={"marginLeft": 16}),
             dcc.RadioItems(id=f"{prefix}refresh", options=list(REFRESH), value="off", **radio),
@@ -92,20 +95,23 @@ def sync_url(search: str | None, *values: Any, prefix: str = "") -> dict[str, An
     }
 
 
-def wiki_options(gold: Gold, search: str | None) -> list[dict[str, str]]:
+def wiki_options(
+    gold: Gold, search: str | None, sql: str = q.WIKI_OPTIONS
+) -> list[dict[str, str]]:
     """The picker's choices: the wikis in gold, busiest first, and always those picked
     (a dropdown drops a value that is not among its options). Only names a wiki can
     have are listed (WIKI_PATTERN), so bad data cannot make the picker unusable."""
     picked = list(ViewState.from_search(search).wikis)
     try:
-        names = [w for w, _ in gold.run(q.WIKI_OPTIONS, {"pattern": WIKI_PATTERN}, ttl=60).rows]
+        names = [w for w, _ in gold.run(sql, {"pattern": WIKI_PATTERN}, ttl=60).rows]
     except Unavailable:
         names = []
     return [{"label": w, "value": w} for w in dict.fromkeys([*picked, *names])]
 
 
-def register(app: Dash, gold: Gold, prefix: str = "") -> None:
-    """The callback that keeps the controls and the URL in step."""
+def register(app: Dash, gold: Gold, prefix: str = "", options: str = q.WIKI_OPTIONS) -> None:
+    """The callback that keeps the controls and the URL in step; ``options`` lists the
+    picker's wikis (name, weight; busiest first)."""
 
     @app.callback(
         output={
@@ -121,4 +127,4 @@ def register(app: Dash, gold: Gold, prefix: str = "") -> None:
     def sync(search: str | None, **values: Any) -> dict[str, Any]:
         synced = sync_url(search, *(values[n] for n in NAMES), prefix=prefix)
         current = search if synced["search"] is no_update else synced["search"]
-        return {**synced, "options": wiki_options(gold, current)}
+        return {**synced, "options": wiki_options(gold, current, options)}

@@ -150,3 +150,110 @@ def heatmap(table: Table, title: str) -> Figure:
         xaxis={"title": {"text": "hour of day (UTC)"}},
         yaxis={"autorange": "reversed"},
     )
+
+
+# -- the readers page ----------------------------------------------------------------------
+
+ACCESS_COLORS = {"desktop": "#1f77b4", "mobile": "#ff7f0e", "other": "#7f7f7f"}
+
+
+def views_by_access(table: Table, x: str, title: str, window: tuple[Any, Any]) -> Figure:
+    """Views per bucket as bars, desktop, mobile and other (access unknown) stacked: their
+    top is the total. The axis spans the whole window: a bucket whose file is not loaded
+    is a gap, not a zero."""
+    buckets = table.column(x)
+    traces = [
+        {
+            "type": "bar",
+            "x": buckets,
+            "y": table.column(access),
+            "name": access,
+            "marker": {"color": ACCESS_COLORS[access]},
+        }
+        for access in _accesses(table)
+    ]
+    return _figure(
+        traces,
+        title,
+        not any(table.column("total")),
+        note=EMPTY_VIEWS,
+        barmode="stack",
+        xaxis={"range": list(window)},
+    )
+
+
+def _accesses(table: Table) -> list[str]:
+    """desktop and mobile, and other only when some views have no known access."""
+    return ["desktop", "mobile"] + (["other"] if any(table.column("other")) else [])
+
+
+def by_key(
+    table: Table, x: str, key: str, value: str, title: str, kind: str = "lines", note: str = ""
+) -> Figure:
+    """One trace per distinct ``key`` (a wiki, a media type): lines, or stacked bars."""
+    series: dict[str, tuple[list[Any], list[Any]]] = {}
+    for bucket, name, amount in zip(
+        table.column(x), table.column(key), table.column(value), strict=True
+    ):
+        xs, ys = series.setdefault(short(name), ([], []))
+        xs.append(bucket)
+        ys.append(amount)
+    trace: dict[str, Any] = (
+        {"type": "bar"} if kind == "bars" else {"type": "scatter", "mode": "lines+markers"}
+    )
+    traces = [{**trace, "x": xs, "y": ys, "name": name} for name, (xs, ys) in series.items()]
+    layout = {"barmode": "stack"} if kind == "bars" else {}
+    empty = not any(table.column(value))
+    return _figure(traces, title, empty, note=note or EMPTY_VIEWS, **layout)
+
+
+def access_bars(table: Table, title: str) -> Figure:
+    """Views per wiki, desktop, mobile and other stacked, busiest on top."""
+    wikis = [short(w) for w in table.column("wiki")][::-1]
+    traces = [
+        {
+            "type": "bar",
+            "orientation": "h",
+            "x": table.column(access)[::-1],
+            "y": wikis,
+            "name": access,
+            "marker": {"color": ACCESS_COLORS[access]},
+        }
+        for access in _accesses(table)
+    ]
+    empty = not any(table.column("total"))
+    return _figure(traces, title, empty, note=EMPTY_VIEWS, barmode="stack")
+
+
+def edits_and_views(table: Table, title: str) -> Figure:
+    """Views per hour (bars, left axis) and the live stream's edits (line, right axis)."""
+    hours, views, edits = table.column("hour"), table.column("views"), table.column("edits")
+    traces = [
+        {"type": "bar", "x": hours, "y": views, "name": "views", "marker": {"color": "#aec7e8"}},
+        {
+            "type": "scatter",
+            "mode": "lines+markers",
+            "x": hours,
+            "y": edits,
+            "name": "edits",
+            "yaxis": "y2",
+            "line": {"color": "#d62728", "width": 2},
+        },
+    ]
+    return _figure(
+        traces,
+        title,
+        not any(views) and not any(edits),
+        note="no edits and no views in this window",
+        yaxis={"title": {"text": "views"}},
+        yaxis2={
+            "title": {"text": "edits"},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+        },
+        legend={"orientation": "h", "y": -0.15},
+    )
+
+
+EMPTY_VIEWS = "no views in this window"

@@ -82,10 +82,11 @@ def panel(graph_id: str, width: str = "49%") -> html.Div:
 
 
 def table(table_id: str, title: str, columns: list[str], width: str = "32%") -> html.Div:
-    """A top-N table, and below it a note (id ``<table_id>-note``) for when it is empty."""
+    """A top-N table under its title (id ``<table_id>-title``), and below it a note (id
+    ``<table_id>-note``) for when it is empty."""
     return html.Div(
         [
-            html.H4(title),
+            html.H4(title, id=f"{table_id}-title"),
             dash_table.DataTable(  # type: ignore[attr-defined]
                 id=table_id,
                 columns=[{"name": c.replace("_", " "), "id": c} for c in columns],
@@ -120,6 +121,26 @@ def _cell(value: Any) -> Any:
     if isinstance(value, str):
         return figures.short(value, CELL_CHARS)
     return value
+
+
+def failed_view(
+    graphs: list[str], tables: list[str], message: str, texts: dict[str, str]
+) -> dict[str, Any]:
+    """A page's outputs when it has nothing to show (no data yet, ClickHouse down):
+    blank charts and tables, ``message`` in the banner, ``texts`` for the page's other
+    outputs, and the retry timer on."""
+    blank = figures.empty("", "no data")
+    return {
+        **{g: blank for g in graphs},
+        **{t: [] for t in tables},
+        **{f"{t}-note": "" for t in tables},
+        "freshness": "",
+        **texts,
+        "banner": message,
+        "banner-style": SHOWN,
+        "tick-interval": RETRY_MS,
+        "tick-disabled": False,
+    }
 
 
 def when(moment: dt.datetime) -> str:

@@ -39,11 +39,18 @@ LIMIT {limit:UInt32}
 """
 # Only names a wiki can have: one of 10,000 characters (bad data in gold) would freeze
 # the picker in the browser, and could not be picked through the URL anyway.
-WIKI_OPTIONS = """
-SELECT wiki, sum(events) AS events FROM gold.wiki_totals
-WHERE match(wiki, concat('^', {pattern:String}, '$'))
-GROUP BY wiki ORDER BY events DESC LIMIT 5000
+
+
+def _wiki_options(table: str, weight: str) -> str:
+    """The wiki picker's names, busiest first, from a gold table."""
+    return f"""
+SELECT wiki, sum({weight}) AS weight FROM gold.{table}
+WHERE match(wiki, concat('^', {{pattern:String}}, '$'))
+GROUP BY wiki ORDER BY weight DESC LIMIT 5000
 """
+
+
+WIKI_OPTIONS = _wiki_options("wiki_totals", "events")
 # which of the picked wikis gold knows (a page says so when one is not)
 KNOWN_WIKIS = f"""
 SELECT wiki FROM gold.wiki_totals WHERE has({{wikis:Array(String)}}, wiki)
@@ -213,6 +220,162 @@ GROUP BY minute {_FILL_MINUTES} {_LIMIT}
 HEATMAP = f"""
 SELECT weekday, hour_of_day, avg_events FROM gold.wiki_weekday_hour_profile
 WHERE wiki = {{wiki:String}} {_LIMIT}
+"""
+
+
+# -- the readers page (/readers): the dumps' gold, and its meeting with the live edits ---
+# The gold the readers page reads; built only by `dbt build --vars '{dumps: true}'`.
+READERS_MODELS = [
+    "dumps_freshness",
+    "pageviews_hour_wiki",
+    "media_day",
+    "top_pages_day",
+    "top_media_day",
+    "edits_views_hour_wiki",
+    "pages_read_and_edited_hour",
+    "page_attention_spikes_hour",
+]
+READERS_BUILT = f"""
+SELECT name FROM system.tables
+WHERE database = 'gold' AND has({{models:Array(String)}}, name) {_LIMIT}
+"""
+DUMPS_FRESHNESS = f"""
+SELECT dataset, files, newest_file, data_until, seconds_behind FROM gold.dumps_freshness
+{_LIMIT}
+"""
+READERS_WIKI_OPTIONS = _wiki_options("pageviews_day_wiki", "views")
+READERS_KNOWN_WIKIS = f"""
+SELECT wiki FROM gold.pageviews_hour_wiki WHERE has({{wikis:Array(String)}}, wiki)
+GROUP BY wiki {_LIMIT}
+"""
+# desktop, mobile, and other (access unknown: the empty domain code, Wikifunctions);
+# not `sum(views) AS views`: the alias would shadow the column in the sumIf calls
+_SPLIT = (
+    "sumIf(views, access = 'desktop') AS desktop, sumIf(views, access = 'mobile') AS mobile, "
+    "total - desktop - mobile AS other"
+)
+_ACCESS = f"sum(views) AS total, {_SPLIT}"
+
+
+# Views per hour (per day past a week), desktop and mobile apart. Not filled with 0: an
+# hour without views is an hour whose file is not loaded, not a quiet hour.
+def _views_series(bucket: str, key: str) -> str:
+    return f"""
+SELECT {key} AS {bucket}, {_ACCESS} FROM gold.pageviews_hour_wiki
+WHERE {_HOURS} AND {_WIKIS} GROUP BY {bucket} ORDER BY {bucket} {_LIMIT}
+"""
+
+
+VIEWS_HOUR = _views_series("hour", "hour")
+VIEWS_DAY = _views_series("day", "toStartOfDay(hour)")
+# the window's busiest wikis (or the picked ones), by views
+_TOP_VIEWED = f"""
+SELECT wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
+GROUP BY wiki ORDER BY sum(views) DESC, wiki LIMIT 8
+"""
+
+
+def _views_wikis(bucket: str, key: str) -> str:
+    return f"""
+SELECT {key} AS {bucket}, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
+WHERE {_HOURS} AND wiki IN ({_TOP_VIEWED})
+GROUP BY {bucket}, wiki ORDER BY wiki, {bucket} {_LIMIT}
+"""
+
+
+VIEWS_WIKIS_HOUR = _views_wikis("hour", "hour")
+VIEWS_WIKIS_DAY = _views_wikis("day", "toStartOfDay(hour)")
+# by bucket: the views series, and the busiest wikis' series
+VIEWS = {"hour": (VIEWS_HOUR, VIEWS_WIKIS_HOUR), "day": (VIEWS_DAY, VIEWS_WIKIS_DAY)}
+VIEWS_BY_WIKI = f"""
+SELECT wiki, {_ACCESS}
+FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
+GROUP BY wiki ORDER BY total DESC, wiki LIMIT 15
+"""
+_DAYS = "day >= {first_day:Date} AND day < {end_day:Date}"
+_FILL_DAYS = "ORDER BY day WITH FILL FROM {first_day:Date} TO {end_day:Date}"
+# media traffic per day by type, and by hosting wiki (the busiest 8); the wiki filter
+# is the hosting wiki's (Commons hosts most files every wiki shows)
+MEDIA_TYPES = f"""
+SELECT day, media_type, sum(bytes) AS bytes, sum(transfers) AS transfers FROM gold.media_day
+WHERE {_DAYS} AND {_WIKIS} GROUP BY day, media_type ORDER BY media_type, day {_LIMIT}
+"""
+MEDIA_WIKIS = f"""
+SELECT day, if(wiki = '', '(none)', wiki) AS wiki, sum(bytes) AS bytes FROM gold.media_day
+WHERE {_DAYS} AND wiki IN (
+    SELECT wiki FROM gold.media_day WHERE {_DAYS} AND {_WIKIS}
+    GROUP BY wiki ORDER BY sum(bytes) DESC, wiki LIMIT 8
+)
+GROUP BY day, wiki ORDER BY wiki, day {_LIMIT}
+"""
+MEDIA_TOTAL = f"""
+SELECT day, sum(bytes) AS bytes, sum(transfers) AS transfers FROM gold.media_day
+WHERE {_DAYS} AND {_WIKIS} GROUP BY day {_FILL_DAYS} {_LIMIT}
+"""
+TOP_PAGES_DAY = f"""
+SELECT wiki, rank, replaceAll(title, '_', ' ') AS title, views FROM gold.top_pages_day
+WHERE day = {{day:Date}} AND {_WIKIS} AND rank <= 10
+ORDER BY views DESC, wiki, rank LIMIT 20
+"""
+TOP_MEDIA_DAY = f"""
+SELECT rank, base_name AS file, transfers FROM gold.top_media_day
+WHERE day = {{day:Date}} AND rank <= 15 ORDER BY rank {_LIMIT}
+"""
+# Edits (the live stream: `edit` + `new`) and views (the dumps) per wiki and hour, as
+# gold.edits_views_hour_wiki defines them (a test checks they agree), with the window's
+# filters inside each side: ClickHouse does not push a filter on the view through its
+# FULL JOIN, so reading the view scans both tables whole.
+
+
+def _edits_views(select: str) -> str:
+    return f"""
+WITH stream AS (
+    SELECT hour, wiki, sum(events) AS edits FROM gold.events_per_hour_wiki
+    WHERE {_HOURS} AND {_WIKIS} AND type IN ('edit', 'new') GROUP BY hour, wiki
+),
+dumps AS (
+    SELECT hour, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
+    WHERE {_HOURS} AND {_WIKIS} GROUP BY hour, wiki
+)
+{select}"""
+
+
+EDITS_VIEWS_HOUR = _edits_views(
+    f"""SELECT hour, sum(stream.edits) AS edits, sum(dumps.views) AS views
+FROM stream FULL OUTER JOIN dumps USING (hour, wiki)
+GROUP BY hour
+ORDER BY hour WITH FILL FROM toStartOfHour({{start:DateTime}}) TO {{end:DateTime}} STEP 3600
+{_LIMIT}
+"""
+)
+# per wiki over the hours whose views are loaded, edits per 1,000 views
+EDITS_VIEWS_WIKI = _edits_views(
+    """SELECT wiki, sum(edits) AS edits, sum(views) AS views,
+       round(edits * 1000 / views, 3) AS edits_per_1000_views
+FROM (
+    SELECT wiki, stream.edits AS edits, dumps.views AS views
+    FROM stream RIGHT JOIN dumps USING (hour, wiki) WHERE dumps.views > 0
+)
+GROUP BY wiki ORDER BY views DESC, wiki LIMIT 15
+"""
+)
+READ_AND_EDITED = f"""
+SELECT hour, wiki, title, views, edits FROM gold.pages_read_and_edited_hour
+WHERE {_HOURS} AND {_WIKIS} ORDER BY views DESC, hour, wiki, title LIMIT 10
+"""
+# both kinds in one pass (the view computes each page's 24-hour baseline over every page
+# row silver holds, whatever the window: seconds for a few million rows), 10 of each
+ATTENTION_SPIKES = f"""
+SELECT kind, hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
+FROM gold.page_attention_spikes_hour
+WHERE {_HOURS} AND {_WIKIS}
+  -- the view knows which hours are loaded, not which wikis: a file loaded with --wiki
+  -- says nothing of the other wikis' pages, whose 0 views are unknown, not quiet
+  AND (hour, wiki) IN (
+      SELECT hour, wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
+  )
+ORDER BY kind, if(kind = 'views_without_edits', views, edits) DESC, hour, wiki, title
+LIMIT 10 BY kind {_LIMIT}
 """
 
 

@@ -36,6 +36,7 @@ from wiki_core.config import clickhouse_client
 from wiki_core.timefmt import naive_utc
 
 from .conftest import RAW, ROOT
+from .helpers.callbacks import outputs_of
 from .helpers.expected import event_time, expected_from, shifted
 from .helpers.warehouse import Warehouse
 
@@ -467,69 +468,48 @@ def test_every_callback_input_has_a_rule_at_the_door() -> None:
     assert guard.unchecked_inputs(app, {}) != []  # the check sees the inputs
 
 
-def test_a_second_page_is_one_module_with_the_shared_header(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """What issue 14's /readers page will be: a module with PATH, NAME, TITLE, ORDER,
-    layout, register_callbacks and INPUT_RULES; the app routes to it and both pages'
-    headers link both."""
-    import types
+def test_a_second_page_is_one_module_with_the_shared_header() -> None:
+    """Issue 14's /readers page: a module with PATH, NAME, TITLE, ORDER, layout,
+    register_callbacks and INPUT_RULES; the app routes to it and both pages' headers
+    link both."""
+    from dash_app import pages
 
-    import dash
-    from dash import html
+    assert [m.PATH for m in pages.modules()][:2] == ["/", "/readers"]
+    client = create_app(Gold(lambda: None)).server.test_client()
+    assert client.get("/readers").status_code == 200
+    deps = client.get("/_dash-dependencies").get_json()
+    router = next(d for d in deps if "_pages_content.children" in d["output"])
 
-    from dash_app import page_parts, pages
+    def links(tree: object) -> set[tuple[str, str]]:
+        if isinstance(tree, list):
+            return {link for item in tree for link in links(item)}
+        if not isinstance(tree, dict):
+            return set()
+        props = tree.get("props", {})
+        found = {(props["children"], props["href"])} if tree.get("type") == "Link" else set()
+        return found | {link for v in (tree | props).values() for link in links(v)}
 
-    readers = types.ModuleType("dash_app.pages.readers_for_test")
-    readers.PATH, readers.NAME, readers.TITLE, readers.ORDER = "/readers", "Readers", "r", 1
-    readers.layout = lambda **_: html.Div(
-        [page_parts.header("/readers", "page views", "readers-freshness"), html.P("views")]
-    )
-    readers.register_callbacks = lambda app, gold: None
-    readers.INPUT_RULES = {}
-    edits_only = pages.modules()
-    monkeypatch.setattr(pages, "modules", lambda: [*edits_only, readers])
-    try:
-        client = create_app(Gold(lambda: None)).server.test_client()
-        assert client.get("/readers").status_code == 200
-        deps = client.get("/_dash-dependencies").get_json()
-        router = next(d for d in deps if "_pages_content.children" in d["output"])
+    def route(path: str) -> object:
+        body = {
+            "output": router["output"],
+            "outputs": outputs_of(router["output"]),
+            "inputs": [
+                {**i, "value": path if i["property"] == "pathname" else ""}
+                for i in router["inputs"]
+            ],
+            "changedPropIds": ["_pages_location.pathname"],
+        }
+        reply = client.post("/_dash-update-component", json=body)
+        assert reply.status_code == 200, reply.text
+        return reply.get_json()
 
-        def links(tree: object) -> set[tuple[str, str]]:
-            if isinstance(tree, list):
-                return {link for item in tree for link in links(item)}
-            if not isinstance(tree, dict):
-                return set()
-            props = tree.get("props", {})
-            found = {(props["children"], props["href"])} if tree.get("type") == "Link" else set()
-            return found | {link for v in (tree | props).values() for link in links(v)}
-
-        def route(path: str) -> object:
-            body = {
-                "output": router["output"],
-                "outputs": [
-                    {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
-                    for n in router["output"][2:-2].split("...")
-                ],
-                "inputs": [
-                    {**i, "value": path if i["property"] == "pathname" else ""}
-                    for i in router["inputs"]
-                ],
-                "changedPropIds": ["_pages_location.pathname"],
-            }
-            reply = client.post("/_dash-update-component", json=body)
-            assert reply.status_code == 200, reply.text
-            return reply.get_json()
-
-        page = route("/readers")
-        assert "views" in json.dumps(page) and "readers-freshness" in json.dumps(page)
-        missing = route("/nosuchpage")
-        assert "No page here" in json.dumps(missing)
-        nav = {("Edits", "/"), ("Readers", "/readers")}  # each page's header links both
-        assert links(page) == nav and links(route("/")) == nav
-        assert links(missing) == nav | {("Back to the edits", "/")}  # not itself
-    finally:
-        dash.page_registry.pop(readers.__name__, None)
+    page = route("/readers")
+    assert "views" in json.dumps(page) and "readers-freshness" in json.dumps(page)
+    missing = route("/nosuchpage")
+    assert "No page here" in json.dumps(missing)
+    nav = {("Edits", "/"), ("Readers", "/readers")}  # each page's header links both
+    assert links(page) == nav and links(route("/")) == nav
+    assert links(missing) == nav | {("Back to the edits", "/")}  # not itself
 
 
 HOSTILE_JSON = [None, True, -1, 1.5, "", "x" * 20_000, [], {}, [[]], [{}], {"id": 1}, [1, "a"]]
@@ -544,10 +524,7 @@ def test_the_door_judges_any_mutation_of_a_request_without_raising() -> None:
     spec = next(k for k in app.callback_map if "per-minute.figure" in k)
     good = {
         "output": spec,
-        "outputs": [
-            {"id": n.rsplit(".", 1)[0], "property": n.rsplit(".", 1)[1]}
-            for n in spec[2:-2].split("...")
-        ],
+        "outputs": outputs_of(spec),
         "inputs": [
             {"id": "url", "property": "search", "value": "?wikis=enwiki"},
             {"id": "tick", "property": "n_intervals", "value": 3},

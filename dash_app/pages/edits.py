@@ -232,19 +232,9 @@ def render(gold: Gold, search: str | None) -> dict[str, Any]:
             if isinstance(exc, NoData)
             else f"ClickHouse {exc}. Retrying every {parts.RETRY_MS // 1000} s."
         )
-        blank = figures.empty("", "no data")
-        return {
-            **{g: blank for g in GRAPHS},
-            **{t: [] for t in TABLES},
-            **{f"{t}-note": "" for t in TABLES},
-            "freshness": "",
-            "window": "",
-            "drill-title": "Drill-down",
-            "banner": message,
-            "banner-style": parts.SHOWN,
-            "tick-interval": parts.RETRY_MS,
-            "tick-disabled": False,
-        }
+        return parts.failed_view(
+            GRAPHS, TABLES, message, {"window": "", "drill-title": "Drill-down"}
+        )
     return {**view, "tick-interval": (every or 60) * 1000, "tick-disabled": not every}
 
 
