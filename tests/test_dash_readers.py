@@ -221,13 +221,20 @@ def test_the_joined_tables_name_the_read_and_edited_and_the_unread_pages(data: R
     unread = [(r["wiki"], r["title"], r["edits"]) for r in enwiki["edits-without-views"]]
     assert (data.quiet[1], data.quiet[2], 3) in unread
     # a wiki without loaded views (the files hold only some wikis, as with --wiki) has
-    # unknown views, not none: the mart lists its edited pages, the page does not
+    # unknown views, not none: neither the mart nor the page lists its edited pages
     mart = data.gold().run(
         "SELECT DISTINCT wiki FROM gold.page_attention_spikes_hour "
         "WHERE kind = 'edits_without_views' LIMIT {limit:UInt32}"
     )
     loaded = {w for _, w, _ in data.views}
-    assert UNLOADED_WIKI not in loaded and UNLOADED_WIKI in mart.column("wiki")
+    assert UNLOADED_WIKI not in loaded and UNLOADED_WIKI not in mart.column("wiki")
+    assert "enwiki" in mart.column("wiki")
+    drill = data.gold().run(
+        "SELECT DISTINCT wiki, views_loaded FROM gold.edited_pages_views_hour "
+        "WHERE wiki IN ('enwiki', {w:String}) LIMIT {limit:UInt32}",
+        {"w": UNLOADED_WIKI},
+    )
+    assert set(drill.rows) == {("enwiki", True), (UNLOADED_WIKI, False)}
     both = build_view(data.gold(), ViewState.build([UNLOADED_WIKI, "enwiki"], "24h"))
     shown = [(r["wiki"], r["title"]) for r in both["edits-without-views"]]
     assert data.quiet[1:] in shown and all(wiki == "enwiki" for wiki, _ in shown)

@@ -1,7 +1,7 @@
 {{ config(materialized='view') }}
 
 {#- The pages edited in an hour, with their views in that hour (0 when none, or when
-    the hour's file is not loaded yet: `views_loaded` says which): the dashboard's
+    the wiki's views of that hour are not loaded: `views_loaded` says which): the dashboard's
     drill-down, "views of the pages edited in the last hour". -#}
 
 with
@@ -13,9 +13,9 @@ pages as (
 
 ),
 
-loaded_hours as (
+loaded as (
 
-    select distinct hour from {{ ref('pageviews_hour_wiki') }}
+    select distinct hour, wiki from {{ ref('pageviews_hour_wiki') }}
 
 ),
 
@@ -27,7 +27,7 @@ final as (
         title,
         edits,
         views,
-        hour in (select hour from loaded_hours) as views_loaded
+        (hour, wiki) in (select hour, wiki from loaded) as views_loaded
     from pages
 
 )

@@ -6,7 +6,8 @@
       least var('spike_min_views'), with no edit that hour;
     - `edits_without_views`: at least var('heavy_edits') edits in an hour whose page
       views are loaded, but fewer than var('quiet_max_views') views.
-    Only hours whose pageviews file is loaded (views of 0 would be unknown, not quiet). -#}
+    Only (hour, wiki) pairs whose page views are loaded (views of 0 would be unknown, not
+    quiet): a file loaded with --wiki holds some wikis of its hour, not all. -#}
 
 with
 
@@ -16,9 +17,9 @@ pages as (
 
 ),
 
-loaded_hours as (
+loaded as (
 
-    select distinct hour from {{ ref('pageviews_hour_wiki') }}
+    select distinct hour, wiki from {{ ref('pageviews_hour_wiki') }}
 
 ),
 
@@ -35,7 +36,7 @@ with_baseline as (
             range between 86400 preceding and 1 preceding
         ) / 24 as baseline_views
     from pages
-    where hour in (select hour from loaded_hours)
+    where (hour, wiki) in (select hour, wiki from loaded)
 
 ),
 
