@@ -247,6 +247,18 @@ def test_replay_reaches_exact_gold_and_the_dashboard_over_https(
     first, _ = halves(FILE)
     want = expected(tmp_path, first)
     stack.wait_for_gold(want)
+    # the reader's and the loader's Prometheus endpoints (compose network only)
+    read = "import urllib.request as u; print(u.urlopen('http://127.0.0.1:%d/metrics').read().decode())"
+    metrics = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for service, port in (("reader", 9101), ("loader", 9102))
+        for line in stack.compose("exec", "-T", service, "python", "-c", read % port)
+        .stdout.splitlines()
+        if line.startswith("wiki_")
+    }
+    assert metrics["wiki_loader_events_inserted_total"] == stack.bronze()
+    assert metrics["wiki_reader_events_published_total"] >= want.total
+    assert metrics["wiki_reader_newest_event_timestamp_seconds"] > 0
     password = env_values(stack)["DASH_PASSWORD"]
     code, body = https(stack, "/", "wiki", password)
     assert code == 200 and "_dash-" in body, body[:500]

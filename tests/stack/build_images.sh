@@ -8,7 +8,9 @@
 #   wiki-events-test/caddy:2        Debian's caddy
 # Python wheels are built on the host first (its pip configuration and CA bundle stay on
 # the host: nothing of them enters an image or the repository), then installed in the
-# image with --no-index. Images that exist are kept; FORCE=1 rebuilds everything.
+# image with --no-index. Images that exist are kept, but the app image only while it was
+# built from the same sources (a label holds their digest: a changed file rebuilds it);
+# FORCE=1 rebuilds everything.
 # Usage: tests/stack/build_images.sh [APP_TAG]   (default: test)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -16,6 +18,16 @@ APP_TAG="${1:-test}"
 BASE=wiki-events-test/base:bookworm
 have() { [ "${FORCE:-0}" != 1 ] && docker image inspect "$1" >/dev/null 2>&1; }
 stamp() { echo "build_images: $(date -u +%T) $*"; }
+# the digest of what the app image is built from (the Dockerfile's COPY sources)
+app_sources() {
+    find Dockerfile pyproject.toml constraints.txt README.md wiki_core wiki_events \
+        local_clickhouse reader loader dash_app dumps wiki_dbt deploy/rabbitmq deploy/bin \
+        -type f -not -path '*/__pycache__/*' -not -path 'wiki_dbt/target/*' \
+        -not -path 'wiki_dbt/logs/*' -not -path 'wiki_dbt/dbt_packages/*' \
+        -not -name '.user.yml' -not -name '*.pyc' -print0 \
+        | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16
+}
+built_from() { docker image inspect -f '{{ index .Config.Labels "wiki-events.sources" }}' "$1" 2>/dev/null; }
 
 debian_mirror() {
     # the first Debian (not -security) mirror in the machine's apt sources, both formats
@@ -48,13 +60,15 @@ if ! have "$BASE"; then
     rm -rf "$root"; trap - EXIT
 fi
 
-if ! have "wiki-events-test/app:$APP_TAG"; then
+sources=$(app_sources)
+if ! have "wiki-events-test/app:$APP_TAG" || [ "$(built_from "wiki-events-test/app:$APP_TAG")" != "$sources" ]; then
     stamp "wheels for wiki-events-test/app:$APP_TAG"
     rm -rf deploy/wheels/*.whl
     .venv/bin/python -m pip wheel -q -c constraints.txt -w deploy/wheels . >/dev/null
     stamp "docker build wiki-events-test/app:$APP_TAG"
     DOCKER_BUILDKIT=0 docker build -q --build-arg BASE_IMAGE="$BASE" \
-        --build-arg PIP_OFFLINE=1 -t "wiki-events-test/app:$APP_TAG" . >/dev/null
+        --build-arg PIP_OFFLINE=1 --label "wiki-events.sources=$sources" \
+        -t "wiki-events-test/app:$APP_TAG" . >/dev/null
     rm -f deploy/wheels/*.whl
 fi
 for svc in rabbitmq caddy; do
