@@ -67,7 +67,7 @@ def main() -> None:
                 "dbt_parse_s": timed_dbt(["parse"], url, work),
                 "dbt_build_s": timed_dbt(
                     ["build", "--vars", "{reconcile_lag_minutes: 0}"], url, work
-                ),  # fmt: skip
+                ),
                 "dbt_run_noop_s": timed_dbt(["run"], url, work),
             }
             gold = httpx.post(server.url, content="SELECT sum(events) FROM gold.wiki_totals")

@@ -111,10 +111,22 @@ def main() -> None:
                 before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 t0 = time.perf_counter()
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "wiki_events", "pageviews", "--quiet",
-                     "--from", f"{HOUR:%Y-%m-%dT%H}", "--to", f"{HOUR:%Y-%m-%d}T02"],
-                    cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "wiki_events",
+                        "pageviews",
+                        "--quiet",
+                        "--from",
+                        f"{HOUR:%Y-%m-%dT%H}",
+                        "--to",
+                        f"{HOUR:%Y-%m-%d}T02",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                )
                 rss = 0.0
                 while proc.poll() is None:
                     rss = max(rss, rss_mb(proc.pid, "VmHWM"))
@@ -127,9 +139,12 @@ def main() -> None:
                 rows = int(client.command("SELECT count() FROM bronze.pageviews"))
                 gold = int(client.command("SELECT sum(views) FROM gold.pageviews_hour_wiki"))
                 silver = int(client.command("SELECT sum(views) FROM silver.pageviews"))
-                ledger = int(client.command(
-                    "SELECT sum(rows) FROM bronze.dumps_files FINAL "
-                    "WHERE state = 'done' AND dataset = 'pageviews'"))  # fmt: skip
+                ledger = int(
+                    client.command(
+                        "SELECT sum(rows) FROM bronze.dumps_files FINAL "
+                        "WHERE state = 'done' AND dataset = 'pageviews'"
+                    )
+                )
                 assert rows == ledger and gold == silver, (rows, ledger, gold, silver)
                 client.command("SYSTEM FLUSH LOGS")
                 cpu = client.query(
@@ -143,20 +158,38 @@ def main() -> None:
                 # mediacounts: one day, for bytes per day
                 t1 = time.perf_counter()
                 proc2 = subprocess.run(
-                    [sys.executable, "-m", "wiki_events", "mediacounts", "--quiet",
-                     "--from", f"{DAY}", "--to", f"{DAY + dt.timedelta(days=1)}"],
-                    cwd=ROOT, env=env, capture_output=True, text=True,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        "-m",
+                        "wiki_events",
+                        "mediacounts",
+                        "--quiet",
+                        "--from",
+                        f"{DAY}",
+                        "--to",
+                        f"{DAY + dt.timedelta(days=1)}",
+                    ],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                )
                 media_s = time.perf_counter() - t1
                 assert proc2.returncode == 0, proc2.stdout + proc2.stderr
             client.command("OPTIMIZE TABLE silver.pageviews FINAL")
             tables = [
-                "bronze.pageviews", "silver.pageviews", "gold.pageviews_hour_wiki_loads",
-                "gold.pageviews_day_wiki_loads", "gold.top_pages_day_loads",
-                "bronze.projectviews", "silver.projectviews",
-                "bronze.mediacounts", "silver.mediacounts", "gold.media_day_loads",
+                "bronze.pageviews",
+                "silver.pageviews",
+                "gold.pageviews_hour_wiki_loads",
+                "gold.pageviews_day_wiki_loads",
+                "gold.top_pages_day_loads",
+                "bronze.projectviews",
+                "silver.projectviews",
+                "bronze.mediacounts",
+                "silver.mediacounts",
+                "gold.media_day_loads",
                 "gold.top_media_day_loads",
-            ]  # fmt: skip
+            ]
             sizes = layer_bytes(client, tables)
         finally:
             server.stop()
@@ -189,11 +222,15 @@ def main() -> None:
     print(f"Machine: {result['machine']}; {result['shared']}")
     print("| figure | value | reference | target |")
     print("| --- | --- | --- | --- |")
-    print(f"| one hour, {rows:,} lines, site → bronze + silver + gold | {elapsed:.1f} s "
-          f"({result['lines_per_s']:,} lines/s) | engine parse in-process {ref_s:.1f} s "
-          f"({result['reference_lines_per_s']:,} lines/s) | ≤ 15 s (≥ 400k lines/s) |")  # fmt: skip
-    print(f"| CPU: loader / server insert (server waiting for a core) | {loader_cpu:.1f} s / "
-          f"{server_cpu:.1f} s ({server_wait:.1f} s) | | |")  # fmt: skip
+    print(
+        f"| one hour, {rows:,} lines, site → bronze + silver + gold | {elapsed:.1f} s "
+        f"({result['lines_per_s']:,} lines/s) | engine parse in-process {ref_s:.1f} s "
+        f"({result['reference_lines_per_s']:,} lines/s) | ≤ 15 s (≥ 400k lines/s) |"
+    )
+    print(
+        f"| CPU: loader / server insert (server waiting for a core) | {loader_cpu:.1f} s / "
+        f"{server_cpu:.1f} s ({server_wait:.1f} s) | | |"
+    )
     print(f"| loader peak RSS | {rss:.0f} MB | | ≤ 200 MB |")
     for table, b in {**hourly, **daily_media}.items():
         print(f"| bytes per day, {table} | {b / 1e6:,.1f} MB | | |")

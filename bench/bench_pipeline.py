@@ -92,13 +92,20 @@ class Warehouse:
         for db, name in tables:
             client.command(f"TRUNCATE TABLE {db}.{name}")
         client.close()
-        subprocess.run(["rabbitmqctl", "-q", "purge_queue", "-p", self.vhost, LOADER_QUEUE],
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["rabbitmqctl", "-q", "purge_queue", "-p", self.vhost, LOADER_QUEUE],
+            capture_output=True,
+        )
 
     def env(self, **extra: str) -> dict[str, str]:
         contact = "wiki-events bench <bench@example.org>"
-        return {**os.environ, "CLICKHOUSE_URL": self.url, "AMQP_URL": self.amqp_url,
-                "WIKI_EVENTS_CONTACT": contact, **extra}  # fmt: skip
+        return {
+            **os.environ,
+            "CLICKHOUSE_URL": self.url,
+            "AMQP_URL": self.amqp_url,
+            "WIKI_EVENTS_CONTACT": contact,
+            **extra,
+        }
 
     def close(self) -> None:
         self.server.stop()
@@ -106,8 +113,13 @@ class Warehouse:
 
 
 def spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "wiki_events", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "wiki_events", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def cpu_seconds(pid: int) -> float:
@@ -125,8 +137,9 @@ def throughput(house: Warehouse, n: int) -> dict[str, Any]:
     house.reset()
     port = free_port()
     data = house.base / f"reader-{uuid.uuid4().hex[:6]}"
-    env = house.env(STREAM_URL=f"http://127.0.0.1:{port}/v2/stream/recentchange",
-                    WIKI_EVENTS_DATA=str(data))  # fmt: skip
+    env = house.env(
+        STREAM_URL=f"http://127.0.0.1:{port}/v2/stream/recentchange", WIKI_EVENTS_DATA=str(data)
+    )
     emulator = spawn(["replay", str(RAW), "--port", str(port), "--speed", "0", "--loop"], env)
     time.sleep(2)
     loader = spawn(["load"], env)
@@ -135,8 +148,13 @@ def throughput(house: Warehouse, n: int) -> dict[str, Any]:
     marks: dict[int, float] = {}
     # where the two cores go: each process's CPU time between the 10% and 100% marks
     assert house.server.proc is not None
-    pids = {"emulator": emulator.pid, "reader": reader.pid, "loader": loader.pid,
-            "clickhouse": house.server.proc.pid, "rabbitmq": rabbitmq_pid()}  # fmt: skip
+    pids = {
+        "emulator": emulator.pid,
+        "reader": reader.pid,
+        "loader": loader.pid,
+        "clickhouse": house.server.proc.pid,
+        "rabbitmq": rabbitmq_pid(),
+    }
     cpu: dict[int, dict[str, float]] = {}
     try:
         while True:
@@ -168,13 +186,17 @@ def throughput(house: Warehouse, n: int) -> dict[str, Any]:
         "events": n,
         "events_per_s": round(rate),
         "seconds": round(seconds, 1),
-        "cpu_percent_of_a_core": {k: round(100 * (cpu[100][k] - cpu[10][k]) / seconds)
-                                  for k in cpu[10]},  # fmt: skip
-        "cpu_us_per_event": {k: round((cpu[100][k] - cpu[10][k]) / (n - n // 10) * 1e6, 1)
-                             for k in cpu[10]},  # fmt: skip
-        "rss_mb": {name: {"steady_median": round(statistics.median(v), 1),
-                          "peak": round(peaks[name], 1)} for name, v in samples.items()},
-    }  # fmt: skip
+        "cpu_percent_of_a_core": {
+            k: round(100 * (cpu[100][k] - cpu[10][k]) / seconds) for k in cpu[10]
+        },
+        "cpu_us_per_event": {
+            k: round((cpu[100][k] - cpu[10][k]) / (n - n // 10) * 1e6, 1) for k in cpu[10]
+        },
+        "rss_mb": {
+            name: {"steady_median": round(statistics.median(v), 1), "peak": round(peaks[name], 1)}
+            for name, v in samples.items()
+        },
+    }
 
 
 def direct_reference(house: Warehouse, lines: list[str]) -> dict[str, Any]:
@@ -220,8 +242,17 @@ def naive(house: Warehouse, lines: list[str], seconds: float) -> dict[str, Any]:
         for line in lines:
             if stop.is_set():
                 return
-            publisher.send([Message(EXCHANGE, "w", (line + "\n").encode(), events=1,
-                                    content_type=NDJSON_CONTENT_TYPE)])
+            publisher.send(
+                [
+                    Message(
+                        EXCHANGE,
+                        "w",
+                        (line + "\n").encode(),
+                        events=1,
+                        content_type=NDJSON_CONTENT_TYPE,
+                    )
+                ]
+            )
             published[0] += 1
 
     thread = threading.Thread(target=publish, daemon=True)
@@ -238,8 +269,13 @@ def naive(house: Warehouse, lines: list[str], seconds: float) -> dict[str, Any]:
             continue
         rows, _, _ = decode_batch(body, None)
         for r in rows:
-            client.raw_insert(RAW_TABLE, COLUMNS, fmt="RowBinary", insert_block=rowbinary([r]),
-                              settings={"async_insert": 0})  # fmt: skip
+            client.raw_insert(
+                RAW_TABLE,
+                COLUMNS,
+                fmt="RowBinary",
+                insert_block=rowbinary([r]),
+                settings={"async_insert": 0},
+            )
             inserted += 1
         channel.basic_ack(method.delivery_tag)
     elapsed = time.perf_counter() - t0
@@ -248,8 +284,11 @@ def naive(house: Warehouse, lines: list[str], seconds: float) -> dict[str, Any]:
     publisher.close()
     conn.close()
     assert gold_total(house.server.url) == inserted
-    return {"events": inserted, "seconds": round(elapsed, 1),
-            "events_per_s": round(inserted / elapsed)}  # fmt: skip
+    return {
+        "events": inserted,
+        "seconds": round(elapsed, 1),
+        "events_per_s": round(inserted / elapsed),
+    }
 
 
 class TimedEmulator(Emulator):
@@ -273,13 +312,18 @@ def freshness(house: Warehouse, seconds: float, linger: float | None = None) -> 
     house.reset()
     port = free_port()
     emulator = TimedEmulator(RAW, ReplayOptions(speed=1.0, loop=True))
-    server = uvicorn.Server(uvicorn.Config(emulator.app(), host="127.0.0.1", port=port,
-                                           log_level="critical", log_config=None))  # fmt: skip
+    server = uvicorn.Server(
+        uvicorn.Config(
+            emulator.app(), host="127.0.0.1", port=port, log_level="critical", log_config=None
+        )
+    )
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    env = house.env(STREAM_URL=f"http://127.0.0.1:{port}/v2/stream/recentchange",
-                    WIKI_EVENTS_DATA=str(house.base / f"fresh-{uuid.uuid4().hex[:6]}"))  # fmt: skip
+    env = house.env(
+        STREAM_URL=f"http://127.0.0.1:{port}/v2/stream/recentchange",
+        WIKI_EVENTS_DATA=str(house.base / f"fresh-{uuid.uuid4().hex[:6]}"),
+    )
     loader = spawn(["load", *(["--linger", str(linger)] if linger else [])], env)
     time.sleep(3)  # the loader is consuming before the first event
     reader = spawn(["stream"], env)
@@ -289,8 +333,9 @@ def freshness(house: Warehouse, seconds: float, linger: float | None = None) -> 
     rss: dict[str, list[float]] = {"reader": [], "loader": []}
     try:
         while time.perf_counter() < t_end:
-            reply = http.post(house.server.url,
-                              content="SELECT sum(events) FROM gold.events_per_minute")  # fmt: skip
+            reply = http.post(
+                house.server.url, content="SELECT sum(events) FROM gold.events_per_minute"
+            )
             polls.append((time.perf_counter(), int(reply.text.strip() or 0)))
             if len(polls) % 50 == 0:
                 rss["reader"].append(rss_mb(reader.pid))
@@ -355,11 +400,13 @@ def main() -> None:
         finally:
             house.close()
     results["ratios"] = {
-        "pipeline_vs_direct": round(results["pipeline"]["events_per_s"]
-                                    / results["direct_in_process"]["events_per_s"], 2),
-        "pipeline_vs_naive": round(results["pipeline"]["events_per_s"]
-                                   / results["naive"]["events_per_s"], 1),
-    }  # fmt: skip
+        "pipeline_vs_direct": round(
+            results["pipeline"]["events_per_s"] / results["direct_in_process"]["events_per_s"], 2
+        ),
+        "pipeline_vs_naive": round(
+            results["pipeline"]["events_per_s"] / results["naive"]["events_per_s"], 1
+        ),
+    }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "pipeline.json").write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

@@ -95,9 +95,7 @@ def sync_url(search: str | None, *values: Any, prefix: str = "") -> dict[str, An
     }
 
 
-def wiki_options(
-    gold: Gold, search: str | None, sql: str = q.WIKI_OPTIONS
-) -> list[dict[str, str]]:
+def wiki_options(gold: Gold, search: str | None, sql: str = q.WIKI_OPTIONS) -> list[dict[str, str]]:
     """The picker's choices: the wikis in gold, busiest first, and always those picked
     (a dropdown drops a value that is not among its options). Only names a wiki can
     have are listed (WIKI_PATTERN), so bad data cannot make the picker unusable."""

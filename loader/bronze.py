@@ -161,8 +161,11 @@ _TTL = re.compile(r"TTL toDateTime\((\w+)\) \+ toIntervalDay\((\d+)\)")
 
 
 def set_retention(client: Any, days: int) -> None:
-    tables = ((RAW_TABLE, "ingested_at"), (REJECTS_TABLE, "received_at"),
-              (IDS_TABLE, "ingested_at"))
+    tables = (
+        (RAW_TABLE, "ingested_at"),
+        (REJECTS_TABLE, "received_at"),
+        (IDS_TABLE, "ingested_at"),
+    )
     for table, column in tables:
         ddl = client.command(f"SHOW CREATE TABLE {table}")
         match = _TTL.search(str(ddl).replace("\\n", " "))
@@ -197,8 +200,19 @@ def rowbinary(rows: list[Valid]) -> bytes:
     add = parts.extend
     for r in rows:
         event_id, wiki, kind = r.event_id.encode(), r.wiki.encode(), r.type.encode()
-        add((_length(len(event_id)), event_id, _INT64(r.millis), _length(len(wiki)), wiki,
-             _length(len(kind)), kind, _length(len(r.raw)), r.raw))  # fmt: skip
+        add(
+            (
+                _length(len(event_id)),
+                event_id,
+                _INT64(r.millis),
+                _length(len(wiki)),
+                wiki,
+                _length(len(kind)),
+                kind,
+                _length(len(r.raw)),
+                r.raw,
+            )
+        )
     return b"".join(parts)
 
 

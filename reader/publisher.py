@@ -39,8 +39,13 @@ def messages(batch: Batch) -> list[Message]:
         for key, events in batch.events.items()
     ]
     out += [
-        Message(QUARANTINE, f"{r.source}.{r.reason}", r.raw, events=1,
-                headers={"x-reason": r.text[:500], "x-source": r.source})
+        Message(
+            QUARANTINE,
+            f"{r.source}.{r.reason}",
+            r.raw,
+            events=1,
+            headers={"x-reason": r.text[:500], "x-source": r.source},
+        )
         for r in batch.rejects
     ]
     return out
@@ -170,5 +175,3 @@ class Publisher:
 
     def close(self) -> None:
         self._drop()
-
-

@@ -133,8 +133,13 @@ def pytest_setup_options():  # type: ignore[no-untyped-def]
 
     options = Options()
     options.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", "--window-size=1500,2200"):  # fmt: skip
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--window-size=1500,2200",
+    ):
         options.add_argument(arg)
     return options
 

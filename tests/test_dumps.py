@@ -223,12 +223,20 @@ def test_projectviews_reconciliation_catches_a_difference(clean: House, site: Si
     folder = site.root / pageviews_dir(T0)
     path = folder / f"projectviews-{T0:%Y%m%d-%H}0000"
     lines = path.read_text().splitlines()
-    lines = [line.replace(f" {stats.views_by_code['de']} ", f" {stats.views_by_code['de'] + 7} ")
-             if line.startswith("de ") else line for line in lines]  # fmt: skip
+    lines = [
+        line.replace(f" {stats.views_by_code['de']} ", f" {stats.views_by_code['de'] + 7} ")
+        if line.startswith("de ")
+        else line
+        for line in lines
+    ]
     path.write_text("\n".join(lines) + "\n")
     assert loader(house, site).run([PAGEVIEWS, PROJECTVIEWS], T0, T0 + H) == {"loaded": 2}
-    done = run_dbt(["test", "--vars", "{dumps: true}", "-s", "assert_pageviews_match_projectviews"],
-                   house.url, work_dir=house.work, timeout=600)  # fmt: skip
+    done = run_dbt(
+        ["test", "--vars", "{dumps: true}", "-s", "assert_pageviews_match_projectviews"],
+        house.url,
+        work_dir=house.work,
+        timeout=600,
+    )
     assert done.returncode != 0
     assert "Got 1 result" in done.stdout, done.stdout
 
@@ -303,10 +311,24 @@ def test_kill_9_mid_file_leaves_nothing_then_loads_once(clean: House, site: Site
     site.faults.slow = 0.15  # per 64 KiB: the file takes ~20 s to arrive
     env = {**os.environ, "CLICKHOUSE_URL": house.url, "DUMPS_URL": site.url}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wiki_events", "pageviews", "--from", "2026-11-01T01",
-         "--to", "2026-11-01T02", "--quiet", "--insert-block-rows", "5000"],
-        env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wiki_events",
+            "pageviews",
+            "--from",
+            "2026-11-01T01",
+            "--to",
+            "2026-11-01T02",
+            "--quiet",
+            "--insert-block-rows",
+            "5000",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 60
     partial = 0
     while time.monotonic() < deadline and partial < 10_000:
@@ -440,10 +462,16 @@ def test_status_lines(clean: House, site: Site) -> None:
 def edit_event(n: int, wiki: str, title: str, when: dt.datetime) -> bytes:
     event = {
         "meta": {"id": f"e{n}", "dt": when.strftime("%Y-%m-%dT%H:%M:%SZ"), "domain": "x.org"},
-        "type": "edit", "namespace": 0, "title": title, "user": f"U{n % 3}", "bot": False,
-        "minor": False, "length": {"old": 10, "new": 12}, "revision": {"old": n, "new": n + 1},
+        "type": "edit",
+        "namespace": 0,
+        "title": title,
+        "user": f"U{n % 3}",
+        "bot": False,
+        "minor": False,
+        "length": {"old": 10, "new": 12},
+        "revision": {"old": n, "new": n + 1},
         "wiki": wiki,
-    }  # fmt: skip
+    }
     return json.dumps(event).encode()
 
 
@@ -535,8 +563,14 @@ def test_one_dataset_leaves_the_others_loads_alone(clean: House, site: Site) -> 
     house = clean
     run = loader(house, site)
     now = dt.datetime.now(dt.UTC)
-    ident = {"dataset": "pageviews", "name": pageviews_name(T0), "load_id": 7, "period": T0,
-             "url": "x", "started_at": now}  # fmt: skip
+    ident = {
+        "dataset": "pageviews",
+        "name": pageviews_name(T0),
+        "load_id": 7,
+        "period": T0,
+        "url": "x",
+        "started_at": now,
+    }
     run._ledger(**ident, size=1, last_modified=now, state="loading")
     day = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
     assert loader(house, site).run([MEDIACOUNTS], day, day + dt.timedelta(days=1)) == {"missing": 1}

@@ -40,9 +40,14 @@ from .conftest import ROOT, ClickHouseProcess
 
 
 def health(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wiki_events", "health", *args], cwd=ROOT,
-                          env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "wiki_events", "health", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 # -- reader ------------------------------------------------------------------------------
@@ -180,8 +185,9 @@ def test_alerts_reach_the_webhook_and_a_failure_is_reported(
     assert got == [b"disk full"]
     assert not alert("fail-me", url=url)
     assert not alert("nowhere", url="")  # no webhook: logged only
-    done = health("alert", "dbt test failed", env={"ALERT_WEBHOOK_URL": url,
-                                                  "ALERT_WEBHOOK_FORMAT": "json"})  # fmt: skip
+    done = health(
+        "alert", "dbt test failed", env={"ALERT_WEBHOOK_URL": url, "ALERT_WEBHOOK_FORMAT": "json"}
+    )
     assert done.returncode == 0 and json.loads(got[-1]) == {"text": "dbt test failed"}
 
 
@@ -211,13 +217,22 @@ class FakeDocker:
 
 
 def test_watchdog_restarts_unhealthy_containers_and_alerts_once_an_hour(tmp_path: Path) -> None:
-    docker = FakeDocker([
-        {"Id": "abc", "Names": ["/p-loader-1"], "project": "p"},
-        {"Id": "zzz", "Names": ["/other-loader-1"], "project": "other"},
-    ])
+    docker = FakeDocker(
+        [
+            {"Id": "abc", "Names": ["/p-loader-1"], "project": "p"},
+            {"Id": "zzz", "Names": ["/other-loader-1"], "project": "other"},
+        ]
+    )
     sent: list[str] = []
-    dog = Watchdog(docker, "p", tmp_path, disk_percent=0, backup_expected=True,  # type: ignore[arg-type]
-                   backup_max_age=3600, notify=sent.append)  # fmt: skip
+    dog = Watchdog(
+        docker,
+        "p",
+        tmp_path,
+        disk_percent=0,
+        backup_expected=True,  # type: ignore[arg-type]
+        backup_max_age=3600,
+        notify=sent.append,
+    )
     dog.started -= 7200  # running for two hours: a missing backup is now overdue
     dog.check()
     assert docker.restarted == ["abc"]

@@ -105,8 +105,10 @@ def test_kill_9_after_insert_before_ack_then_restart(ch: ClickHouseProcess, amqp
     publish(amqp_url, events)
     crashed = subprocess.run(
         [sys.executable, "tests/helpers/loader_crash.py", ch.url, amqp_url, "2"],
-        cwd=ROOT, capture_output=True, timeout=120,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()[-2000:]
     landed, _ = bronze_counts(ch)
     assert 0 < landed < 20_000  # two inserts landed, their messages were never acked
@@ -260,7 +262,10 @@ def test_a_reject_is_kept_once_per_distinct_input(ch: ClickHouseProcess) -> None
     assert bronze.reject([Reject("malformed-json", "y", b"\xff{broken")]) == 0
     rows = client.query(f"SELECT raw, count() FROM {REJECTS_TABLE} GROUP BY raw ORDER BY raw")
     assert rows.result_rows == [
-        ('{"meta": {}}', 1), ("{not json", 1), ("{old", 1), ("\ufffd{broken", 1)
+        ('{"meta": {}}', 1),
+        ("{not json", 1),
+        ("{old", 1),
+        ("\ufffd{broken", 1),
     ]
 
 
@@ -298,8 +303,13 @@ def test_the_loader_never_loads_the_dataframe_libraries(
     # them lazily (client.insert checks for a DataFrame), so a stray call would cost
     # the loader most of its memory budget
     publish(amqp_url, looped_events(3000))
-    done = subprocess.run([sys.executable, "-c", LEAN_LOADER, ch.url, amqp_url],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", LEAN_LOADER, ch.url, amqp_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert bronze_counts(ch) == (3000, 3000)
     assert done.stdout.strip() == ""

@@ -587,10 +587,21 @@ def test_restart_keeps_data_and_sigterm_is_clean(tmp_path: Path) -> None:
 def start_failure(data: Path, port: int) -> str:
     """Start a server that must refuse to start; its one-line reason."""
     done = subprocess.run(
-        [sys.executable, "-m", "wiki_events", "clickhouse", "--data", str(data),
-         "--port", str(port)],
-        capture_output=True, text=True, cwd=ROOT, timeout=60,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "wiki_events",
+            "clickhouse",
+            "--data",
+            str(data),
+            "--port",
+            str(port),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
     return done.stderr
@@ -622,9 +633,11 @@ def test_form_encoded_queries_with_compression(clickhouse: ClickHouseProcess) ->
     r = httpx.post(
         clickhouse.url,
         content=gzip.compress(form),
-        headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
-                 "Content-Encoding": "gzip"},
-    )  # fmt: skip
+        headers={
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Content-Encoding": "gzip",
+        },
+    )
     assert r.text == "42\n", r.text
 
 

@@ -56,8 +56,11 @@ def _brotli() -> tuple[Callable[[bytes], bytes], Callable[[], bytes]]:
 
 @pytest.fixture(scope="module")
 def bombs() -> dict[str, bytes]:
-    return {"gzip": _compress_zeros(_gzip), "zstd": _compress_zeros(_zstd),
-            "br": _compress_zeros(_brotli)}  # fmt: skip
+    return {
+        "gzip": _compress_zeros(_gzip),
+        "zstd": _compress_zeros(_zstd),
+        "br": _compress_zeros(_brotli),
+    }
 
 
 @pytest.fixture(scope="module")
@@ -127,8 +130,9 @@ def test_a_bomb_is_refused_with_bounded_memory_and_others_served(
 def test_a_bomb_as_a_query_body_is_refused(
     server: ClickHouseProcess, bombs: dict[str, bytes]
 ) -> None:
-    r = httpx.post(server.url, content=bombs["zstd"], headers={"Content-Encoding": "zstd"},
-                   timeout=120)  # fmt: skip
+    r = httpx.post(
+        server.url, content=bombs["zstd"], headers={"Content-Encoding": "zstd"}, timeout=120
+    )
     assert r.headers["X-ClickHouse-Exception-Code"] in ("39", "229"), r.text
     assert sql(server, "SELECT 3").text == "3\n"
 
@@ -137,8 +141,13 @@ def test_a_body_under_the_limit_passes(server: ClickHouseProcess) -> None:
     table = f"t_{uuid.uuid4().hex[:8]}"
     sql(server, f"CREATE TABLE {table} (a UInt8) ENGINE = MergeTree ORDER BY tuple()")
     body = zstandard.ZstdCompressor().compress(bytes(LIMIT - 1000))
-    r = httpx.post(server.url, params={"query": f"INSERT INTO {table} FORMAT RowBinary"},
-                   content=body, headers={"Content-Encoding": "zstd"}, timeout=120)  # fmt: skip
+    r = httpx.post(
+        server.url,
+        params={"query": f"INSERT INTO {table} FORMAT RowBinary"},
+        content=body,
+        headers={"Content-Encoding": "zstd"},
+        timeout=120,
+    )
     assert r.status_code == 200, r.text
     assert sql(server, f"SELECT count(), sum(a) FROM {table}").text == f"{LIMIT - 1000}\t0\n"
 
@@ -176,8 +185,12 @@ def test_a_truncated_compressed_insert_is_an_error_and_stores_nothing(
     assert r.headers["X-ClickHouse-Exception-Code"] in ("271", "33"), r.text
     assert sql(server, f"SELECT count() FROM {table}").text == "0\n"
     # the whole body still works
-    r = httpx.post(server.url, params={"query": f"INSERT INTO {table} FORMAT TSV"},
-                   content=whole, headers={"Content-Encoding": method.split("-")[0]})  # fmt: skip
+    r = httpx.post(
+        server.url,
+        params={"query": f"INSERT INTO {table} FORMAT TSV"},
+        content=whole,
+        headers={"Content-Encoding": method.split("-")[0]},
+    )
     assert r.status_code == 200, r.text
     assert sql(server, f"SELECT count() FROM {table}").text == "20000\n"
 
@@ -186,10 +199,17 @@ def test_concatenated_frames_and_members_are_one_body(server: ClickHouseProcess)
     table = f"t_{uuid.uuid4().hex[:8]}"
     sql(server, f"CREATE TABLE {table} (a UInt32) ENGINE = MergeTree ORDER BY a")
     parts = [b"".join(b"%d\n" % i for i in range(k * 1000, (k + 1) * 1000)) for k in range(3)]
-    for method, compress in (("gzip", gzip.compress), ("lz4", lz4.frame.compress),
-                             ("zstd", zstandard.ZstdCompressor().compress)):  # fmt: skip
+    for method, compress in (
+        ("gzip", gzip.compress),
+        ("lz4", lz4.frame.compress),
+        ("zstd", zstandard.ZstdCompressor().compress),
+    ):
         body = b"".join(compress(p) for p in parts)
-        r = httpx.post(server.url, params={"query": f"INSERT INTO {table} FORMAT TSV"},
-                       content=body, headers={"Content-Encoding": method})  # fmt: skip
+        r = httpx.post(
+            server.url,
+            params={"query": f"INSERT INTO {table} FORMAT TSV"},
+            content=body,
+            headers={"Content-Encoding": method},
+        )
         assert r.status_code == 200, (method, r.text)
     assert sql(server, f"SELECT count(), uniqExact(a) FROM {table}").text == "9000\t3000\n"

@@ -88,15 +88,21 @@ def test_a_malformed_authorization_header_is_an_auth_error(
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"auth": ("viewer", "view-secret"),
-         "params": {"user": "admin", "password": "admin-secret"}},
+        {
+            "auth": ("viewer", "view-secret"),
+            "params": {"user": "admin", "password": "admin-secret"},
+        },
         {"auth": ("admin", "admin-secret"), "params": {"password": "x"}},
-        {"headers": {"X-ClickHouse-User": "viewer", "X-ClickHouse-Key": "view-secret"},
-         "params": {"user": "admin", "password": "admin-secret"}},
-        {"headers": {"X-ClickHouse-User": "viewer", "X-ClickHouse-Key": "view-secret"},
-         "auth": ("admin", "admin-secret")},
+        {
+            "headers": {"X-ClickHouse-User": "viewer", "X-ClickHouse-Key": "view-secret"},
+            "params": {"user": "admin", "password": "admin-secret"},
+        },
+        {
+            "headers": {"X-ClickHouse-User": "viewer", "X-ClickHouse-Key": "view-secret"},
+            "auth": ("admin", "admin-secret"),
+        },
     ],
-)  # fmt: skip
+)
 def test_credentials_from_two_places_are_an_error(server: ClickHouseProcess, kwargs: dict) -> None:  # type: ignore[type-arg]
     r = httpx.post(server.url, content="SELECT currentUser()", **kwargs)
     assert r.status_code == 403 and code(r) == "516", r.text
@@ -187,8 +193,11 @@ def test_a_stalled_insert_body_times_out_and_releases_its_connection(
 ) -> None:
     admin = ("admin", "admin-secret")
     table = f"t_{uuid.uuid4().hex[:8]}"
-    httpx.post(server.url, content=f"CREATE TABLE {table} (a UInt8) ENGINE = MergeTree ORDER BY a",
-               auth=admin)  # fmt: skip
+    httpx.post(
+        server.url,
+        content=f"CREATE TABLE {table} (a UInt8) ENGINE = MergeTree ORDER BY a",
+        auth=admin,
+    )
     token = base64.b64encode(b"admin:admin-secret").decode()
     with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT * 5) as sock:
         sock.sendall(

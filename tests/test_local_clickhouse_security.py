@@ -197,8 +197,12 @@ def test_get_reads_and_sets(clickhouse: ClickHouseProcess) -> None:
 
 
 def test_readonly_user_cannot_kill_or_run_system(clickhouse: ClickHouseProcess) -> None:
-    for sql in ("KILL QUERY WHERE 1", "KILL QUERY WHERE user = 'default' SYNC",
-                "SYSTEM STOP MERGES", "SYSTEM DROP MARK CACHE"):  # fmt: skip
+    for sql in (
+        "KILL QUERY WHERE 1",
+        "KILL QUERY WHERE user = 'default' SYNC",
+        "SYSTEM STOP MERGES",
+        "SYSTEM DROP MARK CACHE",
+    ):
         r = send(clickhouse, sql, auth=READONLY_USER)
         assert r.status_code != 200 and code(r) in (164, 497), (sql, r.text)
 
@@ -226,8 +230,10 @@ def test_readonly_kill_does_not_reach_a_running_query(clickhouse: ClickHouseProc
 
 def test_several_statements_are_refused(clickhouse: ClickHouseProcess, db: str) -> None:
     send(clickhouse, f"CREATE TABLE {db}.m (a UInt8) ENGINE = MergeTree ORDER BY a")
-    for sql in (f"SELECT 1; INSERT INTO {db}.m VALUES (1)",
-                f"INSERT INTO {db}.m VALUES (1); DROP TABLE {db}.m"):  # fmt: skip
+    for sql in (
+        f"SELECT 1; INSERT INTO {db}.m VALUES (1)",
+        f"INSERT INTO {db}.m VALUES (1); DROP TABLE {db}.m",
+    ):
         r = send(clickhouse, sql)
         assert code(r) == 62 and "Multi-statements" in r.text, r.text
     assert send(clickhouse, f"SELECT count() FROM {db}.m").text == "0\n"
@@ -239,11 +245,16 @@ def test_several_statements_are_refused(clickhouse: ClickHouseProcess, db: str) 
 
 def test_invalid_utf8_in_a_query_passes_unchanged(clickhouse: ClickHouseProcess, db: str) -> None:
     send(clickhouse, f"CREATE TABLE {db}.u (s String) ENGINE = MergeTree ORDER BY s")
-    r = httpx.post(clickhouse.url, content=f"INSERT INTO {db}.u VALUES ('".encode() + b"\xff\xfe')",
-                   auth=ADMIN)  # fmt: skip
+    r = httpx.post(
+        clickhouse.url, content=f"INSERT INTO {db}.u VALUES ('".encode() + b"\xff\xfe')", auth=ADMIN
+    )
     assert r.status_code == 200, r.text
-    r = httpx.post(clickhouse.url, params={"query": f"INSERT INTO {db}.u FORMAT TSV"},
-                   content=b"ok\n", auth=ADMIN)  # fmt: skip
+    r = httpx.post(
+        clickhouse.url,
+        params={"query": f"INSERT INTO {db}.u FORMAT TSV"},
+        content=b"ok\n",
+        auth=ADMIN,
+    )
     assert send(clickhouse, f"SELECT hex(s) FROM {db}.u ORDER BY s").text == "6F6B\nFFFE\n"
     # in the URL as well (percent-encoded bytes), and in a GET
     raw_url = clickhouse.url + "/?query=SELECT%20hex(%27%FF%C3%A9%27)"
@@ -275,20 +286,39 @@ def external(
 
 
 def test_readonly_user_sends_external_tables(clickhouse: ClickHouseProcess, db: str) -> None:
-    r = external(clickhouse, "SELECT sum(a), groupArray(b) FROM ext", "a UInt32, b String",
-                 b"1\tx\n2\ty\n", auth=READONLY_USER)  # fmt: skip
+    r = external(
+        clickhouse,
+        "SELECT sum(a), groupArray(b) FROM ext",
+        "a UInt32, b String",
+        b"1\tx\n2\ty\n",
+        auth=READONLY_USER,
+    )
     assert r.status_code == 200, r.text
     assert r.text == "3\t['x','y']\n"
-    r = external(clickhouse, "SELECT count() FROM ext", "a UInt8, s String", b"1,a\n2,b\n3,c\n",
-                 auth=READONLY_USER, fmt="CSV", session_id=uuid.uuid4().hex)  # fmt: skip
+    r = external(
+        clickhouse,
+        "SELECT count() FROM ext",
+        "a UInt8, s String",
+        b"1,a\n2,b\n3,c\n",
+        auth=READONLY_USER,
+        fmt="CSV",
+        session_id=uuid.uuid4().hex,
+    )
     assert r.text == "3\n", r.text
     # ... and stay read-only while they do
     send(clickhouse, f"CREATE TABLE {db}.x (a UInt8) ENGINE = MergeTree ORDER BY a")
-    r = external(clickhouse, f"INSERT INTO {db}.x SELECT a FROM ext", "a UInt8", b"1\n",
-                 auth=READONLY_USER)  # fmt: skip
+    r = external(
+        clickhouse, f"INSERT INTO {db}.x SELECT a FROM ext", "a UInt8", b"1\n", auth=READONLY_USER
+    )
     assert code(r) == 164, r.text
-    r = external(clickhouse, "SELECT count() FROM ext", "a UInt8", b"1\n", auth=READONLY_USER,
-                 max_threads="1")  # fmt: skip
+    r = external(
+        clickhouse,
+        "SELECT count() FROM ext",
+        "a UInt8",
+        b"1\n",
+        auth=READONLY_USER,
+        max_threads="1",
+    )
     assert code(r) == 164, r.text
     r = external(clickhouse, "SELECT file('x') FROM ext", "a UInt8", b"1\n", auth=READONLY_USER)
     assert r.status_code != 200
@@ -327,9 +357,15 @@ def test_structure_is_parsed_as_a_column_list_only(
 
 @pytest.mark.parametrize(
     "sql",
-    ["CREATE USER u_x IDENTIFIED BY 'x'", "create role r_x", "GRANT SELECT ON *.* TO default",
-     "DROP USER u_x", "ALTER USER default IDENTIFIED BY 'x'", "CREATE QUOTA q_x"],
-)  # fmt: skip
+    [
+        "CREATE USER u_x IDENTIFIED BY 'x'",
+        "create role r_x",
+        "GRANT SELECT ON *.* TO default",
+        "DROP USER u_x",
+        "ALTER USER default IDENTIFIED BY 'x'",
+        "CREATE QUOTA q_x",
+    ],
+)
 def test_access_management_says_what_to_use_instead(
     clickhouse: ClickHouseProcess, sql: str
 ) -> None:

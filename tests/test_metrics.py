@@ -90,11 +90,21 @@ def test_the_loader_command_counts_what_it_inserted(
     publish(amqp_url, events)
     port = free_port()
     env = {**command_env, "CLICKHOUSE_URL": url, "AMQP_URL": amqp_url}
-    proc = subprocess.Popen([sys.executable, "-m", "wiki_events", "load", "--metrics-port",
-                             str(port)], cwd=ROOT, env=env, stderr=subprocess.PIPE)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wiki_events", "load", "--metrics-port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+    )
     try:
-        got = poll(port, lambda m: m.get("wiki_loader_events_inserted_total", 0)
-                   + m.get("wiki_loader_duplicates_total", 0) >= 3000)  # fmt: skip
+        got = poll(
+            port,
+            lambda m: (
+                m.get("wiki_loader_events_inserted_total", 0)
+                + m.get("wiki_loader_duplicates_total", 0)
+                >= 3000
+            ),
+        )
         inserted = got["wiki_loader_events_inserted_total"]
         assert inserted == int(client.command("SELECT count() FROM bronze.wiki_raw")) - before
         assert abs(got["wiki_loader_last_insert_timestamp_seconds"] - time.time()) < 120
@@ -109,11 +119,19 @@ def test_the_reader_command_counts_its_reconnects_while_offline(
     command_env: dict[str, str],
 ) -> None:
     port = free_port()
-    env = {**command_env, "METRICS_PORT": str(port),
-           "STREAM_URL": f"http://127.0.0.1:{free_port()}/v2/stream/recentchange",
-           "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F"}  # fmt: skip
-    proc = subprocess.Popen([sys.executable, "-m", "wiki_events", "stream"], cwd=ROOT, env=env,
-                            stderr=subprocess.PIPE, text=True)  # fmt: skip
+    env = {
+        **command_env,
+        "METRICS_PORT": str(port),
+        "STREAM_URL": f"http://127.0.0.1:{free_port()}/v2/stream/recentchange",
+        "AMQP_URL": "amqp://guest:guest@127.0.0.1:5672/%2F",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wiki_events", "stream"],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         got = poll(port, lambda m: m.get("wiki_reader_reconnects_total", 0) >= 2, timeout=60)
         assert got["wiki_reader_events_received_total"] == 0

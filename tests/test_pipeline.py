@@ -152,8 +152,14 @@ def test_up_replays_to_exact_gold_then_status_sql_and_a_resumed_run(
         wait_for_exact_gold(base, want, 180, [first.proc])
         assert httpx.get(f"http://127.0.0.1:{dash_port}/", timeout=10).status_code == 200
 
-        status = subprocess.run([sys.executable, "-m", "wiki_events", "status"], cwd=ROOT,
-                                env=up_env, capture_output=True, text=True, timeout=60)  # fmt: skip
+        status = subprocess.run(
+            [sys.executable, "-m", "wiki_events", "status"],
+            cwd=ROOT,
+            env=up_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         lines = {line[5:16].strip(): line for line in status.stdout.splitlines()}
         assert "3,946 events" in lines["bronze"] and "3,946 events" in lines["gold"]
         assert "3,946 events, 0 left out" in lines["silver"]
@@ -162,10 +168,19 @@ def test_up_replays_to_exact_gold_then_status_sql_and_a_resumed_run(
         assert lines["freshness"].startswith("FAIL") and status.returncode == 2
 
         one_shot = subprocess.run(
-            [sys.executable, "-m", "wiki_events", "sql",
-             "SELECT type, count() AS n FROM silver.wiki GROUP BY type ORDER BY n DESC"],
-            cwd=ROOT, env=up_env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "wiki_events",
+                "sql",
+                "SELECT type, count() AS n FROM silver.wiki GROUP BY type ORDER BY n DESC",
+            ],
+            cwd=ROOT,
+            env=up_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert one_shot.returncode == 0, one_shot.stderr
         table = [line.split("\t") for line in one_shot.stdout.splitlines()]
         assert table[0] == ["type", "n"]
@@ -175,8 +190,12 @@ def test_up_replays_to_exact_gold_then_status_sql_and_a_resumed_run(
             input="SET max_threads = 1;\nSELECT value FROM system.settings\n"
             "WHERE name = 'max_threads';\nSELECT (;\nSELECT 'after the error';\n"
             "USE gold;\nSELECT currentDatabase();\n\\q\n",
-            cwd=ROOT, env=up_env, capture_output=True, text=True, timeout=60,
-        )  # fmt: skip
+            cwd=ROOT,
+            env=up_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert console.stdout.split("\n")[:1] == ["1"]  # SET held: one session per console
         assert "Syntax error" in console.stderr and "after the error" in console.stdout
         assert console.stdout.splitlines()[-1] == "gold"  # USE held too
@@ -214,8 +233,11 @@ def test_up_without_a_broker_says_so_and_still_loads_exactly_and_follows_the_dum
     hour -= dt.timedelta(hours=2)
     views = expected_hours({hour: write_pageviews_hour(site, hour, lines=300, seed=7)})
     with ServerThread(DumpsSite(site, Faults()), free_port()) as server:
-        env = {**up_env, "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
-               "DUMPS_URL": server.url}  # fmt: skip
+        env = {
+            **up_env,
+            "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+            "DUMPS_URL": server.url,
+        }
         base = env["CLICKHOUSE_URL"].replace("default:@", "").rsplit("/", 1)[0]
         up = Up("--replay", str(path), "--speed", "0", "--no-dash", "--dumps", env=env)
         try:
@@ -223,9 +245,13 @@ def test_up_without_a_broker_says_so_and_still_loads_exactly_and_follows_the_dum
             deadline = time.monotonic() + 120
             got: dict[tuple[object, ...], int] = {}
             while time.monotonic() < deadline and got != views and up.proc.poll() is None:
-                got = {(dt.datetime.fromisoformat(h), w, a): int(v) for h, w, a, v in rows(
-                    base, "SELECT hour, wiki, access, views FROM gold.pageviews_hour_wiki"
-                ) if int(v)}  # fmt: skip
+                got = {
+                    (dt.datetime.fromisoformat(h), w, a): int(v)
+                    for h, w, a, v in rows(
+                        base, "SELECT hour, wiki, access, views FROM gold.pageviews_hour_wiki"
+                    )
+                    if int(v)
+                }
                 time.sleep(0.5)
             assert got == views
         finally:
@@ -280,12 +306,19 @@ def test_faults_while_events_flow_lose_nothing_and_double_nothing(
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CLICKHOUSE_", "DBT_"))}
     port = free_port()
-    env.update(CLICKHOUSE_URL=url, AMQP_URL=amqp_url, WIKI_EVENTS_DATA=str(tmp_path / "var"),
-               STREAM_URL=f"http://127.0.0.1:{port}/v2/stream/recentchange",
-               WIKI_EVENTS_CONTACT="wiki-events tests <ci@example.org>")  # fmt: skip
+    env.update(
+        CLICKHOUSE_URL=url,
+        AMQP_URL=amqp_url,
+        WIKI_EVENTS_DATA=str(tmp_path / "var"),
+        STREAM_URL=f"http://127.0.0.1:{port}/v2/stream/recentchange",
+        WIKI_EVENTS_CONTACT="wiki-events tests <ci@example.org>",
+    )
     # about 25 s of events, the SSE connection cut every 300 of them
-    emulator = Process(["replay", str(path), "--port", str(port), "--rate", "160",
-                        "--disconnect-every", "300"], env, tmp_path / "emulator.log")  # fmt: skip
+    emulator = Process(
+        ["replay", str(path), "--port", str(port), "--rate", "160", "--disconnect-every", "300"],
+        env,
+        tmp_path / "emulator.log",
+    )
     reader = Process(["stream"], env, tmp_path / "reader.log")
     loader = Process(["load"], env, tmp_path / "loader.log")
     processes = [emulator, reader, loader]
@@ -308,8 +341,9 @@ def test_faults_while_events_flow_lose_nothing_and_double_nothing(
             if recover is not None:
                 time.sleep(0.5)
                 recover()
-        wait_for_exact_gold(server.url, want, 240,
-                            [p.proc for p in processes if p.proc is not None])  # fmt: skip
+        wait_for_exact_gold(
+            server.url, want, 240, [p.proc for p in processes if p.proc is not None]
+        )
         time.sleep(5)  # anything late (a redelivery) would show now
         assert_gold_equals(gold_numbers(lambda sql: rows(server.url, sql)), want)
         ((count, distinct),) = rows(
@@ -318,8 +352,12 @@ def test_faults_while_events_flow_lose_nothing_and_double_nothing(
         assert (count, distinct) == (str(want.total), str(want.total))
         assert reader.kills == 3 and loader.kills == 2
         assert "stream closed by the server" in reader.log.read_text()  # the SSE cuts
-        tests = run_dbt(["test", "--vars", "{reconcile_lag_minutes: 0}"], url,
-                        work_dir=tmp_path / "dbt", timeout=600)  # fmt: skip
+        tests = run_dbt(
+            ["test", "--vars", "{reconcile_lag_minutes: 0}"],
+            url,
+            work_dir=tmp_path / "dbt",
+            timeout=600,
+        )
         assert tests.returncode == 0, tests.stdout[-3000:]
     finally:
         for process in processes:

@@ -34,10 +34,20 @@ class Emulator:
     def __init__(self, path: Path, *args: str) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "wiki_events", "replay", str(path), "--port", str(self.port),
-             *args],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "wiki_events",
+                "replay",
+                str(path),
+                "--port",
+                str(self.port),
+                *args,
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -381,12 +391,16 @@ def test_a_looped_replay_repeats_each_event_with_a_fresh_id_and_a_shifted_time()
             record = log.get(lap * log.size + index)
             assert record is not None
             event = json.loads(record.data)
-            want = first["meta"]["id"] if lap == 0 else str(
-                uuid.uuid5(uuid.NAMESPACE_URL, f"{first['meta']['id']}/{lap}"))  # fmt: skip
+            want = (
+                first["meta"]["id"]
+                if lap == 0
+                else str(uuid.uuid5(uuid.NAMESPACE_URL, f"{first['meta']['id']}/{lap}"))
+            )
             assert event["meta"]["id"] == record.meta_id == want
             assert iso_ms(event["meta"]["dt"]) == record.ts_ms
             assert record.ts_ms == log.records[index].ts_ms + lap * log.shift
             assert {k: v for k, v in event.items() if k not in ("meta", "timestamp")} == {
-                k: v for k, v in first.items() if k not in ("meta", "timestamp")}  # fmt: skip
+                k: v for k, v in first.items() if k not in ("meta", "timestamp")
+            }
             ids.add(event["meta"]["id"])
     assert len(ids) == 9

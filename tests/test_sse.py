@@ -95,8 +95,11 @@ LF_LINES = st.lists(
 
 
 @settings(max_examples=300, deadline=None)
-@given(LF_LINES, st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=6),
-       st.sampled_from([None, 48]))  # fmt: skip
+@given(
+    LF_LINES,
+    st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=6),
+    st.sampled_from([None, 48]),
+)
 def test_the_lf_fast_path_agrees_with_the_general_path(
     lines: list[bytes], sizes: list[int], max_line: int | None
 ) -> None:

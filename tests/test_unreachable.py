@@ -47,8 +47,12 @@ def test_cause_of_an_unknown_error_names_it() -> None:
 
 
 def test_sentence_hides_the_password() -> None:
-    text = sentence("ClickHouse", "http://admin:s3cret@db:8123/x",
-                    ConnectionRefusedError(111, "Connection refused"), "start it")  # fmt: skip
+    text = sentence(
+        "ClickHouse",
+        "http://admin:s3cret@db:8123/x",
+        ConnectionRefusedError(111, "Connection refused"),
+        "start it",
+    )
     assert "s3cret" not in text
     assert text.startswith("ClickHouse is not answering at http://admin:***@db:8123/x (")
     assert text.endswith("): start it")
@@ -63,13 +67,20 @@ def test_status_with_everything_down_says_so_in_plain_lines(tmp_path) -> None:  
         "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{dead}/",
         "WIKI_EVENTS_DATA": str(tmp_path),
     }
-    done = subprocess.run([sys.executable, "-m", "wiki_events", "status"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "wiki_events", "status"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 2
     out = done.stdout.splitlines()
     assert any(
         line.startswith("FAIL clickhouse  ClickHouse is not answering at http://default:***@")
-        and "connection refused" in line and "wiki-events clickhouse" in line
+        and "connection refused" in line
+        and "wiki-events clickhouse" in line
         for line in out
     ), out
     assert any("RabbitMQ is not answering" in line and "AMQP_URL" in line for line in out), out
@@ -91,12 +102,19 @@ def test_reader_offline_names_the_url_and_the_replay_once(
             stop.set()
         raise httpx.ConnectError("[Errno -2] Name or service not known", request=request)
 
-    follower = _HttpFollower(Options(url=url, max_backoff=0.01), None, queue.Queue(), Stats(),
-                             stop, transport=httpx.MockTransport(offline))  # fmt: skip
+    follower = _HttpFollower(
+        Options(url=url, max_backoff=0.01),
+        None,
+        queue.Queue(),
+        Stats(),
+        stop,
+        transport=httpx.MockTransport(offline),
+    )
     with caplog.at_level(logging.WARNING, logger="reader"):
         follower.run()
     said = [r.getMessage() for r in caplog.records if r.name == "reader"]
     assert len(tries) == 4 and len(said) == 3
-    assert all(f"cannot reach the stream at {url} (the host name does not resolve" in s
-               for s in said)  # fmt: skip
+    assert all(
+        f"cannot reach the stream at {url} (the host name does not resolve" in s for s in said
+    )
     assert sum("--replay" in s for s in said) == 1 and "--replay" in said[0]

@@ -41,8 +41,12 @@ def test_build_creates_silver_and_gold_and_every_test_passes(warehouse: Warehous
     out = warehouse.dbt("build", *NOW)
     assert "ERROR=0" in out and "SKIP=0" in out
     # unit tests, generic tests and the singular reconciliations all ran
-    for name in ("wiki_names_numeric_and_unknown_types", "unique_wiki_event_id",
-                 "assert_gold_matches_silver", "assert_silver_matches_bronze"):  # fmt: skip
+    for name in (
+        "wiki_names_numeric_and_unknown_types",
+        "unique_wiki_event_id",
+        "assert_gold_matches_silver",
+        "assert_silver_matches_bronze",
+    ):
         assert name in out, name
     engines = dict(
         warehouse.query(
@@ -92,10 +96,19 @@ def test_weekday_profile_is_an_average_over_observed_weeks(warehouse: Warehouse)
     )
     assert rows == [("2", "2", "1", "1", "1")]
     # an hour observed twice (two weeks apart) halves the average: add a week-later event
-    event = {"meta": {"id": str(uuid.uuid4()), "dt": "2016-08-23T02:10:00Z",
-                      "domain": "test.wikipedia.org"},
-             "wiki": "testwiki", "type": "edit", "namespace": 0, "title": "T", "user": "U",
-             "bot": False}  # fmt: skip
+    event = {
+        "meta": {
+            "id": str(uuid.uuid4()),
+            "dt": "2016-08-23T02:10:00Z",
+            "domain": "test.wikipedia.org",
+        },
+        "wiki": "testwiki",
+        "type": "edit",
+        "namespace": 0,
+        "title": "T",
+        "user": "U",
+        "bot": False,
+    }
     path = warehouse.work / "week-later.ndjson"
     path.write_text(json.dumps(event) + "\n")
     warehouse.load([path])
@@ -132,14 +145,26 @@ def test_a_tampered_gold_table_fails_reconciliation_and_the_rebuild_repairs_it(
     more = warehouse.work / "after-rebuild.ndjson"
     more.write_text(
         "".join(
-            json.dumps({"meta": {"id": str(uuid.uuid4()), "dt": "2024-08-22T04:05:00Z",
-                                 "domain": "en.wikipedia.org"},
-                        "wiki": "enwiki", "type": "edit", "namespace": 0, "title": f"P{i}",
-                        "user": "10.0.0.1", "bot": False, "length": {"old": 10, "new": 4}})
+            json.dumps(
+                {
+                    "meta": {
+                        "id": str(uuid.uuid4()),
+                        "dt": "2024-08-22T04:05:00Z",
+                        "domain": "en.wikipedia.org",
+                    },
+                    "wiki": "enwiki",
+                    "type": "edit",
+                    "namespace": 0,
+                    "title": f"P{i}",
+                    "user": "10.0.0.1",
+                    "bot": False,
+                    "length": {"old": 10, "new": 4},
+                }
+            )
             + "\n"
             for i in range(3)
         )
-    )  # fmt: skip
+    )
     warehouse.load([more])
     assert_gold_equals(gold_numbers(warehouse.query), warehouse.expected())
 
@@ -150,9 +175,17 @@ def test_source_freshness_errors_on_old_data_and_passes_on_fresh(warehouse: Ware
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     fresh = warehouse.work / "fresh.ndjson"
     fresh.write_text(
-        json.dumps({"meta": {"id": str(uuid.uuid4()), "dt": now, "domain": "x"},
-                    "wiki": "enwiki", "type": "edit", "namespace": 0, "title": "T"}) + "\n"
-    )  # fmt: skip
+        json.dumps(
+            {
+                "meta": {"id": str(uuid.uuid4()), "dt": now, "domain": "x"},
+                "wiki": "enwiki",
+                "type": "edit",
+                "namespace": 0,
+                "title": "T",
+            }
+        )
+        + "\n"
+    )
     warehouse.load([fresh])
     assert "PASS" in warehouse.dbt("source", "freshness")
 

@@ -155,24 +155,49 @@ def topology(quorum: bool = True) -> dict[str, list[dict[str, Any]]]:
         loader_args.update({"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT})
     return {
         "exchanges": [
-            {"name": EXCHANGE, "type": "topic", "durable": True, "auto_delete": False,
-             "internal": False, "arguments": {}},
-            {"name": QUARANTINE, "type": "topic", "durable": True, "auto_delete": False,
-             "internal": False, "arguments": {}},
+            {
+                "name": EXCHANGE,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            },
+            {
+                "name": QUARANTINE,
+                "type": "topic",
+                "durable": True,
+                "auto_delete": False,
+                "internal": False,
+                "arguments": {},
+            },
         ],
         "queues": [
-            {"name": QUARANTINE, "durable": True, "auto_delete": False,
-             "arguments": quarantine_args},
-            {"name": LOADER_QUEUE, "durable": True, "auto_delete": False,
-             "arguments": loader_args},
+            {
+                "name": QUARANTINE,
+                "durable": True,
+                "auto_delete": False,
+                "arguments": quarantine_args,
+            },
+            {"name": LOADER_QUEUE, "durable": True, "auto_delete": False, "arguments": loader_args},
         ],
         "bindings": [
-            {"source": QUARANTINE, "destination": QUARANTINE, "destination_type": "queue",
-             "routing_key": "#", "arguments": {}},
-            {"source": EXCHANGE, "destination": LOADER_QUEUE, "destination_type": "queue",
-             "routing_key": "#", "arguments": {}},
+            {
+                "source": QUARANTINE,
+                "destination": QUARANTINE,
+                "destination_type": "queue",
+                "routing_key": "#",
+                "arguments": {},
+            },
+            {
+                "source": EXCHANGE,
+                "destination": LOADER_QUEUE,
+                "destination_type": "queue",
+                "routing_key": "#",
+                "arguments": {},
+            },
         ],
-    }  # fmt: skip
+    }
 
 
 def declare_topology(
@@ -184,8 +209,9 @@ def declare_topology(
     for queue in spec["queues"]:
         channel.queue_declare(queue["name"], durable=True, arguments=queue["arguments"])
     for binding in spec["bindings"]:
-        channel.queue_bind(binding["destination"], binding["source"],
-                           routing_key=binding["routing_key"])  # fmt: skip
+        channel.queue_bind(
+            binding["destination"], binding["source"], routing_key=binding["routing_key"]
+        )
 
 
 def backoff(attempt: int, cap: float, base: float = 0.5) -> float:

@@ -103,8 +103,12 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
     help="Milliseconds to re-read on resume, so events sharing the last event's timestamp "
     "are not skipped (see reader/stream.py: resume_id).",
 )
-@click.option("--metrics-port", type=int, default=None,
-              help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
+)
 def stream(
     metrics_port: int | None,
     since: str | None,
@@ -238,8 +242,12 @@ def replay(
     type=int,
     help=f"Bronze retention [default: $BRONZE_RETENTION_DAYS or {DEFAULT_RETENTION_DAYS}].",
 )
-@click.option("--metrics-port", type=int, default=None,
-              help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].")
+@click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
+)
 def load(
     prefetch: int,
     batch_events: int,
@@ -353,8 +361,16 @@ def up(
 
     signal.signal(signal.SIGTERM, interrupt)
     signal.signal(signal.SIGINT, interrupt)  # also when started in the background
-    opts = UpOptions(replay=replay, speed=speed, loop=loop, since=since, dash_host=dash_host,
-                     dash_port=dash_port, dashboard=not no_dash, dumps=dumps)  # fmt: skip
+    opts = UpOptions(
+        replay=replay,
+        speed=speed,
+        loop=loop,
+        since=since,
+        dash_host=dash_host,
+        dash_port=dash_port,
+        dashboard=not no_dash,
+        dumps=dumps,
+    )
     sys.exit(run_up(opts, Settings.from_env(), lambda line: click.echo(line, err=True)))
 
 

@@ -35,13 +35,15 @@ class Console:
 
     def run(self, sql: str) -> tuple[bool, str]:
         """(ok, text): the result in the console's format, or ClickHouse's error."""
-        params = {"default_format": self.format, "session_id": self.session,
-                  "session_timeout": "3600"}  # fmt: skip
+        params = {
+            "default_format": self.format,
+            "session_id": self.session,
+            "session_timeout": "3600",
+        }
         if not self._opened:  # the URL's database once: a later USE then holds
             params["database"] = self.database
         try:
-            reply = self.http.post(self.base, params=params, content=sql.encode(),
-                                   auth=self.auth)  # fmt: skip
+            reply = self.http.post(self.base, params=params, content=sql.encode(), auth=self.auth)
         except httpx.HTTPError as exc:
             return False, f"ClickHouse at {self.base} is unreachable: {exc}"
         if reply.status_code != 200:
@@ -90,8 +92,10 @@ def interactive(console: Console, history: Path | None, out: Callable[..., None]
                     readline.read_history_file(history)
         except (ImportError, OSError):
             history = None
-        out(f"connected to {console.base} as {console.auth[0]}, database {console.database}. "
-            "End statements with ;  \\q leaves.")  # fmt: skip
+        out(
+            f"connected to {console.base} as {console.auth[0]}, database {console.database}. "
+            "End statements with ;  \\q leaves."
+        )
 
     def lines() -> Iterator[str]:
         if not tty:

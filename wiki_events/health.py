@@ -240,15 +240,16 @@ class Watchdog:
         percent = 100 * usage.used / usage.total
         if percent >= self.disk_percent:
             text = (
-                f"wiki-events: data volume {percent:.0f}% full "
-                f"(alert at {self.disk_percent:.0f}%)"
+                f"wiki-events: data volume {percent:.0f}% full (alert at {self.disk_percent:.0f}%)"
             )
             self._once_an_hour("disk", text)
             done.append(text)
         if self.backup_expected:
             problem = backup_problem(self.volume / "backup", self.backup_max_age)
-            if problem and problem.startswith("no backup") and (
-                time.time() - self.started < self.backup_max_age
+            if (
+                problem
+                and problem.startswith("no backup")
+                and (time.time() - self.started < self.backup_max_age)
             ):
                 problem = None  # a fresh deploy: the first backup is not due yet
             if problem:
@@ -316,10 +317,15 @@ def health() -> None:
 
 
 @health.command("reader")
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="[default: $WIKI_EVENTS_DATA/reader.checkpoint.json]")
-@click.option("--max-age", type=float, default=None,
-              help="Seconds [default: $READER_STALE_SECONDS or 300].")
+@click.option(
+    "--checkpoint",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="[default: $WIKI_EVENTS_DATA/reader.checkpoint.json]",
+)
+@click.option(
+    "--max-age", type=float, default=None, help="Seconds [default: $READER_STALE_SECONDS or 300]."
+)
 def reader_command(checkpoint: Path | None, max_age: float | None) -> None:
     """Healthy while the reader's checkpoint (its newest delivered event) is recent."""
     from wiki_core.config import Settings
@@ -329,8 +335,9 @@ def reader_command(checkpoint: Path | None, max_age: float | None) -> None:
 
 
 @health.command("loader")
-@click.option("--max-age", type=float, default=None,
-              help="Seconds [default: $LOADER_STALE_SECONDS or 300].")
+@click.option(
+    "--max-age", type=float, default=None, help="Seconds [default: $LOADER_STALE_SECONDS or 300]."
+)
 def loader_command(max_age: float | None) -> None:
     """Healthy unless RabbitMQ holds a backlog and bronze had no insert for MAX_AGE."""
     from loader.bronze import RAW_TABLE
@@ -380,13 +387,20 @@ def alert_command(text: str) -> None:
 
 @health.command("watchdog")
 @click.option("--interval", type=float, default=30.0, show_default=True)
-@click.option("--volume", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("/volume"), show_default=True)
+@click.option(
+    "--volume",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("/volume"),
+    show_default=True,
+)
 def watchdog_command(interval: float, volume: Path) -> None:
     """Restart unhealthy containers of this compose project; alert on them, disk, backups."""
     project = os.environ.get("COMPOSE_PROJECT_NAME") or "wiki-events"
     Watchdog(
-        DockerAPI(), project, volume, float(os.environ.get("DISK_ALERT_PERCENT") or 80),
+        DockerAPI(),
+        project,
+        volume,
+        float(os.environ.get("DISK_ALERT_PERCENT") or 80),
         backup_expected=bool(os.environ.get("BACKUP_EXPECTED")),
         restart_timeout=int(os.environ.get("WATCHDOG_RESTART_TIMEOUT") or 30),
     ).run(interval)

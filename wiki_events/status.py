@@ -77,8 +77,11 @@ def check_reader(report: Report, settings: Settings) -> None:
     saved = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC)
     age = (dt.datetime.now(dt.UTC) - saved).total_seconds()
     last = str(data.get("last_event_id", ""))
-    report.add("reader", "ok" if age < 60 else "warn",
-               f"checkpoint saved {age_text(age)} ago; resumes after {last[:90]}")  # fmt: skip
+    report.add(
+        "reader",
+        "ok" if age < 60 else "warn",
+        f"checkpoint saved {age_text(age)} ago; resumes after {last[:90]}",
+    )
 
 
 def check_queues(report: Report, settings: Settings) -> None:
@@ -88,8 +91,10 @@ def check_queues(report: Report, settings: Settings) -> None:
     try:
         conn = pika.BlockingConnection(params)
     except (pika.exceptions.AMQPError, OSError) as exc:
-        remedy = ("start it (`rabbitmq-server -detached`) or set AMQP_URL; without a broker, "
-                  "`wiki-events up` hands events straight to the loader")
+        remedy = (
+            "start it (`rabbitmq-server -detached`) or set AMQP_URL; without a broker, "
+            "`wiki-events up` hands events straight to the loader"
+        )
         report.add("queue", "warn", sentence("RabbitMQ", settings.amqp_url, exc, remedy))
         return
     try:
@@ -105,22 +110,29 @@ def check_queues(report: Report, settings: Settings) -> None:
                 state = "warn"
             if name == QUARANTINE and q.message_count:
                 state = "warn"
-            report.add("queue", state, f"{name}: {q.message_count:,} message(s) waiting, "
-                       f"{q.consumer_count} consumer(s)")  # fmt: skip
+            report.add(
+                "queue",
+                state,
+                f"{name}: {q.message_count:,} message(s) waiting, {q.consumer_count} consumer(s)",
+            )
     finally:
         conn.close()
 
 
 def check_clickhouse(report: Report, settings: Settings) -> None:
     try:
-        client = clickhouse_client(settings.clickhouse_url, connect_timeout=3,
-                                   send_receive_timeout=30)  # fmt: skip
+        client = clickhouse_client(
+            settings.clickhouse_url, connect_timeout=3, send_receive_timeout=30
+        )
         client.command("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - report, do not raise
-        remedy = ("start the embedded one with `wiki-events clickhouse` (or everything with "
-                  "`wiki-events up`), or set CLICKHOUSE_URL to a running server")
-        report.add("clickhouse", "error", sentence("ClickHouse", settings.clickhouse_url, exc,
-                                                   remedy))
+        remedy = (
+            "start the embedded one with `wiki-events clickhouse` (or everything with "
+            "`wiki-events up`), or set CLICKHOUSE_URL to a running server"
+        )
+        report.add(
+            "clickhouse", "error", sentence("ClickHouse", settings.clickhouse_url, exc, remedy)
+        )
         return
     try:
         tables = {
@@ -133,26 +145,32 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
         if "bronze.wiki_raw" not in tables:
             report.add("bronze", "info", "no bronze.wiki_raw yet: the loader creates it at start")
             return
-        (count, newest, last_insert), = client.query(
+        ((count, newest, last_insert),) = client.query(
             # freshness from events not dated in the future (the judge lets through up to
             # its tolerance; rows from before it may be further ahead)
             "SELECT count(), maxIf(event_time, event_time <= now64(3)), max(ingested_at) "
             "FROM bronze.wiki_raw"
-        ).result_rows  # fmt: skip
+        ).result_rows
         report.add("bronze", "ok", f"{count:,} events")
         rejects = client.query(
             "SELECT reason, count() FROM bronze.wiki_rejects GROUP BY reason ORDER BY 2 DESC"
         ).result_rows
         total_rejects = sum(n for _, n in rejects)
-        report.add("rejects", "warn" if total_rejects else "ok",
-                   f"{total_rejects:,}" + (": " + ", ".join(f"{r} {n:,}" for r, n in rejects)
-                                          if rejects else ""))  # fmt: skip
+        report.add(
+            "rejects",
+            "warn" if total_rejects else "ok",
+            f"{total_rejects:,}"
+            + (": " + ", ".join(f"{r} {n:,}" for r, n in rejects) if rejects else ""),
+        )
         if "silver.wiki" in tables:
             silver = client.command("SELECT count() FROM silver.wiki")
             invalid = client.command("SELECT count() FROM silver.wiki_invalid")
             state = "ok" if int(silver) + int(invalid) == count else "warn"
-            report.add("silver", state, f"{int(silver):,} events, {int(invalid):,} left out "
-                       "(silver.wiki_invalid)")  # fmt: skip
+            report.add(
+                "silver",
+                state,
+                f"{int(silver):,} events, {int(invalid):,} left out (silver.wiki_invalid)",
+            )
         else:
             report.add("silver", "warn", "silver.wiki missing: run `dbt build` in wiki_dbt/")
         if "gold.wiki_totals" in tables:
@@ -160,9 +178,11 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
             wikis = client.command("SELECT uniqExact(wiki) FROM gold.wiki_totals")
             models = sum(1 for t in tables if t.startswith("gold.") and not t.endswith("_mv"))
             agrees = "silver.wiki" not in tables or int(gold) == int(silver)
-            report.add("gold", "ok" if agrees else "warn",
-                       f"{int(gold):,} events in {int(wikis):,} wikis; "
-                       f"{models} gold tables and views")  # fmt: skip
+            report.add(
+                "gold",
+                "ok" if agrees else "warn",
+                f"{int(gold):,} events in {int(wikis):,} wikis; {models} gold tables and views",
+            )
         else:
             report.add("gold", "warn", "gold missing: run `dbt build` in wiki_dbt/")
         if count:
@@ -171,11 +191,14 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
             lag = (naive_utc(last_insert) - naive_utc(newest)).total_seconds()
             warn, error = freshness_thresholds()
             state = "error" if event_age > error else "warn" if event_age > warn else "ok"
-            report.add("freshness", state,
-                       f"newest event {age_text(event_age)} old (dbt source freshness: warn "
-                       f"after {age_text(warn)}, error after {age_text(error)}); "
-                       f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
-                       f"ago; ingestion lag {age_text(max(lag, 0))}")  # fmt: skip
+            report.add(
+                "freshness",
+                state,
+                f"newest event {age_text(event_age)} old (dbt source freshness: warn "
+                f"after {age_text(warn)}, error after {age_text(error)}); "
+                f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
+                f"ago; ingestion lag {age_text(max(lag, 0))}",
+            )
         from dumps.status import checks as dumps_checks  # the dumps (issue 14), if loaded
 
         for stage, state, text in dumps_checks(client):

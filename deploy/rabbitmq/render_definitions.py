@@ -37,17 +37,24 @@ def _escape(name: str) -> str:
 
 def definitions(env: dict[str, str]) -> dict[str, Any]:
     vhost = env.get("RABBITMQ_VHOST") or "wiki-events"
-    missing = [k for k in ("RABBITMQ_ADMIN_PASSWORD", "RABBITMQ_READER_PASSWORD",
-                           "RABBITMQ_LOADER_PASSWORD") if not env.get(k)]  # fmt: skip
+    missing = [
+        k
+        for k in ("RABBITMQ_ADMIN_PASSWORD", "RABBITMQ_READER_PASSWORD", "RABBITMQ_LOADER_PASSWORD")
+        if not env.get(k)
+    ]
     if missing:
         raise SystemExit(f"render_definitions: set {', '.join(missing)} (see .env.example)")
     ours = r"^wiki\..*$"
     exchanges = f"{_escape(EXCHANGE)}|{_escape(QUARANTINE)}"
 
     def user(name: str, password_key: str, tags: list[str]) -> dict[str, Any]:
-        return {"name": name, "password_hash": password_hash(env[password_key]),
-                "hashing_algorithm": "rabbit_password_hashing_sha256", "tags": tags,
-                "limits": {}}  # fmt: skip
+        return {
+            "name": name,
+            "password_hash": password_hash(env[password_key]),
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": tags,
+            "limits": {},
+        }
 
     spec = topology(quorum=True)
     for item in (*spec["exchanges"], *spec["queues"], *spec["bindings"]):
@@ -55,18 +62,25 @@ def definitions(env: dict[str, str]) -> dict[str, Any]:
     return {
         "rabbitmq_version": "4.1",
         "users": [
-            user(env.get("RABBITMQ_ADMIN_USER") or "admin", "RABBITMQ_ADMIN_PASSWORD",
-                 ["administrator"]),
+            user(
+                env.get("RABBITMQ_ADMIN_USER") or "admin",
+                "RABBITMQ_ADMIN_PASSWORD",
+                ["administrator"],
+            ),
             user("reader", "RABBITMQ_READER_PASSWORD", []),
             user("loader", "RABBITMQ_LOADER_PASSWORD", []),
         ],
         "vhosts": [{"name": vhost, "limits": [], "metadata": {"description": "wiki-events"}}],
         "permissions": [
-            {"user": env.get("RABBITMQ_ADMIN_USER") or "admin", "vhost": vhost,
-             "configure": ".*", "write": ".*", "read": ".*"},
+            {
+                "user": env.get("RABBITMQ_ADMIN_USER") or "admin",
+                "vhost": vhost,
+                "configure": ".*",
+                "write": ".*",
+                "read": ".*",
+            },
             # the reader declares the topology (idempotent), binds, and publishes
-            {"user": "reader", "vhost": vhost, "configure": ours, "write": ours,
-             "read": exchanges},
+            {"user": "reader", "vhost": vhost, "configure": ours, "write": ours, "read": exchanges},
             # the loader declares, consumes its queue and the quarantine (into bronze), acks
             {"user": "loader", "vhost": vhost, "configure": ours, "write": ours, "read": ours},
         ],
@@ -74,14 +88,19 @@ def definitions(env: dict[str, str]) -> dict[str, Any]:
         "parameters": [],
         "global_parameters": [],
         "policies": [
-            {"vhost": vhost, "name": "quarantine-bound", "pattern": _escape(QUARANTINE),
-             "apply-to": "queues", "priority": 0,
-             "definition": {"max-length": QUARANTINE_MAX_LENGTH, "overflow": "drop-head"}},
+            {
+                "vhost": vhost,
+                "name": "quarantine-bound",
+                "pattern": _escape(QUARANTINE),
+                "apply-to": "queues",
+                "priority": 0,
+                "definition": {"max-length": QUARANTINE_MAX_LENGTH, "overflow": "drop-head"},
+            },
         ],
         "exchanges": spec["exchanges"],
         "queues": spec["queues"],
         "bindings": spec["bindings"],
-    }  # fmt: skip
+    }
 
 
 def main() -> None:

@@ -18,8 +18,14 @@ from pathlib import Path
 
 _TEMPORARY = re.compile(r"~\d{4}-")
 NAMED_TYPES = {"edit", "new", "log", "categorize", "external"}
-NUMERIC_TYPES = {"0": "edit", "1": "new", "3": "log", "5": "external", "6": "categorize",
-                 "142": "flow"}  # fmt: skip
+NUMERIC_TYPES = {
+    "0": "edit",
+    "1": "new",
+    "3": "log",
+    "5": "external",
+    "6": "categorize",
+    "142": "flow",
+}
 
 
 def user_kind(user: str, bot: bool) -> str:
@@ -151,9 +157,20 @@ def gold_numbers(query) -> Expected:  # type: ignore[no-untyped-def]
 
 
 def assert_gold_equals(got: Expected, want: Expected) -> None:
-    for name in ("per_minute", "per_hour", "per_minute_wiki", "per_hour_wiki", "per_wiki",
-                 "per_user_kind", "per_type", "bytes_added", "bytes_removed", "new_pages",
-                 "page_edits", "editor_edits"):  # fmt: skip
+    for name in (
+        "per_minute",
+        "per_hour",
+        "per_minute_wiki",
+        "per_hour_wiki",
+        "per_wiki",
+        "per_user_kind",
+        "per_type",
+        "bytes_added",
+        "bytes_removed",
+        "new_pages",
+        "page_edits",
+        "editor_edits",
+    ):
         assert getattr(got, name) == getattr(want, name), name
 
 

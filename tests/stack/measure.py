@@ -28,8 +28,15 @@ sys.path.insert(0, str(ROOT))
 
 from tests.test_stack import RECORDING, Stack, start_stack  # noqa: E402
 
-UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3, "kB": 1000, "MB": 1000**2,
-         "GB": 1000**3}  # fmt: skip
+UNITS = {
+    "B": 1,
+    "KiB": 1024,
+    "MiB": 1024**2,
+    "GiB": 1024**3,
+    "kB": 1000,
+    "MB": 1000**2,
+    "GB": 1000**3,
+}
 
 
 def mebibytes(text: str) -> float:
@@ -45,14 +52,19 @@ def sample(stack: Stack, seconds: float) -> tuple[dict[str, list[tuple[float, fl
     prefix = stack.project + "-"
     start_count, start = stack.bronze(), time.monotonic()
     while time.monotonic() - start < seconds:
-        done = subprocess.run(["docker", "stats", "--no-stream", "--format", "{{json .}}"],
-                              capture_output=True, text=True, timeout=120, check=True)  # fmt: skip
+        done = subprocess.run(
+            ["docker", "stats", "--no-stream", "--format", "{{json .}}"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
         for line in done.stdout.splitlines():
             row = json.loads(line)
             name = row["Name"]
             if not name.startswith(prefix):
                 continue
-            service = name[len(prefix):].rsplit("-", 1)[0]
+            service = name[len(prefix) :].rsplit("-", 1)[0]
             cpu = float(row["CPUPerc"].rstrip("%"))
             memory = mebibytes(row["MemUsage"].split("/")[0].strip())
             got[service].append((cpu, memory))
@@ -61,16 +73,21 @@ def sample(stack: Stack, seconds: float) -> tuple[dict[str, list[tuple[float, fl
 
 
 def table(title: str, got: dict[str, list[tuple[float, float]]], rate: float) -> str:
-    lines = [f"**{title}** ({rate:.0f} events/s into bronze)", "",
-             "| service | CPU mean % | CPU peak % | memory mean MiB | memory peak MiB |",
-             "| --- | ---: | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        f"**{title}** ({rate:.0f} events/s into bronze)",
+        "",
+        "| service | CPU mean % | CPU peak % | memory mean MiB | memory peak MiB |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
     total_mem = 0.0
     for service in sorted(got):
         cpus = [c for c, _ in got[service]]
         mems = [m for _, m in got[service]]
         total_mem += max(mems)
-        lines.append(f"| {service} | {statistics.mean(cpus):.1f} | {max(cpus):.1f} | "
-                     f"{statistics.mean(mems):.0f} | {max(mems):.0f} |")  # fmt: skip
+        lines.append(
+            f"| {service} | {statistics.mean(cpus):.1f} | {max(cpus):.1f} | "
+            f"{statistics.mean(mems):.0f} | {max(mems):.0f} |"
+        )
     lines.append(f"| **sum of peaks** | | | | {total_mem:.0f} |")
     return "\n".join(lines)
 
@@ -82,9 +99,12 @@ def disk(stack: Stack) -> str:
         "WHERE database IN ('bronze', 'silver', 'gold') AND total_bytes > 0 "
         "ORDER BY database, name"
     )
-    lines = [f"**Disk** ({events} events in bronze.wiki_raw; system.tables, compressed)", "",
-             "| table | bytes | bytes per event | rows |",
-             "| --- | ---: | ---: | ---: |"]  # fmt: skip
+    lines = [
+        f"**Disk** ({events} events in bronze.wiki_raw; system.tables, compressed)",
+        "",
+        "| table | bytes | bytes per event | rows |",
+        "| --- | ---: | ---: | ---: |",
+    ]
     per_layer: dict[str, int] = defaultdict(int)
     for database, name, size, count in rows:
         per_layer[database] += int(size)
@@ -100,8 +120,11 @@ def main() -> None:
     args = parser.parse_args()
     recordings = b"".join(p.read_bytes() for p in sorted(RECORDING.glob("*.ndjson")))
     os.environ["MEASURE_RATE"] = "50"
-    stack = start_stack(Path(tempfile.mkdtemp(prefix="wiki-measure-")), recordings,
-                        ("tests/stack/compose.measure.yaml",))  # fmt: skip
+    stack = start_stack(
+        Path(tempfile.mkdtemp(prefix="wiki-measure-")),
+        recordings,
+        ("tests/stack/compose.measure.yaml",),
+    )
     try:
         time.sleep(20)  # past the start-up
         live, live_rate = sample(stack, args.seconds)
