@@ -122,14 +122,17 @@ GROUP BY wiki, user ORDER BY edits DESC, wiki, user LIMIT 10
 """
 # All wikis: the candidates from the hourly topK states (gold.top_pages_per_hour, a few
 # thousand states for a week), then their edits summed exactly. Must match the dbt var
-# top_candidates (a test checks).
+# top_candidates, and the load factor top_load_factor: both are part of the states' type
+# (a test checks).
 TOP_CANDIDATES = 100
+TOP_LOAD_FACTOR = 3
+_TOPK = f"topKWeightedMerge({TOP_CANDIDATES}, {TOP_LOAD_FACTOR}, 'counts')"
 # The titles (users) alone go first, in PREWHERE: a String set test reads and filters the
 # window's rows in half the time of the (wiki, title) tuple test, which then runs on the
 # few rows left (a day of 44k page rows an hour: 100 ms -> 60 ms).
 TOP_PAGES_ALL = f"""
 WITH candidates AS (
-    SELECT arrayJoin(topKWeightedMerge({TOP_CANDIDATES}, 3, 'counts')(pages)).1 AS page
+    SELECT arrayJoin({_TOPK}(pages)).1 AS page
     FROM gold.top_pages_per_hour WHERE {_HOURS} AND {_KINDS}
 )
 SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
@@ -140,7 +143,7 @@ GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10
 """
 TOP_EDITORS_ALL = f"""
 WITH candidates AS (
-    SELECT arrayJoin(topKWeightedMerge({TOP_CANDIDATES}, 3, 'counts')(editors)).1 AS editor
+    SELECT arrayJoin({_TOPK}(editors)).1 AS editor
     FROM gold.top_editors_per_hour WHERE {_HOURS} AND {_KINDS}
 )
 SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits,
@@ -156,7 +159,7 @@ GROUP BY wiki, user ORDER BY edits DESC, wiki, user LIMIT 10
 TOP_PAGES_APPROX = f"""
 SELECT x.1.1 AS wiki, x.1.2 AS title, x.2 AS edits, x.3 AS error
 FROM (
-    SELECT arrayJoin(topKWeightedMerge({TOP_CANDIDATES}, 3, 'counts')(pages)) AS x
+    SELECT arrayJoin({_TOPK}(pages)) AS x
     FROM gold.top_pages_per_hour WHERE {_HOURS} AND {_KINDS}
 )
 ORDER BY edits DESC, wiki, title LIMIT 10
@@ -164,7 +167,7 @@ ORDER BY edits DESC, wiki, title LIMIT 10
 TOP_EDITORS_APPROX = f"""
 SELECT x.1.1 AS wiki, x.1.2 AS user, x.2 AS edits, x.3 AS error
 FROM (
-    SELECT arrayJoin(topKWeightedMerge({TOP_CANDIDATES}, 3, 'counts')(editors)) AS x
+    SELECT arrayJoin({_TOPK}(editors)) AS x
     FROM gold.top_editors_per_hour WHERE {_HOURS} AND {_KINDS}
 )
 ORDER BY edits DESC, wiki, user LIMIT 10
@@ -179,7 +182,10 @@ SELECT user_kind, sum(events) AS events FROM gold.events_per_hour_wiki
 WHERE {_HOURS} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
 """
 # The last hour of the window against the wiki's own average for this weekday and hour
-# in the other weeks observed, where at least one other week was observed.
+# in the other weeks observed, where at least one other week was observed: a spike has
+# at least SPIKE_MIN_EVENTS events and SPIKE_MIN_RATIO times the average.
+SPIKE_MIN_EVENTS = 20
+SPIKE_MIN_RATIO = 3.0
 SPIKES = """
 WITH toStartOfHour({end:DateTime} - INTERVAL 1 MINUTE) AS slot,
 current AS (

@@ -256,10 +256,11 @@ def test_the_package_ships_every_page_and_the_stylesheet() -> None:
 def test_topk_candidates_match_the_dbt_var() -> None:
     import yaml
 
-    from dash_app.queries import TOP_CANDIDATES
+    from dash_app.queries import TOP_CANDIDATES, TOP_LOAD_FACTOR
 
     project = yaml.safe_load((ROOT / "wiki_dbt" / "dbt_project.yml").read_text())
     assert project["vars"]["top_candidates"] == TOP_CANDIDATES
+    assert project["vars"]["top_load_factor"] == TOP_LOAD_FACTOR
 
 
 def test_freshness_leaves_out_events_dated_in_the_future(warehouse: Warehouse) -> None:

@@ -148,7 +148,10 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
             _pick(state, long, q.TOP_EDITORS, q.TOP_EDITORS_ALL, q.TOP_EDITORS_APPROX),
             params,
         ),
-        "spikes": (q.SPIKES, {"end": end, "min_events": 20, "min_ratio": 3.0}),
+        "spikes": (
+            q.SPIKES,
+            {"end": end, "min_events": q.SPIKE_MIN_EVENTS, "min_ratio": q.SPIKE_MIN_RATIO},
+        ),
     }
     if state.wikis:
         queries["known"] = (q.KNOWN_WIKIS, params)

@@ -18,7 +18,7 @@ final as (
     select
         toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
         user_kind,
-        topKWeightedState({{ var('top_candidates') }}, 3, 'counts')((wiki, user), toUInt64(1)) as editors
+        topKWeightedState({{ var('top_candidates') }}, {{ var('top_load_factor') }}, 'counts')((wiki, user), toUInt64(1)) as editors
     from silver
     group by hour, user_kind
 

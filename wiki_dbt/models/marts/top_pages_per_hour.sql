@@ -22,7 +22,7 @@ final as (
     select
         toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
         user_kind,
-        topKWeightedState({{ var('top_candidates') }}, 3, 'counts')((wiki, title), toUInt64(1)) as pages
+        topKWeightedState({{ var('top_candidates') }}, {{ var('top_load_factor') }}, 'counts')((wiki, title), toUInt64(1)) as pages
     from silver
     group by hour, user_kind
 

@@ -17,7 +17,7 @@ merged as (
 
     select
         day,
-        topKWeightedMerge({{ var('top_page_candidates') }}, 3, 'counts')(by_transfers) as top
+        topKWeightedMerge({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(by_transfers) as top
     from loads
     group by day
 

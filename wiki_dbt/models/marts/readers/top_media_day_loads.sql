@@ -17,8 +17,8 @@ final as (
     select
         day,
         load_id,
-        topKWeightedState({{ var('top_page_candidates') }}, 3, 'counts')(base_name, transfers) as by_transfers,
-        topKWeightedState({{ var('top_page_candidates') }}, 3, 'counts')(base_name, bytes) as by_bytes
+        topKWeightedState({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(base_name, transfers) as by_transfers,
+        topKWeightedState({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(base_name, bytes) as by_bytes
     from silver
     group by day, load_id
 

@@ -18,7 +18,7 @@ merged as (
     select
         day,
         wiki,
-        topKWeightedMerge({{ var('top_page_candidates') }}, 3, 'counts')(pages) as top
+        topKWeightedMerge({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(pages) as top
     from loads
     group by day, wiki
 

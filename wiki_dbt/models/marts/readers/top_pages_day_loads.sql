@@ -20,7 +20,7 @@ final as (
         toDate(hour) as day,
         wiki,
         load_id,
-        topKWeightedState({{ var('top_page_candidates') }}, 3, 'counts')(title, toUInt64(views)) as pages
+        topKWeightedState({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(title, toUInt64(views)) as pages
     from silver
     group by day, wiki, load_id
 
