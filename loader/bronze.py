@@ -128,13 +128,39 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
 ]
 
 
-def migrate(client: Any, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
-    """Apply the migrations not yet applied; returns the schema version."""
-    client.command(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
+_ON_CLUSTER = re.compile(
+    r"^(\s*(?:CREATE (?:DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|ALTER TABLE) [\w.]+)",
+)
+
+
+def for_cluster(statement: str, cluster: str = "") -> str:
+    """``statement`` as it runs on ``cluster`` (``CLICKHOUSE_CLUSTER``); unchanged without
+    one. On a cluster, DDL runs ``ON CLUSTER`` and every ``MergeTree`` is a
+    ``ReplicatedMergeTree`` (its Keeper path and replica name from the servers'
+    ``default_replica_path`` / ``default_replica_name``), whose insert deduplication is
+    the replicated window. The one rule for bronze, as ``wiki_dbt/macros/engine_clause.sql``
+    is for dbt's models."""
+    if not cluster:
+        return statement
+    quoted = "'" + cluster.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    statement = _ON_CLUSTER.sub(lambda m: f"{m.group(1)} ON CLUSTER {quoted}", statement, 1)
+    statement = re.sub(r"\bENGINE = MergeTree\b", "ENGINE = ReplicatedMergeTree", statement)
+    return statement.replace(
+        "non_replicated_deduplication_window", "replicated_deduplication_window"
+    )
+
+
+def migrate(client: Any, retention_days: int = DEFAULT_RETENTION_DAYS, cluster: str = "") -> int:
+    """Apply the migrations not yet applied; returns the schema version. ``cluster``: the
+    DDL for a ClickHouse cluster (``for_cluster``)."""
+    client.command(for_cluster(f"CREATE DATABASE IF NOT EXISTS {DATABASE}", cluster))
     client.command(
-        f"CREATE TABLE IF NOT EXISTS {DATABASE}.schema_migrations "
-        "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
-        "ENGINE = MergeTree ORDER BY version"
+        for_cluster(
+            f"CREATE TABLE IF NOT EXISTS {DATABASE}.schema_migrations "
+            "(version UInt32, name String, applied_at DateTime DEFAULT now()) "
+            "ENGINE = MergeTree ORDER BY version",
+            cluster,
+        )
     )
     done = {
         row[0]
@@ -144,7 +170,7 @@ def migrate(client: Any, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
         if version in done:
             continue
         for statement in statements:
-            client.command(statement)
+            client.command(for_cluster(statement, cluster))
         # a parameterised INSERT ... SELECT, not client.insert: that one imports pandas,
         # numpy and pyarrow (to check for a DataFrame), 80 MB of the loader's memory
         client.command(
@@ -153,14 +179,14 @@ def migrate(client: Any, retention_days: int = DEFAULT_RETENTION_DAYS) -> int:
             parameters={"version": version, "name": name},
         )
         log.info("bronze schema: applied migration %d (%s)", version, name)
-    set_retention(client, retention_days)
+    set_retention(client, retention_days, cluster)
     return max(v for v, _, _ in MIGRATIONS)
 
 
 _TTL = re.compile(r"TTL toDateTime\((\w+)\) \+ toIntervalDay\((\d+)\)")
 
 
-def set_retention(client: Any, days: int) -> None:
+def set_retention(client: Any, days: int, cluster: str = "") -> None:
     tables = (
         (RAW_TABLE, "ingested_at"),
         (REJECTS_TABLE, "received_at"),
@@ -172,7 +198,10 @@ def set_retention(client: Any, days: int) -> None:
         if match and int(match.group(2)) == days:
             continue
         client.command(
-            f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY"
+            for_cluster(
+                f"ALTER TABLE {table} MODIFY TTL toDateTime({column}) + INTERVAL {int(days)} DAY",
+                cluster,
+            )
         )
         log.info("bronze retention of %s set to %d days", table, days)
 

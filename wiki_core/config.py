@@ -35,6 +35,7 @@ class Settings:
     dash_basic_auth: str = ""  # "user:password": the dashboard behind HTTP basic auth
     dumps_url: str = DEFAULT_DUMPS_URL
     metrics_port: int = 0  # the reader's / loader's Prometheus endpoint; 0: none
+    cluster: str = ""  # a ClickHouse cluster's name: bronze's and dbt's DDL run ON CLUSTER
 
     @property
     def checkpoint_path(self) -> Path:
@@ -58,6 +59,7 @@ class Settings:
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
             dumps_url=env.get("DUMPS_URL") or DEFAULT_DUMPS_URL,
             metrics_port=int(env.get("METRICS_PORT") or 0),
+            cluster=env.get("CLICKHOUSE_CLUSTER", ""),
         )
 
 

@@ -265,7 +265,7 @@ def load(
     settings = Settings.from_env()
     days = retention_days or settings.retention_days
     try:
-        version = migrate(clickhouse_client(settings.clickhouse_url), days)
+        version = migrate(clickhouse_client(settings.clickhouse_url), days, settings.cluster)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
         where = without_password(settings.clickhouse_url)
         click.echo(f"wiki-events load: cannot prepare bronze at {where}: {cause(exc)}", err=True)

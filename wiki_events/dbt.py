@@ -21,8 +21,11 @@ PROJECT = Path(
 )
 
 
-def dbt_env(clickhouse_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment for dbt: ``DBT_CLICKHOUSE_*`` from the URL where not already set."""
+def dbt_env(
+    clickhouse_url: str, base: Mapping[str, str] | None = None, cluster: str = ""
+) -> dict[str, str]:
+    """The environment for dbt: ``DBT_CLICKHOUSE_*`` from the URL (and the cluster, from
+    ``CLICKHOUSE_CLUSTER``) where not already set."""
     env = dict(os.environ if base is None else base)
     target = ClickHouseURL.parse(clickhouse_url)
     derived = {
@@ -31,6 +34,7 @@ def dbt_env(clickhouse_url: str, base: Mapping[str, str] | None = None) -> dict[
         "DBT_CLICKHOUSE_USER": target.user,
         "DBT_CLICKHOUSE_PASSWORD": target.password,
         "DBT_CLICKHOUSE_SECURE": str(target.secure),
+        "DBT_CLICKHOUSE_CLUSTER": cluster,
     }
     for key, value in derived.items():
         env.setdefault(key, value)
@@ -50,9 +54,10 @@ def run_dbt(
     work_dir: Path | None = None,
     capture: bool = True,
     timeout: float | None = None,
+    cluster: str = "",
 ) -> subprocess.CompletedProcess[str]:
     """``dbt ARGS`` on the project; ``work_dir`` holds target/ and logs/ when given."""
-    env = dbt_env(clickhouse_url)
+    env = dbt_env(clickhouse_url, cluster=cluster)
     if work_dir is not None:
         env["DBT_TARGET_PATH"] = str(work_dir / "target")
         env["DBT_LOG_PATH"] = str(work_dir / "logs")

@@ -208,14 +208,16 @@ def prepare_warehouse(settings: Settings, say: Say, with_dumps: bool = False) ->
 
     client = clickhouse_client(settings.clickhouse_url)
     try:
-        bronze.migrate(client, settings.retention_days)
+        bronze.migrate(client, settings.retention_days, settings.cluster)
         if with_dumps:
             dumps_service.prepare(client)
     finally:
         client.close()
     say("  dbt          dbt build (silver and gold materialized views, tests)...")
     args = ["build", "--vars", dumps_service.DBT_VARS] if with_dumps else ["build"]
-    done = run_dbt(args, settings.clickhouse_url, work_dir=settings.data_dir / "dbt")
+    done = run_dbt(
+        args, settings.clickhouse_url, work_dir=settings.data_dir / "dbt", cluster=settings.cluster
+    )
     summary, problems = build_summary(done.stdout)
     say(f"               {summary}")
     if done.returncode != 0:
