@@ -311,7 +311,7 @@ def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_s
     addresses = resources[("hcloud_primary_ip", "address")]
     assert addresses["for_each"] == '${toset(["ipv4", "ipv6"])}'
     assert addresses["auto_delete"] is False
-    assert "hcloud_primary_ip.address[\"ipv4\"].id" in str(server["public_net"])
+    assert 'hcloud_primary_ip.address["ipv4"].id' in str(server["public_net"])
     assert "user_data" not in str(server["lifecycle"])
     # every setting terraform sends is one envfile.py init accepts (it refuses others)
     settings = next(block["settings"] for block in tf["locals"] if "settings" in block)
@@ -547,8 +547,10 @@ def _engine_clause(engine: str | None, cluster: str) -> str:
             return super().get(key) or default
 
     module = env.from_string(source).make_module(
-        {"config": Config(engine=engine) if engine else Config(),
-         "target": type("T", (), {"cluster": cluster})()}  # fmt: skip
+        {
+            "config": Config(engine=engine) if engine else Config(),
+            "target": type("T", (), {"cluster": cluster})(),
+        }  # fmt: skip
     )
     return " ".join(str(module.engine_clause()).split())  # type: ignore[attr-defined]
 

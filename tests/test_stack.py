@@ -49,11 +49,16 @@ BUILD = ROOT / "tests" / "stack" / "build_images.sh"
 def docker_ready() -> None:
     missing = [tool for tool in ("docker", "curl", "caddy") if not shutil.which(tool)]
     assert not missing, f"{missing} missing: run ./setup (CI: .ci/run installs and starts Docker)"
-    info = subprocess.run(["docker", "info", "--format", "{{.ServerVersion}}"],
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    info = subprocess.run(
+        ["docker", "info", "--format", "{{.ServerVersion}}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert info.returncode == 0, f"the Docker daemon does not answer: {info.stderr.strip()}"
-    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True,
-                            timeout=60)  # fmt: skip
+    plugin = subprocess.run(
+        ["docker", "compose", "version"], capture_output=True, text=True, timeout=60
+    )
     assert plugin.returncode == 0, "the Compose v2 plugin is missing: run ./setup"
 
 
@@ -78,27 +83,38 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("COMPOSE_", "DOCKER_"))}
-        env.update({
-            "COMPOSE_FILE": self.compose_files,
-            "COMPOSE_PROJECT_NAME": self.project,
-            "COMPOSE_ENV_FILES": str(self.env_file),
-            "TEST_REPLAY_DIR": str(self.replay),
-            "TEST_ALERTS_DIR": str(self.alerts),
-            "TEST_APP_TAG": self.tag,
-            # the replay ends: an idle stream must not look like a stuck reader here
-            "READER_STALE_SECONDS": "3600",
-            "LOADER_STALE_SECONDS": "10",
-        })  # fmt: skip
+        env.update(
+            {
+                "COMPOSE_FILE": self.compose_files,
+                "COMPOSE_PROJECT_NAME": self.project,
+                "COMPOSE_ENV_FILES": str(self.env_file),
+                "TEST_REPLAY_DIR": str(self.replay),
+                "TEST_ALERTS_DIR": str(self.alerts),
+                "TEST_APP_TAG": self.tag,
+                # the replay ends: an idle stream must not look like a stuck reader here
+                "READER_STALE_SECONDS": "3600",
+                "LOADER_STALE_SECONDS": "10",
+            }
+        )
         env.update({name: str(port) for name, port in self.ports.items()})
         return env
 
-    def run(self, *args: str, timeout: float = 600, check: bool = True,
-            **extra: str) -> subprocess.CompletedProcess[str]:  # fmt: skip
-        done = subprocess.run(list(args), cwd=ROOT, env={**self.env, **extra}, text=True,
-                              capture_output=True, timeout=timeout)  # fmt: skip
+    def run(
+        self, *args: str, timeout: float = 600, check: bool = True, **extra: str
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            list(args),
+            cwd=ROOT,
+            env={**self.env, **extra},
+            text=True,
+            capture_output=True,
+            timeout=timeout,
+        )
         if check and done.returncode:
-            raise AssertionError(f"{' '.join(args)} exited {done.returncode}:\n"
-                                 f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")  # fmt: skip
+            raise AssertionError(
+                f"{' '.join(args)} exited {done.returncode}:\n"
+                f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
         return done
 
     def compose(self, *args: str, **kwargs: object) -> subprocess.CompletedProcess[str]:
@@ -150,8 +166,19 @@ class Stack:
         return done.stdout.strip() or "absent"
 
     def queue_depth(self) -> int:
-        done = self.compose("exec", "-T", "rabbitmq", "rabbitmqctl", "-q", "list_queues", "-p",
-                            "wiki-events", "name", "messages", check=False)  # fmt: skip
+        done = self.compose(
+            "exec",
+            "-T",
+            "rabbitmq",
+            "rabbitmqctl",
+            "-q",
+            "list_queues",
+            "-p",
+            "wiki-events",
+            "name",
+            "messages",
+            check=False,
+        )
         for line in done.stdout.splitlines():
             name, _, count = line.partition("\t")
             if name == "wiki.recentchange.loader":
@@ -184,8 +211,12 @@ def start_stack(root: Path, replay: bytes, extra_files: tuple[str, ...] = ()) ->
     if extra_files:
         s.compose_files = ":".join(("compose.yaml", "compose.test.yaml", *extra_files))
     # the volume as cloud-init lays it out (the stand-in ClickHouse runs as the app's uid)
-    subprocess.run(["deploy/bin/prepare-volume", str(s.volume)], cwd=ROOT, check=True,
-                   env={**os.environ, "CLICKHOUSE_UID": "10001"})  # fmt: skip
+    subprocess.run(
+        ["deploy/bin/prepare-volume", str(s.volume)],
+        cwd=ROOT,
+        check=True,
+        env={**os.environ, "CLICKHOUSE_UID": "10001"},
+    )
     # .env exactly as cloud-init writes it: terraform's settings JSON → envfile.py init
     settings = {
         "WIKI_EVENTS_CONTACT": "ops@example.org",
@@ -231,12 +262,25 @@ def env_values(stack: Stack) -> dict[str, str]:
 
 def https(stack: Stack, path: str, user: str, password: str) -> tuple[int, str]:
     ca = stack.root / "caddy-root.crt"
-    ca.write_text(stack.compose("exec", "-T", "caddy", "cat",
-                                "/data/caddy/pki/authorities/local/root.crt").stdout)  # fmt: skip
+    ca.write_text(
+        stack.compose(
+            "exec", "-T", "caddy", "cat", "/data/caddy/pki/authorities/local/root.crt"
+        ).stdout
+    )
     port = stack.ports["HTTPS_PORT"]
-    done = stack.run("curl", "-sS", "--resolve", f"{DOMAIN}:{port}:127.0.0.1", "--cacert",
-                     str(ca), "-u", f"{user}:{password}", "-w", "\n%{http_code}",
-                     f"https://{DOMAIN}:{port}{path}")  # fmt: skip
+    done = stack.run(
+        "curl",
+        "-sS",
+        "--resolve",
+        f"{DOMAIN}:{port}:127.0.0.1",
+        "--cacert",
+        str(ca),
+        "-u",
+        f"{user}:{password}",
+        "-w",
+        "\n%{http_code}",
+        f"https://{DOMAIN}:{port}{path}",
+    )
     body, _, code = done.stdout.rpartition("\n")
     return int(code), body
 
@@ -252,8 +296,9 @@ def test_replay_reaches_exact_gold_and_the_dashboard_over_https(
     metrics = {
         line.split(" ")[0]: float(line.split(" ")[1])
         for service, port in (("reader", 9101), ("loader", 9102))
-        for line in stack.compose("exec", "-T", service, "python", "-c", read % port)
-        .stdout.splitlines()
+        for line in stack.compose(
+            "exec", "-T", service, "python", "-c", read % port
+        ).stdout.splitlines()
         if line.startswith("wiki_")
     }
     assert metrics["wiki_loader_events_inserted_total"] == stack.bronze()
@@ -270,11 +315,27 @@ def test_replay_reaches_exact_gold_and_the_dashboard_over_https(
     assert f"{want.total:,} events in" in status.stdout, status.stdout + status.stderr
     # the replayed events are from 2024: freshness is an error, and status says so
     assert status.returncode == 2 and "freshness" in status.stdout
-    console = stack.compose("exec", "-T", "clickhouse", "clickhouse-client", "--query",
-                            "SELECT count() FROM bronze.wiki_raw")  # fmt: skip
+    console = stack.compose(
+        "exec",
+        "-T",
+        "clickhouse",
+        "clickhouse-client",
+        "--query",
+        "SELECT count() FROM bronze.wiki_raw",
+    )
     assert int(console.stdout.split()[-1]) == stack.bronze()
-    tests = stack.compose("run", "--rm", "-T", "--entrypoint", "dbt", "dbt", "test",
-                          "--project-dir", "/app/wiki_dbt", timeout=600)  # fmt: skip
+    tests = stack.compose(
+        "run",
+        "--rm",
+        "-T",
+        "--entrypoint",
+        "dbt",
+        "dbt",
+        "test",
+        "--project-dir",
+        "/app/wiki_dbt",
+        timeout=600,
+    )
     assert "ERROR=0" in tests.stdout
     # the hash in .env survived Compose: single quotes, no $-interpolation
     assert env_values(stack)["DASH_PASSWORD_HASH"].startswith("$2a$")
@@ -283,8 +344,17 @@ def test_replay_reaches_exact_gold_and_the_dashboard_over_https(
 def test_clickhouse_refuses_to_start_without_the_volume(stack: Stack, tmp_path: Path) -> None:
     empty = tmp_path / "root-disk"
     empty.mkdir()
-    done = stack.compose("run", "--rm", "--no-deps", "-T", "-v", f"{empty}:/var/lib/clickhouse",
-                         "clickhouse", check=False, timeout=120)  # fmt: skip
+    done = stack.compose(
+        "run",
+        "--rm",
+        "--no-deps",
+        "-T",
+        "-v",
+        f"{empty}:/var/lib/clickhouse",
+        "clickhouse",
+        check=False,
+        timeout=120,
+    )
     assert done.returncode == 78, done.stdout + done.stderr
     assert "data volume is not mounted" in done.stderr
     assert list(empty.iterdir()) == []  # nothing written on the "root disk"
@@ -314,8 +384,17 @@ def test_an_upgrade_with_a_changed_gold_model_holds_the_loader_until_dbt_built(
 ) -> None:
     first, second = halves(FILE)
     # the new version: the same image with a changed gold model (a new models digest)
-    stack.run("docker", "build", "-q", "-t", "wiki-events-test/app:upgrade", "-f",
-              "tests/stack/upgrade.Dockerfile", "tests/stack", DOCKER_BUILDKIT="0")  # fmt: skip
+    stack.run(
+        "docker",
+        "build",
+        "-q",
+        "-t",
+        "wiki-events-test/app:upgrade",
+        "-f",
+        "tests/stack/upgrade.Dockerfile",
+        "tests/stack",
+        DOCKER_BUILDKIT="0",
+    )
     stack.compose("stop", "loader", "dash")  # the upgrade's first step, taken early here
     before = stack.bronze()
     # events keep coming while the new version is built: the reader queues them
@@ -378,14 +457,24 @@ def test_a_stuck_loader_is_restarted_by_the_watchdog_and_alerted(
 def test_a_backup_and_a_restore_round_trip(stack: Stack, tmp_path: Path) -> None:
     first, second = halves(FILE)
     # a backup that fails (a destination the server refuses) is alerted at once
-    failed = stack.compose("exec", "-T", "-e", "BACKUP_DESTINATION=File('/elsewhere/{stamp}')",
-                           "backup", "/app/deploy/bin/backup", "once", check=False)  # fmt: skip
+    failed = stack.compose(
+        "exec",
+        "-T",
+        "-e",
+        "BACKUP_DESTINATION=File('/elsewhere/{stamp}')",
+        "backup",
+        "/app/deploy/bin/backup",
+        "once",
+        check=False,
+    )
     assert failed.returncode == 1
     assert (stack.volume / "backup" / "last-failed").exists()
     alerts = stack.alerts / "alerts.log"
     deadline = time.monotonic() + 30
-    while not any("backup" in line and "failed" in line
-                  for line in (alerts.read_text() if alerts.exists() else "").splitlines()):
+    while not any(
+        "backup" in line and "failed" in line
+        for line in (alerts.read_text() if alerts.exists() else "").splitlines()
+    ):
         assert time.monotonic() < deadline, "the failed backup was not alerted"
         time.sleep(1)
     stack.stack("backup")
