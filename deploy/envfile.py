@@ -62,6 +62,10 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
     ("BACKUP_S3_SECRET_ACCESS_KEY", "", ""),
     ("BACKUP_KEEP_DAYS", "14", ""),
     ("BACKUP_EVERY", "86400", "seconds between backups"),
+    ("COMPOSE_PROFILES", "",
+     "opt-in services: 'dumps' = the page-view and media-count dumps followers, their "
+     "models built by the dbt service (deploy.md, Page views and media traffic)"),
+    ("DUMPS_URL", "https://dumps.wikimedia.org/other/", "where the dumps are read"),
     ("RABBITMQ_VHOST", "wiki-events", "RabbitMQ: rendered into definitions at start"),
     ("RABBITMQ_ADMIN_USER", "admin", ""),
 )  # fmt: skip
@@ -72,6 +76,7 @@ SECRETS = (
     "CLICKHOUSE_DBT_PASSWORD",
     "CLICKHOUSE_DASHBOARD_PASSWORD",
     "CLICKHOUSE_BACKUP_PASSWORD",
+    "CLICKHOUSE_DUMPS_PASSWORD",
     "RABBITMQ_ADMIN_PASSWORD",
     "RABBITMQ_READER_PASSWORD",
     "RABBITMQ_LOADER_PASSWORD",
