@@ -75,11 +75,64 @@ def compose_config(env: dict[str, str], *files: str) -> subprocess.CompletedProc
 def test_compose_is_valid_for_compose_v2_and_the_check_bites(tmp_path: Path) -> None:
     done = compose_config({**SAMPLE_ENV, "DATA_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)["services"]) == set(SERVICES) - {"status"}
+    opt_in = {name for name, service in SERVICES.items() if "profiles" in service}
+    assert opt_in == {"status", "dumps-pageviews", "dumps-mediacounts"}
+    assert set(json.loads(done.stdout)["services"]) == set(SERVICES) - opt_in
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump({"services": {"x": {"image": "a:1", "restrat": "always"}}}))
     refused = compose_config({}, str(broken))
     assert refused.returncode != 0 and "restrat" in refused.stderr
+
+
+DUMPS_FOLLOWERS = {"dumps-pageviews": "pageviews", "dumps-mediacounts": "mediacounts"}
+
+
+def test_compose_dumps_profile_runs_both_followers_after_dbt_built_their_models(
+    tmp_path: Path,
+) -> None:
+    """The opt-in profile dumps (COMPOSE_PROFILES=dumps in .env): both followers, as the
+    dumps user, gated on dbt; the dbt and bronze services told to build the dumps' part."""
+    from wiki_core.config import DEFAULT_DUMPS_URL
+
+    base = {**SAMPLE_ENV, "DATA_DIR": str(tmp_path)}
+    del base["DUMPS_URL"]
+    done = compose_config({**base, "COMPOSE_PROFILES": "dumps"})
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    assert DUMPS_FOLLOWERS.keys() <= set(services) and "status" not in services
+    for name, command in DUMPS_FOLLOWERS.items():
+        service = services[name]
+        assert service["entrypoint"] == ["/app/deploy/bin/after-dbt", "wiki-events", command,
+                                         "--follow", "--quiet"]  # fmt: skip
+        assert service["restart"] == "unless-stopped"
+        assert service["image"] == services["loader"]["image"]  # the app image
+        env = service["environment"]
+        assert env["CLICKHOUSE_URL"] == "http://dumps:x@clickhouse:8123/default"
+        assert env["DUMPS_URL"] == DEFAULT_DUMPS_URL  # Wikimedia's dumps site, other/
+        assert env["WIKI_EVENTS_CONTACT"] == "x"
+        assert env["WIKI_EVENTS_PROFILES"] == "dumps"  # its gate waits for the dumps' models
+        assert {k: v["condition"] for k, v in service["depends_on"].items()} == {
+            "clickhouse": "service_healthy", "dbt": "service_healthy"}  # fmt: skip
+        assert {(v["target"], v.get("read_only")) for v in service["volumes"]} == {("/dbt", True)}
+    assert services["dbt"]["environment"]["WIKI_EVENTS_PROFILES"] == "dumps"
+    bronze = services["bronze"]["environment"]
+    assert bronze["WIKI_EVENTS_PROFILES"] == "dumps"
+    assert bronze["DUMPS_CLICKHOUSE_URL"] == "http://dumps:x@clickhouse:8123/default"
+    assert services["clickhouse"]["environment"]["CLICKHOUSE_DUMPS_PASSWORD"] == "x"
+    # DUMPS_URL from .env wins; without the profile nothing of it runs or is built
+    other = compose_config({**base, "DUMPS_URL": "https://mirror.example.org/other/",
+                            "COMPOSE_PROFILES": "dumps"})  # fmt: skip
+    assert other.returncode == 0, other.stderr
+    followers = json.loads(other.stdout)["services"]
+    assert followers["dumps-mediacounts"]["environment"]["DUMPS_URL"] == (
+        "https://mirror.example.org/other/"
+    )
+    off = compose_config({**base, "COMPOSE_PROFILES": ""})
+    assert off.returncode == 0, off.stderr
+    plain = json.loads(off.stdout)["services"]
+    assert not DUMPS_FOLLOWERS.keys() & set(plain)
+    assert plain["dbt"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
+    assert plain["bronze"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
 
 
 def test_env_values_reach_compose_literally_single_quoted(tmp_path: Path) -> None:
@@ -229,6 +282,15 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     assert rotated["DASH_PASSWORD"] != first["DASH_PASSWORD"]
     assert rotated["DASH_PASSWORD_HASH"] != first["DASH_PASSWORD_HASH"]
     assert rotated["CLICKHOUSE_DBT_PASSWORD"] == first["CLICKHOUSE_DBT_PASSWORD"]
+    # the dumps user's password: made at first boot like the others, rotated alone or with all
+    assert "CLICKHOUSE_DUMPS_PASSWORD" in ENVFILE.SECRETS
+    assert len(first["CLICKHOUSE_DUMPS_PASSWORD"]) >= 32
+    assert rotated["CLICKHOUSE_DUMPS_PASSWORD"] == first["CLICKHOUSE_DUMPS_PASSWORD"]
+    assert run("rotate", str(env_file), "CLICKHOUSE_DUMPS_PASSWORD").returncode == 0
+    dumps_rotated = ENVFILE.parse(env_file.read_text())
+    assert dumps_rotated["CLICKHOUSE_DUMPS_PASSWORD"] != first["CLICKHOUSE_DUMPS_PASSWORD"]
+    assert dumps_rotated["DASH_PASSWORD"] == rotated["DASH_PASSWORD"]
+    rotated = dumps_rotated
     link = tmp_path / "checkout.env"  # /opt/wiki-events/.env -> /mnt/wiki-events/.env
     link.symlink_to(env_file)
     assert run("rotate", str(link)).returncode == 0
@@ -417,10 +479,10 @@ def _users() -> dict[str, ET.Element]:
 
 def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
     users = _users()
-    assert set(users) == {"default", "loader", "dbt", "dashboard", "backup"}
+    assert set(users) == {"default", "loader", "dbt", "dashboard", "backup", "dumps"}
     networks = [ip.text for ip in users["default"].find("networks")]  # type: ignore[union-attr]
     assert set(networks) == {"::1", "127.0.0.1"}
-    for name in ("loader", "dbt", "dashboard", "backup"):
+    for name in ("loader", "dbt", "dashboard", "backup", "dumps"):
         password = users[name].find("password")
         assert password is not None and password.get("from_env", "").startswith("CLICKHOUSE_")
         assert not (password.text or "").strip()
@@ -429,6 +491,48 @@ def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
     assert root.find("profiles/dashboard/readonly").text == "1"  # type: ignore[union-attr]
     assert root.find("quotas/dashboard") is not None
     assert users["dashboard"].find("quota").text == "dashboard"  # type: ignore[union-attr]
+
+
+def _grants(user: ET.Element) -> set[tuple[str, str]]:
+    """(privilege, object) pairs of a user's GRANT queries."""
+    pairs = set()
+    for query in user.findall("grants/query"):
+        match = re.fullmatch(r"GRANT (.+) ON (\S+)", (query.text or "").strip())
+        assert match, query.text
+        pairs |= {(p.strip(), match.group(2)) for p in match.group(1).split(",")}
+    return pairs
+
+
+def _dumps_tables_with_load_id() -> set[str]:
+    """The dumps' silver and gold tables (not views) that carry load_id: the ones a failed
+    load's clean-up deletes from (dumps/load.py finds them through system.columns)."""
+    found = set()
+    for folder, database in (("staging/dumps", "silver"), ("marts/readers", "gold")):
+        for path in (ROOT / "wiki_dbt" / "models" / folder).glob("*.sql"):
+            sql = path.read_text()
+            if "load_id" in sql and "materialized='view'" not in sql:
+                found.add(f"{database}.{path.stem}")
+    return found
+
+
+def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> None:
+    users = _users()
+    grants = _grants(users["dumps"])
+    for privilege in ("CREATE TABLE", "CREATE VIEW", "DROP TABLE", "DROP VIEW", "INSERT",
+                      "SELECT", "ALTER DELETE", "CREATE DATABASE"):  # fmt: skip
+        assert (privilege, "bronze.*") in grants, privilege
+    assert ("SELECT", "system.*") in grants
+    cleaned = _dumps_tables_with_load_id()
+    assert "silver.pageviews" in cleaned and "gold.top_pages_day_loads" in cleaned
+    assert {obj for p, obj in grants if p == "ALTER DELETE" and obj != "bronze.*"} == cleaned
+    # nothing else on silver or gold: it cannot write or drop the edits' models
+    assert {p for p, obj in grants if obj.split(".")[0] in ("silver", "gold")} == {"ALTER DELETE"}
+    assert not any(obj == "*.*" for _, obj in grants)
+    assert users["dumps"].findtext("profile") == "ingest"
+    # the readers' gold views filter through the ledger: the dashboard reads it, only it
+    dashboard = _grants(users["dashboard"])
+    assert dashboard == {("SELECT", "gold.*"), ("SELECT", "bronze.dumps_files"),
+                         ("SELECT", "bronze.dumps_visible")}  # fmt: skip
 
 
 def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: Path) -> None:
