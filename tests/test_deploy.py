@@ -135,6 +135,32 @@ def test_compose_dumps_profile_runs_both_followers_after_dbt_built_their_models(
     assert plain["bronze"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
 
 
+def test_bronze_service_creates_the_dumps_tables_only_with_the_profile(tmp_path: Path) -> None:
+    """deploy/bin/bronze-migrate against the embedded engine: the live stream's tables
+    always, the dumps' (ledger, visible view) only when WIKI_EVENTS_PROFILES holds dumps."""
+    server = ClickHouseProcess(tmp_path / "data").start()
+    try:
+
+        def migrate(profiles: str) -> set[str]:
+            env = {**os.environ, "CLICKHOUSE_URL": server.url, "DUMPS_CLICKHOUSE_URL": server.url,
+                   "BRONZE_RETENTION_DAYS": "90", "WIKI_EVENTS_PROFILES": profiles}  # fmt: skip
+            done = subprocess.run([os.sys.executable, "deploy/bin/bronze-migrate"], cwd=ROOT,  # type: ignore[attr-defined]
+                                  env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            tables = httpx.post(server.url, content="SELECT name FROM system.tables "
+                                "WHERE database = 'bronze' FORMAT TSV", timeout=30)  # fmt: skip
+            return set(tables.text.split())
+
+        plain = migrate("")
+        assert "wiki_raw" in plain and not {t for t in plain if t.startswith("dumps_")}
+        with_dumps = migrate("dumps")
+        assert {"dumps_files", "dumps_visible", "dumps_rejects", "pageviews",
+                "projectviews", "mediacounts"} <= with_dumps  # fmt: skip
+        assert migrate("dumps") == with_dumps  # again: nothing changes
+    finally:
+        server.stop()
+
+
 def test_env_values_reach_compose_literally_single_quoted(tmp_path: Path) -> None:
     """The defect of issue 13: an unquoted bcrypt hash is cut by Compose v2's interpolation;
     envfile.py's single quotes keep it whole. Both shown with the real Compose v2."""
