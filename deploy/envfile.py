@@ -35,36 +35,58 @@ from pathlib import Path
 
 # (name, default, comment above it); "" default = must come from settings or is a secret
 FIELDS: tuple[tuple[str, str, str], ...] = (
-    ("WIKI_EVENTS_CONTACT", "ops@example.org",
-     "who runs this (Wikimedia's User-Agent policy asks for a contact)"),
+    (
+        "WIKI_EVENTS_CONTACT",
+        "ops@example.org",
+        "who runs this (Wikimedia's User-Agent policy asks for a contact)",
+    ),
     ("WIKI_EVENTS_VERSION", "local", "image tag of wiki-events (the Dockerfile's build)"),
     ("STREAM_URL", "https://stream.wikimedia.org/v2/stream/recentchange", ""),
     ("DOMAIN", "wiki-events.example.org", "the public side: Caddy gets a certificate for DOMAIN"),
     ("ACME_EMAIL", "ops@example.org", ""),
     ("DASH_USER", "wiki", ""),
-    ("DATA_DIR", "/mnt/wiki-events",
-     "the data volume's mount point: ClickHouse, RabbitMQ, the reader's checkpoint, dbt's "
-     "marker, Caddy's certificates and this file live there"),
+    (
+        "DATA_DIR",
+        "/mnt/wiki-events",
+        "the data volume's mount point: ClickHouse, RabbitMQ, the reader's checkpoint, dbt's "
+        "marker, Caddy's certificates and this file live there",
+    ),
     ("BRONZE_RETENTION_DAYS", "90", "retention and checks"),
     ("DBT_CHECK_EVERY", "900", "seconds between scheduled dbt test + source freshness runs"),
-    ("ALERT_WEBHOOK_URL", "",
-     "alerts (freshness, dbt tests, backups, disk, restarts) are POSTed here as text: "
-     "an ntfy topic URL, a Slack incoming webhook, a mail relay's HTTP endpoint"),
+    (
+        "ALERT_WEBHOOK_URL",
+        "",
+        "alerts (freshness, dbt tests, backups, disk, restarts) are POSTed here as text: "
+        "an ntfy topic URL, a Slack incoming webhook, a mail relay's HTTP endpoint",
+    ),
     ("DISK_ALERT_PERCENT", "80", ""),
-    ("READER_STALE_SECONDS", "300",
-     "liveness: the reader is stuck when its checkpoint is older; the loader when RabbitMQ "
-     "holds a backlog and bronze had no insert for this long"),
+    (
+        "READER_STALE_SECONDS",
+        "300",
+        "liveness: the reader is stuck when its checkpoint is older; the loader when RabbitMQ "
+        "holds a backlog and bronze had no insert for this long",
+    ),
     ("LOADER_STALE_SECONDS", "300", ""),
-    ("BACKUP_S3_URL", "",
-     "off-machine backup: an S3 bucket URL (Hetzner Object Storage), e.g. "
-     "https://fsn1.your-objectstorage.com/BUCKET/wiki-events; empty = no backup"),
+    (
+        "BACKUP_S3_URL",
+        "",
+        "off-machine backup: an S3 bucket URL (Hetzner Object Storage), e.g. "
+        "https://fsn1.your-objectstorage.com/BUCKET/wiki-events; empty = no backup",
+    ),
     ("BACKUP_S3_ACCESS_KEY_ID", "", "set over SSH: envfile.py set .env NAME=VALUE"),
     ("BACKUP_S3_SECRET_ACCESS_KEY", "", ""),
     ("BACKUP_KEEP_DAYS", "14", ""),
     ("BACKUP_EVERY", "86400", "seconds between backups"),
+    (
+        "COMPOSE_PROFILES",
+        "",
+        "opt-in services: 'dumps' = the page-view and media-count dumps followers, their "
+        "models built by the dbt service (deploy.md, Page views and media traffic)",
+    ),
+    ("DUMPS_URL", "https://dumps.wikimedia.org/other/", "where the dumps are read"),
     ("RABBITMQ_VHOST", "wiki-events", "RabbitMQ: rendered into definitions at start"),
     ("RABBITMQ_ADMIN_USER", "admin", ""),
-)  # fmt: skip
+)
 
 # generated at first boot on the server, replaced by `rotate`
 SECRETS = (
@@ -72,6 +94,7 @@ SECRETS = (
     "CLICKHOUSE_DBT_PASSWORD",
     "CLICKHOUSE_DASHBOARD_PASSWORD",
     "CLICKHOUSE_BACKUP_PASSWORD",
+    "CLICKHOUSE_DUMPS_PASSWORD",
     "RABBITMQ_ADMIN_PASSWORD",
     "RABBITMQ_READER_PASSWORD",
     "RABBITMQ_LOADER_PASSWORD",
@@ -146,8 +169,17 @@ def bcrypt_hash(password: str) -> str:
     elif shutil.which("caddy"):
         argv = ["caddy", "hash-password"]
     else:
-        argv = ["docker", "compose", "run", "--rm", "--no-deps", "-T", "caddy",
-                "caddy", "hash-password"]  # fmt: skip
+        argv = [
+            "docker",
+            "compose",
+            "run",
+            "--rm",
+            "--no-deps",
+            "-T",
+            "caddy",
+            "caddy",
+            "hash-password",
+        ]
     done = subprocess.run(argv, input=password + "\n", capture_output=True, text=True, check=False)
     hashed = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
     if done.returncode or not hashed.startswith("$2"):

@@ -68,18 +68,131 @@ def compose_config(env: dict[str, str], *files: str) -> subprocess.CompletedProc
     """``docker compose config``: Compose v2's own validation and interpolation (no daemon)."""
     args = ["docker", "compose"] + [a for f in files or ("compose.yaml",) for a in ("-f", f)]
     clean = {k: v for k, v in os.environ.items() if not k.startswith("COMPOSE_")}
-    return subprocess.run([*args, "config", "--format", "json"], cwd=ROOT, env={**clean, **env},
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [*args, "config", "--format", "json"],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_compose_is_valid_for_compose_v2_and_the_check_bites(tmp_path: Path) -> None:
     done = compose_config({**SAMPLE_ENV, "DATA_DIR": str(tmp_path)})
     assert done.returncode == 0, done.stderr
-    assert set(json.loads(done.stdout)["services"]) == set(SERVICES) - {"status"}
+    opt_in = {name for name, service in SERVICES.items() if "profiles" in service}
+    assert opt_in == {"status", "dumps-pageviews", "dumps-mediacounts"}
+    assert set(json.loads(done.stdout)["services"]) == set(SERVICES) - opt_in
     broken = tmp_path / "broken.yaml"
     broken.write_text(yaml.safe_dump({"services": {"x": {"image": "a:1", "restrat": "always"}}}))
     refused = compose_config({}, str(broken))
     assert refused.returncode != 0 and "restrat" in refused.stderr
+
+
+DUMPS_FOLLOWERS = {"dumps-pageviews": "pageviews", "dumps-mediacounts": "mediacounts"}
+
+
+def test_compose_dumps_profile_runs_both_followers_after_dbt_built_their_models(
+    tmp_path: Path,
+) -> None:
+    """The opt-in profile dumps (COMPOSE_PROFILES=dumps in .env): both followers, as the
+    dumps user, gated on dbt; the dbt and bronze services told to build the dumps' part."""
+    from wiki_core.config import DEFAULT_DUMPS_URL
+
+    base = {**SAMPLE_ENV, "DATA_DIR": str(tmp_path)}
+    del base["DUMPS_URL"]
+    done = compose_config({**base, "COMPOSE_PROFILES": "dumps"})
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    assert DUMPS_FOLLOWERS.keys() <= set(services) and "status" not in services
+    for name, command in DUMPS_FOLLOWERS.items():
+        service = services[name]
+        assert service["entrypoint"] == [
+            "/app/deploy/bin/after-dbt",
+            "wiki-events",
+            command,
+            "--follow",
+            "--quiet",
+        ]
+        assert service["restart"] == "unless-stopped"
+        assert service["image"] == services["loader"]["image"]  # the app image
+        env = service["environment"]
+        assert env["CLICKHOUSE_URL"] == "http://dumps:x@clickhouse:8123/default"
+        assert env["DUMPS_URL"] == DEFAULT_DUMPS_URL  # Wikimedia's dumps site, other/
+        assert env["WIKI_EVENTS_CONTACT"] == "x"
+        assert env["WIKI_EVENTS_PROFILES"] == "dumps"  # its gate waits for the dumps' models
+        assert {k: v["condition"] for k, v in service["depends_on"].items()} == {
+            "clickhouse": "service_healthy",
+            "dbt": "service_healthy",
+        }
+        assert {(v["target"], v.get("read_only")) for v in service["volumes"]} == {("/dbt", True)}
+    assert services["dbt"]["environment"]["WIKI_EVENTS_PROFILES"] == "dumps"
+    bronze = services["bronze"]["environment"]
+    assert bronze["WIKI_EVENTS_PROFILES"] == "dumps"
+    assert bronze["DUMPS_CLICKHOUSE_URL"] == "http://dumps:x@clickhouse:8123/default"
+    assert services["clickhouse"]["environment"]["CLICKHOUSE_DUMPS_PASSWORD"] == "x"
+    # DUMPS_URL from .env wins; without the profile nothing of it runs or is built
+    other = compose_config(
+        {**base, "DUMPS_URL": "https://mirror.example.org/other/", "COMPOSE_PROFILES": "dumps"}
+    )
+    assert other.returncode == 0, other.stderr
+    followers = json.loads(other.stdout)["services"]
+    assert followers["dumps-mediacounts"]["environment"]["DUMPS_URL"] == (
+        "https://mirror.example.org/other/"
+    )
+    off = compose_config({**base, "COMPOSE_PROFILES": ""})
+    assert off.returncode == 0, off.stderr
+    plain = json.loads(off.stdout)["services"]
+    assert not DUMPS_FOLLOWERS.keys() & set(plain)
+    assert plain["dbt"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
+    assert plain["bronze"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
+
+
+def test_bronze_service_creates_the_dumps_tables_only_with_the_profile(tmp_path: Path) -> None:
+    """deploy/bin/bronze-migrate against the embedded engine: the live stream's tables
+    always, the dumps' (ledger, visible view) only when WIKI_EVENTS_PROFILES holds dumps."""
+    server = ClickHouseProcess(tmp_path / "data").start()
+    try:
+
+        def migrate(profiles: str) -> set[str]:
+            env = {
+                **os.environ,
+                "CLICKHOUSE_URL": server.url,
+                "DUMPS_CLICKHOUSE_URL": server.url,
+                "BRONZE_RETENTION_DAYS": "90",
+                "WIKI_EVENTS_PROFILES": profiles,
+            }
+            done = subprocess.run(
+                [os.sys.executable, "deploy/bin/bronze-migrate"],
+                cwd=ROOT,  # type: ignore[attr-defined]
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert done.returncode == 0, done.stderr
+            tables = httpx.post(
+                server.url,
+                content="SELECT name FROM system.tables WHERE database = 'bronze' FORMAT TSV",
+                timeout=30,
+            )
+            return set(tables.text.split())
+
+        plain = migrate("")
+        assert "wiki_raw" in plain and not {t for t in plain if t.startswith("dumps_")}
+        with_dumps = migrate("dumps")
+        assert {
+            "dumps_files",
+            "dumps_visible",
+            "dumps_rejects",
+            "pageviews",
+            "projectviews",
+            "mediacounts",
+        } <= with_dumps
+        assert migrate("dumps") == with_dumps  # again: nothing changes
+    finally:
+        server.stop()
 
 
 def test_env_values_reach_compose_literally_single_quoted(tmp_path: Path) -> None:
@@ -161,10 +274,19 @@ def test_compose_state_lives_on_the_data_volume_never_created_on_the_root_disk()
             if isinstance(volume, dict) and str(volume["source"]).startswith("${DATA_DIR"):
                 assert volume["type"] == "bind", name
                 assert volume["bind"]["create_host_path"] is False, name
-    targets = {(n, v["target"]) for n, s in SERVICES.items() for v in s.get("volumes", [])
-               if isinstance(v, dict) and str(v["source"]).startswith("${DATA_DIR")}  # fmt: skip
-    for needed in (("clickhouse", "/var/lib/clickhouse"), ("rabbitmq", "/var/lib/rabbitmq"),
-                   ("reader", "/data"), ("caddy", "/data"), ("dbt", "/dbt")):  # fmt: skip
+    targets = {
+        (n, v["target"])
+        for n, s in SERVICES.items()
+        for v in s.get("volumes", [])
+        if isinstance(v, dict) and str(v["source"]).startswith("${DATA_DIR")
+    }
+    for needed in (
+        ("clickhouse", "/var/lib/clickhouse"),
+        ("rabbitmq", "/var/lib/rabbitmq"),
+        ("reader", "/data"),
+        ("caddy", "/data"),
+        ("dbt", "/dbt"),
+    ):
         assert needed in targets, needed
 
 
@@ -193,8 +315,12 @@ def test_compose_holds_no_secret_and_env_example_is_envfiles_own() -> None:
     example = (ROOT / ".env.example").read_text()
     assert example == ENVFILE.example()  # one code path: envfile.py writes it
     listed = set(re.findall(r"^([A-Z0-9_]+)=", example, re.M))
-    used = set(INTERPOLATION.findall(text)) - {"HTTP_PORT", "HTTPS_PORT", "RABBITMQ_UI_PORT",
-                                               "COMPOSE_PROJECT_NAME"}  # fmt: skip
+    used = set(INTERPOLATION.findall(text)) - {
+        "HTTP_PORT",
+        "HTTPS_PORT",
+        "RABBITMQ_UI_PORT",
+        "COMPOSE_PROJECT_NAME",
+    }
     assert used <= listed, sorted(used - listed)
     for line in example.splitlines():  # secrets are left empty in the example
         key, _, value = line.partition("=")
@@ -208,8 +334,13 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     env_file = tmp_path / ".env"
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([os.sys.executable, "deploy/envfile.py", *args], cwd=ROOT,  # type: ignore[attr-defined]
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [os.sys.executable, "deploy/envfile.py", *args],
+            cwd=ROOT,  # type: ignore[attr-defined]
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     assert run("init", str(settings), str(env_file)).returncode == 0
     first = ENVFILE.parse(env_file.read_text())
@@ -229,6 +360,15 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     assert rotated["DASH_PASSWORD"] != first["DASH_PASSWORD"]
     assert rotated["DASH_PASSWORD_HASH"] != first["DASH_PASSWORD_HASH"]
     assert rotated["CLICKHOUSE_DBT_PASSWORD"] == first["CLICKHOUSE_DBT_PASSWORD"]
+    # the dumps user's password: made at first boot like the others, rotated alone or with all
+    assert "CLICKHOUSE_DUMPS_PASSWORD" in ENVFILE.SECRETS
+    assert len(first["CLICKHOUSE_DUMPS_PASSWORD"]) >= 32
+    assert rotated["CLICKHOUSE_DUMPS_PASSWORD"] == first["CLICKHOUSE_DUMPS_PASSWORD"]
+    assert run("rotate", str(env_file), "CLICKHOUSE_DUMPS_PASSWORD").returncode == 0
+    dumps_rotated = ENVFILE.parse(env_file.read_text())
+    assert dumps_rotated["CLICKHOUSE_DUMPS_PASSWORD"] != first["CLICKHOUSE_DUMPS_PASSWORD"]
+    assert dumps_rotated["DASH_PASSWORD"] == rotated["DASH_PASSWORD"]
+    rotated = dumps_rotated
     link = tmp_path / "checkout.env"  # /opt/wiki-events/.env -> /mnt/wiki-events/.env
     link.symlink_to(env_file)
     assert run("rotate", str(link)).returncode == 0
@@ -272,8 +412,14 @@ def _terraform() -> dict[str, Any]:
 def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> None:
     tf = _terraform()
     variables = {name: body for block in tf["variable"] for name, body in block.items()}
-    assert {"hcloud_token", "server_type", "location", "ssh_public_keys", "domain",
-            "admin_cidrs"} <= set(variables)  # fmt: skip
+    assert {
+        "hcloud_token",
+        "server_type",
+        "location",
+        "ssh_public_keys",
+        "domain",
+        "admin_cidrs",
+    } <= set(variables)
     for name, body in variables.items():
         assert body.get("type"), f"{name} has no type"
         assert len(body.get("description", "")) > 10, f"{name} is not described"
@@ -292,13 +438,21 @@ def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> No
 
 def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_secret() -> None:
     tf = _terraform()
-    data = {kind: body for block in tf["data"] for kind, named in block.items()
-            for body in named.values()}  # fmt: skip
+    data = {
+        kind: body
+        for block in tf["data"]
+        for kind, named in block.items()
+        for body in named.values()
+    }
     # data sources are read during plan: an unknown type or location stops the plan
     assert data["hcloud_server_type"]["name"] == "${var.server_type}"
     assert data["hcloud_location"]["name"] == "${var.location}"
-    resources = {(kind, name): body for block in tf["resource"] for kind, named in block.items()
-                 for name, body in named.items()}  # fmt: skip
+    resources = {
+        (kind, name): body
+        for block in tf["resource"]
+        for kind, named in block.items()
+        for name, body in named.items()
+    }
     server = resources[("hcloud_server", "wiki")]
     assert server["server_type"] == "${data.hcloud_server_type.selected.name}"
     assert server["location"] == "${data.hcloud_location.selected.name}"
@@ -326,25 +480,29 @@ def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_s
 def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
     tf = _terraform()
     resources = [r for block in tf["resource"] for r in block.items()]
-    firewalls = [body for kind, named in resources if kind == "hcloud_firewall"
-                 for body in named.values()]  # fmt: skip
+    firewalls = [
+        body for kind, named in resources if kind == "hcloud_firewall" for body in named.values()
+    ]
     assert len(firewalls) == 1
-    rules = {(r["direction"], r["protocol"], r["port"]):
-             r["source_ips"] for r in firewalls[0]["rule"]}  # fmt: skip
+    rules = {
+        (r["direction"], r["protocol"], r["port"]): r["source_ips"] for r in firewalls[0]["rule"]
+    }
     everyone = ["0.0.0.0/0", "::/0"]
     assert rules == {
         ("in", "tcp", "80"): everyone,
         ("in", "tcp", "443"): everyone,
         ("in", "tcp", "22"): "${var.admin_cidrs}",
     }
-    servers = [body for kind, named in resources if kind == "hcloud_server"
-               for body in named.values()]  # fmt: skip
+    servers = [
+        body for kind, named in resources if kind == "hcloud_server" for body in named.values()
+    ]
     (server,) = servers
     assert server["delete_protection"] == server["rebuild_protection"] == "${var.protection}"
     assert "hcloud_firewall.web.id" in str(server["firewall_ids"])
     assert "templatefile(" in server["user_data"]
-    volumes = [body for kind, named in resources if kind == "hcloud_volume"
-               for body in named.values()]  # fmt: skip
+    volumes = [
+        body for kind, named in resources if kind == "hcloud_volume" for body in named.values()
+    ]
     assert volumes and volumes[0]["delete_protection"] == "${var.protection}"
 
 
@@ -372,8 +530,12 @@ def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> Non
     assert set(re.findall(r"^\s+(\w+)\s+=", call, re.M)) == set(SAMPLE)
     rendered = tmp_path / "user-data.yaml"
     rendered.write_text(render_cloud_init(SAMPLE))
-    ok = subprocess.run(["cloud-init", "schema", "--config-file", str(rendered)],
-                        capture_output=True, text=True, timeout=120)  # fmt: skip
+    ok = subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(rendered)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert ok.returncode == 0, ok.stdout + ok.stderr
     text = rendered.read_text()
     assert "systemctl enable --now wiki-events.service" in text
@@ -382,8 +544,12 @@ def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> Non
     assert re.search(r"PASSWORD|SECRET|random_password|bcrypt", text) is None  # no secret
     broken = tmp_path / "broken.yaml"
     broken.write_text(rendered.read_text().replace("package_update: true", "package_update: 7"))
-    refused = subprocess.run(["cloud-init", "schema", "--config-file", str(broken)],
-                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    refused = subprocess.run(
+        ["cloud-init", "schema", "--config-file", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert refused.returncode != 0  # the validator does check
 
 
@@ -392,18 +558,33 @@ def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> Non
 
 def test_caddyfile_adapts_and_validates() -> None:
     bcrypt = "$2a$14$Zkx19XLiW6VYouLHR5NmfOFU0z2GTNmpkT/5qqR7hx4IjWJPDhjvG"
-    env = {**os.environ, "DOMAIN": "wiki.example.org", "ACME_EMAIL": "ops@example.org",
-           "DASH_USER": "wiki", "DASH_PASSWORD_HASH": bcrypt}  # fmt: skip
+    env = {
+        **os.environ,
+        "DOMAIN": "wiki.example.org",
+        "ACME_EMAIL": "ops@example.org",
+        "DASH_USER": "wiki",
+        "DASH_PASSWORD_HASH": bcrypt,
+    }
     caddyfile = str(ROOT / "deploy" / "Caddyfile")
-    adapted = subprocess.run(["caddy", "adapt", "--config", caddyfile, "--adapter", "caddyfile"],
-                             env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    adapted = subprocess.run(
+        ["caddy", "adapt", "--config", caddyfile, "--adapter", "caddyfile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert adapted.returncode == 0, adapted.stderr
     config = json.loads(adapted.stdout)
     text = json.dumps(config)
     assert "wiki.example.org" in text and '"dial": "dash:8050"' in text
     assert '"authentication"' in text and "http_basic" in text
-    valid = subprocess.run(["caddy", "validate", "--config", caddyfile, "--adapter", "caddyfile"],
-                           env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    valid = subprocess.run(
+        ["caddy", "validate", "--config", caddyfile, "--adapter", "caddyfile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert valid.returncode == 0, valid.stderr
 
 
@@ -417,10 +598,10 @@ def _users() -> dict[str, ET.Element]:
 
 def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
     users = _users()
-    assert set(users) == {"default", "loader", "dbt", "dashboard", "backup"}
+    assert set(users) == {"default", "loader", "dbt", "dashboard", "backup", "dumps"}
     networks = [ip.text for ip in users["default"].find("networks")]  # type: ignore[union-attr]
     assert set(networks) == {"::1", "127.0.0.1"}
-    for name in ("loader", "dbt", "dashboard", "backup"):
+    for name in ("loader", "dbt", "dashboard", "backup", "dumps"):
         password = users[name].find("password")
         assert password is not None and password.get("from_env", "").startswith("CLICKHOUSE_")
         assert not (password.text or "").strip()
@@ -429,6 +610,59 @@ def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
     assert root.find("profiles/dashboard/readonly").text == "1"  # type: ignore[union-attr]
     assert root.find("quotas/dashboard") is not None
     assert users["dashboard"].find("quota").text == "dashboard"  # type: ignore[union-attr]
+
+
+def _grants(user: ET.Element) -> set[tuple[str, str]]:
+    """(privilege, object) pairs of a user's GRANT queries."""
+    pairs = set()
+    for query in user.findall("grants/query"):
+        match = re.fullmatch(r"GRANT (.+) ON (\S+)", (query.text or "").strip())
+        assert match, query.text
+        pairs |= {(p.strip(), match.group(2)) for p in match.group(1).split(",")}
+    return pairs
+
+
+def _dumps_tables_with_load_id() -> set[str]:
+    """The dumps' silver and gold tables (not views) that carry load_id: the ones a failed
+    load's clean-up deletes from (dumps/load.py finds them through system.columns)."""
+    found = set()
+    for folder, database in (("staging/dumps", "silver"), ("marts/readers", "gold")):
+        for path in (ROOT / "wiki_dbt" / "models" / folder).glob("*.sql"):
+            sql = path.read_text()
+            if "load_id" in sql and "materialized='view'" not in sql:
+                found.add(f"{database}.{path.stem}")
+    return found
+
+
+def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> None:
+    users = _users()
+    grants = _grants(users["dumps"])
+    for privilege in (
+        "CREATE TABLE",
+        "CREATE VIEW",
+        "DROP TABLE",
+        "DROP VIEW",
+        "INSERT",
+        "SELECT",
+        "ALTER DELETE",
+        "CREATE DATABASE",
+    ):
+        assert (privilege, "bronze.*") in grants, privilege
+    assert ("SELECT", "system.*") in grants
+    cleaned = _dumps_tables_with_load_id()
+    assert "silver.pageviews" in cleaned and "gold.top_pages_day_loads" in cleaned
+    assert {obj for p, obj in grants if p == "ALTER DELETE" and obj != "bronze.*"} == cleaned
+    # nothing else on silver or gold: it cannot write or drop the edits' models
+    assert {p for p, obj in grants if obj.split(".")[0] in ("silver", "gold")} == {"ALTER DELETE"}
+    assert not any(obj == "*.*" for _, obj in grants)
+    assert users["dumps"].findtext("profile") == "ingest"
+    # the readers' gold views filter through the ledger: the dashboard reads it, only it
+    dashboard = _grants(users["dashboard"])
+    assert dashboard == {
+        ("SELECT", "gold.*"),
+        ("SELECT", "bronze.dumps_files"),
+        ("SELECT", "bronze.dumps_visible"),
+    }
 
 
 def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: Path) -> None:
@@ -441,8 +675,10 @@ def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: P
     for name, user in users.items():
         profile = (user.findtext("profile") or "").strip()
         readonly = root.findtext(f"profiles/{profile}/readonly") if profile else None
-        toml.append(f'[users.{name}]\npassword = "{name}-pw"\n'
-                    + (f"readonly = {readonly}\n" if readonly else ""))  # fmt: skip
+        toml.append(
+            f'[users.{name}]\npassword = "{name}-pw"\n'
+            + (f"readonly = {readonly}\n" if readonly else "")
+        )
     users_file = tmp_path / "users.toml"
     users_file.write_text("\n".join(toml))
     server = ClickHouseProcess(tmp_path / "data", users=users_file).start()
@@ -462,8 +698,11 @@ def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: P
         )
         assert run("loader", "INSERT INTO gold.t VALUES (1)").status_code == 200
         assert run("dashboard", "SELECT sum(a) FROM gold.t").text == "1\n"
-        for write in ("INSERT INTO gold.t VALUES (2)", "DROP TABLE gold.t",
-                      "CREATE TABLE gold.u (a UInt8) ENGINE = Memory"):  # fmt: skip
+        for write in (
+            "INSERT INTO gold.t VALUES (2)",
+            "DROP TABLE gold.t",
+            "CREATE TABLE gold.u (a UInt8) ENGINE = Memory",
+        ):
             refused = run("dashboard", write)
             assert refused.headers.get("X-ClickHouse-Exception-Code") == "164", write
         assert run("dashboard", "SELECT count() FROM gold.t").text == "1\n"
@@ -479,14 +718,21 @@ def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
 ) -> None:
     vhost = f"wiki-deploy-{uuid.uuid4().hex[:8]}"
     suffix = uuid.uuid4().hex[:6]
-    env = {"RABBITMQ_VHOST": vhost, "RABBITMQ_ADMIN_PASSWORD": "a-pw",
-           "RABBITMQ_READER_PASSWORD": "r-pw", "RABBITMQ_LOADER_PASSWORD": "l-pw"}  # fmt: skip
+    env = {
+        "RABBITMQ_VHOST": vhost,
+        "RABBITMQ_ADMIN_PASSWORD": "a-pw",
+        "RABBITMQ_READER_PASSWORD": "r-pw",
+        "RABBITMQ_LOADER_PASSWORD": "l-pw",
+    }
     out = tmp_path / "definitions.json"
     done = subprocess.run(
         [os.sys.executable, "deploy/rabbitmq/render_definitions.py", str(out)],  # type: ignore[attr-defined]
-        cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
-        capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+        cwd=ROOT,
+        env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     text = out.read_text()
     assert "guest" not in text and "r-pw" not in text  # hashes only
@@ -501,8 +747,12 @@ def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
         json.dump(definitions, f)
     os.chmod(shared, 0o644)
     try:
-        subprocess.run(["rabbitmqctl", "-q", "import_definitions", shared], check=True,
-                       capture_output=True, timeout=120)  # fmt: skip
+        subprocess.run(
+            ["rabbitmqctl", "-q", "import_definitions", shared],
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
     finally:
         os.unlink(shared)
     try:
@@ -528,8 +778,9 @@ def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
         for user in ("admin", "reader", "loader"):
-            subprocess.run(["rabbitmqctl", "-q", "delete_user", f"{user}-{suffix}"],
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                ["rabbitmqctl", "-q", "delete_user", f"{user}-{suffix}"], capture_output=True
+            )
 
 
 # -- the step past one machine: engines chosen in one macro --------------------------------
@@ -550,7 +801,7 @@ def _engine_clause(engine: str | None, cluster: str) -> str:
         {
             "config": Config(engine=engine) if engine else Config(),
             "target": type("T", (), {"cluster": cluster})(),
-        }  # fmt: skip
+        }
     )
     return " ".join(str(module.engine_clause()).split())  # type: ignore[attr-defined]
 

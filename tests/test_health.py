@@ -29,8 +29,10 @@ from wiki_events.health import (
     alert,
     backup_problem,
     dbt_verdict,
+    dumps_wanted,
     last_insert_age,
     loader_verdict,
+    marker_text,
     models_digest,
     queue_depth,
     reader_verdict,
@@ -153,6 +155,52 @@ def test_the_dbt_marker_means_these_models_are_built(tmp_path: Path) -> None:
     marker.write_text(health("models-digest", env=env).stdout)
     assert health("dbt", env=env).returncode == 0
     assert health("wait-dbt", env=env).returncode == 0
+
+
+def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_builds_them(
+    tmp_path: Path,
+) -> None:
+    """The compose profile ``dumps``: the dbt service builds with --vars '{dumps: true}' and
+    says so in the marker; the followers wait for that, the loader and dash do not."""
+    project = tmp_path / "wiki_dbt"
+    (project / "models").mkdir(parents=True)
+    (project / "dbt_project.yml").write_text("name: x\n")
+    marker = tmp_path / "dbt-built"
+    assert dumps_wanted({"WIKI_EVENTS_PROFILES": "tools,dumps"})
+    assert not dumps_wanted({"WIKI_EVENTS_PROFILES": ""}) and not dumps_wanted({})
+    assert not dumps_wanted({"WIKI_EVENTS_PROFILES": "nodumps"})
+    marker.write_text(marker_text(project, dumps=False) + "\n")
+    assert dbt_verdict(marker, project).healthy
+    without = dbt_verdict(marker, project, dumps=True)
+    assert not without.healthy and "COMPOSE_PROFILES" in without.reason
+    marker.write_text(marker_text(project, dumps=True) + "\n")
+    assert dbt_verdict(marker, project, dumps=True).healthy
+    assert dbt_verdict(marker, project).healthy  # the edits' models are built too
+    # deploy/bin/dbt-service with a stand-in dbt: the vars follow WIKI_EVENTS_PROFILES, a
+    # change of profile rebuilds, the same one does not
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    calls = tmp_path / "dbt-calls"
+    (bin_dir / "dbt").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    (bin_dir / "dbt").chmod(0o755)
+    marker.unlink()
+
+    def service(profiles: str) -> list[str]:
+        calls.write_text("")
+        env = {**os.environ, "WIKI_DBT_PROJECT": str(project), "DBT_MARKER": str(marker),
+               "WIKI_EVENTS_PROFILES": profiles, "DBT_CHECK_EVERY": "not-a-number",
+               "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+        done = subprocess.run([str(ROOT / "deploy" / "bin" / "dbt-service")], env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert "building models" in done.stdout or "already built" in done.stdout, done
+        return calls.read_text().splitlines()
+
+    assert service("") == [f"build --project-dir {project}"]
+    assert marker.read_text().split() == [models_digest(project)]
+    assert service("") == []  # built: nothing replaced
+    assert service("dumps") == [f"build --project-dir {project} --vars {{dumps: true}}"]
+    assert marker.read_text().split() == [models_digest(project), "dumps"]
+    assert service("dumps") == []
 
 
 # -- alerts, backups, the watchdog -------------------------------------------------------

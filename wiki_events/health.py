@@ -3,6 +3,7 @@
     wiki-events health reader    # exit 0: the reader's checkpoint moved recently
     wiki-events health loader    # exit 0: no backlog, or bronze got an insert recently
     wiki-events health dbt       # exit 0: the dbt marker names this image's models
+                                 # (and the dumps' when WIKI_EVENTS_PROFILES holds dumps)
     wiki-events health wait-dbt  # block until it does (the loader's and dash's gate)
     wiki-events health models-digest
     wiki-events health alert TEXT
@@ -133,15 +134,37 @@ def models_digest(project: Path) -> str:
     return digest.hexdigest()
 
 
-def dbt_verdict(marker: Path, project: Path) -> Verdict:
+def dumps_wanted(env: dict[str, str] | None = None) -> bool:
+    """The dumps' models are part of "built" when the compose profile ``dumps`` is on:
+    ``WIKI_EVENTS_PROFILES`` is ``${COMPOSE_PROFILES}`` in the dbt service and ``dumps`` in
+    the dumps followers' (compose.yaml)."""
+    profiles = (os.environ if env is None else env).get("WIKI_EVENTS_PROFILES", "")
+    return "dumps" in (p.strip() for p in profiles.split(","))
+
+
+def marker_text(project: Path, dumps: bool) -> str:
+    """What the marker holds once built: the models' digest, `` dumps`` when dbt built
+    them with ``--vars '{dumps: true}'`` (deploy/bin/dbt-service reads it back)."""
+    return models_digest(project) + (" dumps" if dumps else "")
+
+
+def dbt_verdict(marker: Path, project: Path, dumps: bool = False) -> Verdict:
+    """Built: the marker names these models, and with the dumps' when ``dumps``."""
     want = models_digest(project)
     try:
-        built = marker.read_text().strip()
+        built, *flags = marker.read_text().split() or [""]
     except FileNotFoundError:
         return Verdict(False, f"no {marker}: dbt has not built these models yet")
     if built != want:
         return Verdict(False, f"{marker} names models {built[:12]}, this image has {want[:12]}")
-    return Verdict(True, f"models {want[:12]} built")
+    if dumps and "dumps" not in flags:
+        return Verdict(
+            False,
+            f"models {want[:12]} built without the dumps' (dbt builds them when "
+            "COMPOSE_PROFILES in .env holds dumps)",
+        )
+    with_dumps = " with the dumps'" if "dumps" in flags else ""
+    return Verdict(True, f"models {want[:12]} built{with_dumps}")
 
 
 # -- alerts ------------------------------------------------------------------------------
@@ -361,21 +384,24 @@ def loader_command(max_age: float | None) -> None:
 @health.command("dbt")
 def dbt_command() -> None:
     """Healthy when the dbt marker names the models this image carries."""
-    _report(dbt_verdict(MARKER, dbt_project()))
+    _report(dbt_verdict(MARKER, dbt_project(), dumps_wanted()))
 
 
 @health.command("wait-dbt")
 @click.option("--every", type=float, default=5.0, show_default=True)
 def wait_dbt_command(every: float) -> None:
     """Block until dbt has built this image's models (the loader's and dash's gate)."""
-    wait_for(lambda: dbt_verdict(MARKER, dbt_project()), every, lambda s: click.echo(s, err=True))
+    wanted = dumps_wanted()
+    wait_for(
+        lambda: dbt_verdict(MARKER, dbt_project(), wanted), every, lambda s: click.echo(s, err=True)
+    )
     click.echo("dbt has built these models", err=True)
 
 
 @health.command("models-digest")
 def models_digest_command() -> None:
-    """The hash the dbt marker holds once these models are built."""
-    click.echo(models_digest(dbt_project()))
+    """What the dbt marker holds once these models are built (`` dumps``: with theirs)."""
+    click.echo(marker_text(dbt_project(), dumps_wanted()))
 
 
 @health.command("alert")
