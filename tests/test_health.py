@@ -187,11 +187,21 @@ def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_buil
 
     def service(profiles: str) -> list[str]:
         calls.write_text("")
-        env = {**os.environ, "WIKI_DBT_PROJECT": str(project), "DBT_MARKER": str(marker),
-               "WIKI_EVENTS_PROFILES": profiles, "DBT_CHECK_EVERY": "not-a-number",
-               "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
-        done = subprocess.run([str(ROOT / "deploy" / "bin" / "dbt-service")], env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        env = {
+            **os.environ,
+            "WIKI_DBT_PROJECT": str(project),
+            "DBT_MARKER": str(marker),
+            "WIKI_EVENTS_PROFILES": profiles,
+            "DBT_CHECK_EVERY": "not-a-number",
+            "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
+        }
+        done = subprocess.run(
+            [str(ROOT / "deploy" / "bin" / "dbt-service")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert "building models" in done.stdout or "already built" in done.stdout, done
         return calls.read_text().splitlines()
 
