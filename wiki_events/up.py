@@ -28,7 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import pika
@@ -37,6 +36,7 @@ import pika.exceptions
 from wiki_core.config import ClickHouseURL, Settings, clickhouse_client
 from wiki_core.timefmt import age_text
 from wiki_core.topology import Sink
+from wiki_core.unreachable import without_password
 
 from .dbt import build_summary, run_dbt
 from .status import gold_exists, gold_total
@@ -83,13 +83,6 @@ class Threads:
         for thread in self.threads:
             if name is None or thread.name == name:
                 thread.join(max(0.0, deadline - time.monotonic()))
-
-
-def redact(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        return url.replace(f":{parts.password}@", ":***@", 1)
-    return url
 
 
 def clickhouse_answers(url: str) -> bool:
@@ -185,17 +178,18 @@ def start_clickhouse(stack: contextlib.ExitStack, settings: Settings, say: Say) 
     """ClickHouse at ``CLICKHOUSE_URL``: the one running there, or the embedded one."""
     url = settings.clickhouse_url
     if clickhouse_answers(url):
-        say(f"  ClickHouse   already running at {redact(url)}")
+        say(f"  ClickHouse   already running at {without_password(url)}")
         return
     if not is_local(url):
         raise Unavailable(
-            f"  ClickHouse   not reachable at {redact(url)}; start it or fix CLICKHOUSE_URL"
+            f"  ClickHouse   not reachable at {without_password(url)}; "
+            "start it or fix CLICKHOUSE_URL"
         )
     clickhouse = EmbeddedClickHouse(settings.data_dir / "clickhouse", ClickHouseURL.parse(url).port)
     stack.callback(clickhouse.stop)  # also when it fails to answer in time
     clickhouse.start(url)
     say(
-        f"  ClickHouse   embedded, data in {clickhouse.data}, at {redact(url)} "
+        f"  ClickHouse   embedded, data in {clickhouse.data}, at {without_password(url)} "
         f"(log: {clickhouse.log_path})"
     )
 
@@ -289,7 +283,8 @@ def start_transport(
         from loader.direct import DirectSink
 
         say(
-            f"  broker       NONE: RabbitMQ at {redact(settings.amqp_url)} is unreachable "
+            f"  broker       NONE: RabbitMQ at {without_password(settings.amqp_url)} "
+            "is unreachable "
             f"({problem})."
         )
         say(
@@ -304,7 +299,7 @@ def start_transport(
     from loader.consumer import Options as LoaderOptions
     from reader.publisher import Publisher
 
-    say(f"  broker       RabbitMQ at {redact(settings.amqp_url)}")
+    say(f"  broker       RabbitMQ at {without_password(settings.amqp_url)}")
     loader = Loader(lambda: clickhouse_client(url), LoaderOptions(amqp_url=settings.amqp_url))
     threads.start("loader", loader.run)
 
