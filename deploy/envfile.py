@@ -216,8 +216,11 @@ def write(env_path: Path, values: Mapping[str, str]) -> None:
     text = render(values)
     env_path = env_path.resolve()  # the checkout's .env links to the volume's: write there
     tmp = env_path.with_name(env_path.name + ".new")
-    tmp.write_text(text)
-    tmp.chmod(0o600)
+    # made 0600 before a secret is in it (write_text would make it by the umask first)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        os.fchmod(out.fileno(), 0o600)  # an old .env.new keeps its mode through O_CREAT
+        out.write(text)
     tmp.replace(env_path)
 
 
@@ -238,7 +241,10 @@ def main(argv: list[str]) -> int:
             if bad:
                 raise EnvError(f"not a generated secret: {', '.join(bad)} (one of {SECRETS})")
             write(path, with_secrets(parse(path.read_text()), renew=names))
-            print(f"envfile: new {', '.join(names)} in {path}; now run deploy/bin/rotate-apply")
+            print(
+                f"envfile: new {', '.join(names)} in {path}; the services take them when "
+                "recreated (deploy/bin/stack rotate does both steps)"
+            )
         elif argv[:1] == ["set"] and len(argv) >= 3:
             path = Path(argv[1])
             values = parse(path.read_text())

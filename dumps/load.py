@@ -186,6 +186,8 @@ class _Decoder:
             return data
         out = []
         while data:
+            if self._obj.eof:  # the last member ended where the previous chunk did
+                self._new()
             try:
                 out.append(self._obj.decompress(data))
             except (zlib.error, OSError, EOFError) as exc:
@@ -193,8 +195,6 @@ class _Decoder:
             if not self._obj.eof:
                 break
             data = self._obj.unused_data  # a further member (gzip -c a b > c; pbzip2)
-            if data:
-                self._new()
         return b"".join(out)
 
     def finish(self) -> None:

@@ -165,6 +165,20 @@ def test_decoder_tells_truncated_and_corrupt_from_good() -> None:
     b.finish()
 
 
+@pytest.mark.parametrize("compression", ["gzip", "bz2"])
+def test_a_member_that_ends_where_a_chunk_ends_is_followed_by_the_next(
+    compression: str,
+) -> None:
+    """Multi-member files (pbzip2, gzip -c a b): a member whose end falls exactly on a
+    chunk's end leaves no unused data, and the next chunk starts the next member."""
+    pack = gzip.compress if compression == "gzip" else bz2.compress
+    first, second = b"en A 1 0\n" * 500, b"fr B 2 0\n" * 500
+    dec = _Decoder(compression)
+    out = dec.feed(pack(first)) + dec.feed(pack(second))
+    dec.finish()
+    assert out == first + second
+
+
 def test_user_agent_names_the_tool_and_contact() -> None:
     agent = user_agent("ops@example.org")
     assert agent.startswith("wiki-events/") and "ops@example.org" in agent and "httpx/" in agent

@@ -117,6 +117,9 @@ def test_a_multi_line_event_becomes_one_compact_line() -> None:
         (event(meta_dt="1969-12-31T23:59:59.999Z"), "bad-meta-dt", "outside 1970-2105"),
         (event(meta_dt="1950-06-01T00:00:00+02:00"), "bad-meta-dt", "outside 1970-2105"),
         (event(meta_dt="2024-13-01T00:00:00Z"), "bad-meta-dt", "month must be in 1..12"),
+        # past what UTC can hold once the offset is applied (astimezone overflows)
+        (event(meta_dt="0001-01-01T00:00:00+01:00"), "bad-meta-dt", "outside the years"),
+        (event(meta_dt="9999-12-31T23:59:59-01:00"), "bad-meta-dt", "outside the years"),
         (event(meta_dt="2024-02-30T00:00:00.000Z"), "bad-meta-dt", "day is out of range"),
         (event(wiki="x" * 65), "bad-wiki", "not a wiki's database name"),
         (event(wiki="En Wiki"), "bad-wiki", "not a wiki's database name"),

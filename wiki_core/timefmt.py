@@ -10,11 +10,15 @@ from typing import Any
 def parse_iso(value: str) -> dt.datetime:
     """An ISO-8601 time (``Z`` or an offset; none means UTC) as an aware UTC datetime.
 
-    Raises ValueError for text that is not one."""
+    Raises ValueError for text that is not one, or one that UTC cannot hold (year 1 an
+    hour east of UTC, year 9999 an hour west: ``astimezone`` overflows)."""
     when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     if when.tzinfo is None:
         return when.replace(tzinfo=dt.UTC)
-    return when.astimezone(dt.UTC)
+    try:
+        return when.astimezone(dt.UTC)
+    except OverflowError as exc:
+        raise ValueError(f"{value!r} is outside the years a UTC time can hold") from exc
 
 
 def iso_ms(value: str) -> int:

@@ -187,7 +187,13 @@ def alert(text: str, url: str | None = None, timeout: float = 10.0) -> bool:
         response = httpx.post(url, content=body, headers={"Content-Type": kind}, timeout=timeout)
         response.raise_for_status()
     except httpx.HTTPError as exc:
-        log.error("alert to the webhook failed: %s", exc)
+        # not the exception's text: it names the URL, and a webhook's URL is its secret
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+        log.error(
+            "alert to the webhook failed: %s%s",
+            type(exc).__name__,
+            f" (HTTP {status})" if status else "",
+        )
         return False
     return True
 
