@@ -1,4 +1,4 @@
-"""Every benchmark, one after the other, then bench/SUMMARY.md. About 20 minutes.
+"""Every benchmark, one after the other, then bench/SUMMARY.md. About 25 minutes.
 
 Run: .venv/bin/python bench/run_all.py   (needs RabbitMQ, like the tests)
 """
@@ -17,6 +17,8 @@ SCRIPTS = [
     "bench_dbt.py",
     "bench_dashboard.py",
     "bench_pipeline.py",
+    "bench_dumps.py",
+    "bench_readers.py",
 ]
 
 
