@@ -64,6 +64,42 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Operations:
+    """The deployment's health, watchdog and alert settings (``wiki-events health``;
+    compose.yaml sets them), read once like the rest."""
+
+    dbt_marker: Path = Path("/dbt/dbt-built")  # "this version's models are built"
+    profiles: tuple[str, ...] = ()  # the compose profiles that are on (WIKI_EVENTS_PROFILES)
+    alert_webhook_url: str = ""
+    alert_webhook_format: str = "text"  # or "json" ({"text": ...}, as Slack wants)
+    reader_stale_seconds: float = 300.0
+    loader_stale_seconds: float = 300.0
+    compose_project: str = "wiki-events"
+    disk_alert_percent: float = 80.0
+    backup_expected: bool = False
+    watchdog_restart_timeout: int = 30
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Operations:
+        if env is None:
+            load_dotenv(override=False)
+            env = dict(os.environ)
+        profiles = env.get("WIKI_EVENTS_PROFILES", "")
+        return cls(
+            dbt_marker=Path(env.get("DBT_MARKER") or "/dbt/dbt-built"),
+            profiles=tuple(p.strip() for p in profiles.split(",") if p.strip()),
+            alert_webhook_url=env.get("ALERT_WEBHOOK_URL", ""),
+            alert_webhook_format=env.get("ALERT_WEBHOOK_FORMAT") or "text",
+            reader_stale_seconds=float(env.get("READER_STALE_SECONDS") or 300),
+            loader_stale_seconds=float(env.get("LOADER_STALE_SECONDS") or 300),
+            compose_project=env.get("COMPOSE_PROJECT_NAME") or "wiki-events",
+            disk_alert_percent=float(env.get("DISK_ALERT_PERCENT") or 80),
+            backup_expected=bool(env.get("BACKUP_EXPECTED")),
+            watchdog_restart_timeout=int(env.get("WATCHDOG_RESTART_TIMEOUT") or 30),
+        )
+
+
+@dataclass(frozen=True)
 class ClickHouseURL:
     """``CLICKHOUSE_URL`` (``http[s]://user:pass@host:port/db``) taken apart, with
     ClickHouse's defaults: port 8123 (8443 for https), user ``default``, database

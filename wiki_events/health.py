@@ -24,7 +24,6 @@ import hashlib
 import http.client
 import json
 import logging
-import os
 import shutil
 import socket
 import sys
@@ -37,10 +36,14 @@ from typing import Any
 
 import click
 
+from wiki_core.config import Operations
+
 log = logging.getLogger("health")
 
-MARKER = Path(os.environ.get("DBT_MARKER", "/dbt/dbt-built"))
-DEFAULT_STALE_SECONDS = 300.0
+
+def marker() -> Path:
+    """The dbt marker file (``DBT_MARKER``)."""
+    return Operations.from_env().dbt_marker
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,7 @@ def dumps_wanted(env: dict[str, str] | None = None) -> bool:
     """The dumps' models are part of "built" when the compose profile ``dumps`` is on:
     ``WIKI_EVENTS_PROFILES`` is ``${COMPOSE_PROFILES}`` in the dbt service and ``dumps`` in
     the dumps followers' (compose.yaml)."""
-    profiles = (os.environ if env is None else env).get("WIKI_EVENTS_PROFILES", "")
-    return "dumps" in (p.strip() for p in profiles.split(","))
+    return "dumps" in Operations.from_env(env).profiles
 
 
 def marker_text(project: Path, dumps: bool) -> str:
@@ -175,11 +177,12 @@ def alert(text: str, url: str | None = None, timeout: float = 10.0) -> bool:
     ALERT_WEBHOOK_FORMAT=json, as Slack's incoming webhooks want). Logged either way."""
     import httpx
 
-    url = os.environ.get("ALERT_WEBHOOK_URL", "") if url is None else url
+    ops = Operations.from_env()
+    url = ops.alert_webhook_url if url is None else url
     log.warning("ALERT %s", text)
     if not url:
         return False
-    if os.environ.get("ALERT_WEBHOOK_FORMAT", "text") == "json":
+    if ops.alert_webhook_format == "json":
         body, kind = json.dumps({"text": text}).encode(), "application/json"
     else:
         body, kind = text.encode(), "text/plain; charset=utf-8"
@@ -323,13 +326,10 @@ def wait_for(check: Callable[[], Verdict], every: float, say: Callable[[str], ob
         time.sleep(every)
 
 
-def stale_seconds(name: str) -> float:
-    return float(os.environ.get(name) or DEFAULT_STALE_SECONDS)
-
-
 def dbt_project() -> Path:
-    here = Path(__file__).resolve().parent.parent / "wiki_dbt"
-    return Path(os.environ.get("WIKI_DBT_PROJECT") or here)
+    from .dbt import PROJECT
+
+    return PROJECT
 
 
 # -- the command -------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def reader_command(checkpoint: Path | None, max_age: float | None) -> None:
     from wiki_core.config import Settings
 
     path = checkpoint or Settings.from_env().checkpoint_path
-    _report(reader_verdict(path, max_age or stale_seconds("READER_STALE_SECONDS")))
+    _report(reader_verdict(path, max_age or Operations.from_env().reader_stale_seconds))
 
 
 @health.command("loader")
@@ -374,7 +374,7 @@ def loader_command(max_age: float | None) -> None:
     from wiki_core.topology import LOADER_QUEUE
 
     settings = Settings.from_env()
-    if MARKER.parent.is_dir() and not dbt_verdict(MARKER, dbt_project()).healthy:
+    if marker().parent.is_dir() and not dbt_verdict(marker(), dbt_project()).healthy:
         # held at its gate (deploy/bin/after-dbt) while dbt builds: not stuck, and a
         # restart would not help; dbt's own failures are alerted by the dbt service
         _report(Verdict(True, "waiting for dbt to build this version's models"))
@@ -383,14 +383,14 @@ def loader_command(max_age: float | None) -> None:
         age = last_insert_age(settings.clickhouse_url, RAW_TABLE) if backlog else None
     except Exception as exc:  # noqa: BLE001 - any failure to look is unhealthy, said once
         _report(Verdict(False, f"cannot judge: {str(exc).splitlines()[0] if str(exc) else exc!r}"))
-    verdict = loader_verdict(backlog, age, max_age or stale_seconds("LOADER_STALE_SECONDS"))
+    verdict = loader_verdict(backlog, age, max_age or Operations.from_env().loader_stale_seconds)
     _report(verdict)
 
 
 @health.command("dbt")
 def dbt_command() -> None:
     """Healthy when the dbt marker names the models this image carries."""
-    _report(dbt_verdict(MARKER, dbt_project(), dumps_wanted()))
+    _report(dbt_verdict(marker(), dbt_project(), dumps_wanted()))
 
 
 @health.command("wait-dbt")
@@ -399,7 +399,9 @@ def wait_dbt_command(every: float) -> None:
     """Block until dbt has built this image's models (the loader's and dash's gate)."""
     wanted = dumps_wanted()
     wait_for(
-        lambda: dbt_verdict(MARKER, dbt_project(), wanted), every, lambda s: click.echo(s, err=True)
+        lambda: dbt_verdict(marker(), dbt_project(), wanted),
+        every,
+        lambda s: click.echo(s, err=True),
     )
     click.echo("dbt has built these models", err=True)
 
@@ -414,7 +416,7 @@ def models_digest_command() -> None:
 @click.argument("text")
 def alert_command(text: str) -> None:
     """Send TEXT to $ALERT_WEBHOOK_URL (exit 1 when it could not be delivered)."""
-    sys.exit(0 if alert(text) or not os.environ.get("ALERT_WEBHOOK_URL") else 1)
+    sys.exit(0 if alert(text) or not Operations.from_env().alert_webhook_url else 1)
 
 
 @health.command("watchdog")
@@ -427,12 +429,12 @@ def alert_command(text: str) -> None:
 )
 def watchdog_command(interval: float, volume: Path) -> None:
     """Restart unhealthy containers of this compose project; alert on them, disk, backups."""
-    project = os.environ.get("COMPOSE_PROJECT_NAME") or "wiki-events"
+    ops = Operations.from_env()
     Watchdog(
         DockerAPI(),
-        project,
+        ops.compose_project,
         volume,
-        float(os.environ.get("DISK_ALERT_PERCENT") or 80),
-        backup_expected=bool(os.environ.get("BACKUP_EXPECTED")),
-        restart_timeout=int(os.environ.get("WATCHDOG_RESTART_TIMEOUT") or 30),
+        ops.disk_alert_percent,
+        backup_expected=ops.backup_expected,
+        restart_timeout=ops.watchdog_restart_timeout,
     ).run(interval)
