@@ -12,13 +12,14 @@ dropped by the loader.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import queue
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -37,6 +38,8 @@ from .sse import OVERSIZED, Event, SSEParser
 log = logging.getLogger("reader")
 
 DEFAULT_MAX_LINE = 1 << 20
+# rejects remembered to quarantine each distinct input once (32 bytes each, ~1 MB)
+SEEN_REJECTS = 10_000
 
 
 class FatalStreamError(RuntimeError):
@@ -302,6 +305,7 @@ class Reader:
         self.stats = Stats()
         self.stop_event = threading.Event()
         self._batch = Batch()
+        self._seen_rejects: OrderedDict[bytes, None] = OrderedDict()  # bounded: SEEN_REJECTS
         self._batch_events = 0
         self._batch_bytes = 0
         self._last_id: str | None = None  # id of the last event handled, not yet saved
@@ -413,6 +417,14 @@ class Reader:
     def _quarantined(self, reject: Reject) -> None:
         reject.source = "reader"
         reject.raw = reject.raw[: self.opts.max_line]
+        # once per distinct input: a resume re-reads its overlap, bad lines included
+        key = hashlib.sha256(reject.raw).digest()
+        if key in self._seen_rejects:
+            self._seen_rejects.move_to_end(key)
+            return
+        self._seen_rejects[key] = None
+        if len(self._seen_rejects) > SEEN_REJECTS:
+            self._seen_rejects.popitem(last=False)
         self.stats.quarantined[reject.reason] += 1
         self._batch.rejects.append(reject)
         self._batch_events += 1

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,6 +18,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from wiki_events.up import clickhouse_command
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = ROOT.parent / "shared" / "data"
@@ -60,19 +61,7 @@ class ClickHouseProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [
-            sys.executable,
-            "-m",
-            "wiki_events",
-            "clickhouse",
-            "--data",
-            str(self.data),
-            "--port",
-            str(self.port),
-        ]
-        if self.users:
-            cmd += ["--users", str(self.users)]
-        return cmd
+        return clickhouse_command(self.data, self.port, self.users)
 
     def start(self, timeout: float = 60.0) -> ClickHouseProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKHOUSE_")}

@@ -304,6 +304,18 @@ def test_event_bytes_pass_through_and_invalid_utf8_is_quarantined_unchanged(
     assert reason.startswith("malformed-json") and body == broken
 
 
+def test_a_bad_line_read_again_is_quarantined_once(amqp_url: str, tmp_path: Path) -> None:
+    good = RAW.read_bytes().splitlines()[:2]
+    reader = make_reader("http://stream.invalid/v2/stream/recentchange", amqp_url, tmp_path)
+    # as a resume re-reads its overlap: the same bad line twice, around good events
+    reader.transport = httpx.MockTransport(sse_of([good[0], b"{bad", good[1], b"{bad", b"{worse"]))
+    reader.run(until=lambda stats: stats.received >= 5)
+    queues = Queues(amqp_url)
+    queues.drain()
+    assert sorted(body for _, body in queues.quarantined) == [b"{bad", b"{worse"]
+    assert reader.stats.quarantined == {"malformed-json": 2}
+
+
 def sse_of(events: list[bytes]) -> Callable[[httpx.Request], httpx.Response]:
     """A stream sending ``events`` as SSE (one ``data:`` line per line of an event) on the
     first request and nothing on the next ones, for a reader given an

@@ -123,6 +123,13 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> N
             proc.kill()
 
 
+def clickhouse_command(data: Path, port: int, users: Path | None = None) -> list[str]:
+    """``wiki-events clickhouse`` on ``data`` and ``port``, run by this Python."""
+    command = [sys.executable, "-m", "wiki_events", "clickhouse", "--data", str(data)]
+    command += ["--port", str(port)]
+    return command + (["--users", str(users)] if users else [])
+
+
 @dataclass
 class EmbeddedClickHouse:
     """``wiki-events clickhouse`` as a child process, for the length of ``up``."""
@@ -139,16 +146,7 @@ class EmbeddedClickHouse:
         self.data.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
             self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "wiki_events",
-                    "clickhouse",
-                    "--data",
-                    str(self.data),
-                    "--port",
-                    str(self.port),
-                ],
+                clickhouse_command(self.data, self.port),
                 stdout=out,
                 stderr=out,
                 env={k: v for k, v in os.environ.items() if k != "CLICKHOUSE_URL"},
