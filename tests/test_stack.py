@@ -55,7 +55,10 @@ def docker_ready() -> None:
         text=True,
         timeout=60,
     )
-    assert info.returncode == 0, f"the Docker daemon does not answer: {info.stderr.strip()}"
+    assert info.returncode == 0, (
+        f"the Docker daemon does not answer ({info.stderr.strip()}): "
+        "start it with tests/stack/dockerd.sh start"
+    )
     plugin = subprocess.run(
         ["docker", "compose", "version"], capture_output=True, text=True, timeout=60
     )
