@@ -73,8 +73,7 @@ from typing import Any
 
 import httpx
 
-from wiki_core import __version__
-from wiki_core.config import Settings, clickhouse_client
+from wiki_core.config import Settings, clickhouse_client, user_agent
 
 from . import schema
 from .domains import codes_for_wiki
@@ -131,13 +130,6 @@ MEDIACOUNTS = Dataset(
     "bz2",
 )
 DATASETS = {d.name: d for d in (PAGEVIEWS, PROJECTVIEWS, MEDIACOUNTS)}
-
-
-def user_agent(contact: str) -> str:
-    """Wikimedia's User-Agent policy, as the reader sends it (reader/stream.py): the tool,
-    its version, the operator's contact (``WIKI_EVENTS_CONTACT``), the library."""
-    who = contact or "set WIKI_EVENTS_CONTACT to an email or URL"
-    return f"wiki-events/{__version__} (dumps; {who}) httpx/{httpx.__version__}"
 
 
 # -- the dumps site's index pages ------------------------------------------------------------
@@ -253,7 +245,7 @@ class Loader:
         self.opts = opts
         self.http = httpx.Client(
             base_url=opts.base_url.rstrip("/") + "/",
-            headers={"User-Agent": user_agent(opts.contact)},
+            headers={"User-Agent": user_agent(opts.contact, "dumps")},
             timeout=httpx.Timeout(opts.timeout, connect=10),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
             follow_redirects=True,

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from wiki_core import __version__
+from wiki_core.config import user_agent
 from wiki_core.event import CANARY, Reject, Valid, judge
 from wiki_core.metrics import Metric, counter, gauge
 from wiki_core.timefmt import ms_text, parse_iso
@@ -88,12 +88,6 @@ def resume_id(last_id: str, overlap_ms: int) -> str:
         if isinstance(entry, dict) and isinstance(entry.get("timestamp"), int):
             entry["timestamp"] = max(0, entry["timestamp"] - overlap_ms)
     return json.dumps(assignments, separators=(",", ":"))
-
-
-def user_agent(contact: str) -> str:
-    """Wikimedia's User-Agent policy: tool name/version, a way to reach its operator."""
-    who = contact or "set WIKI_EVENTS_CONTACT to an email or URL"
-    return f"wiki-events/{__version__} ({who}) httpx/{httpx.__version__}"
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")

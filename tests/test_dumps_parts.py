@@ -22,8 +22,9 @@ from dumps.generate import (
     write_mediacounts_day,
     write_pageviews_hour,
 )
-from dumps.load import LoadFailed, _Decoder, parse_index, user_agent
+from dumps.load import LoadFailed, _Decoder, parse_index
 from dumps.server import DumpsSite, Faults, ServerThread
+from wiki_core.config import user_agent
 
 from .conftest import free_port
 
@@ -180,5 +181,6 @@ def test_a_member_that_ends_where_a_chunk_ends_is_followed_by_the_next(
 
 
 def test_user_agent_names_the_tool_and_contact() -> None:
-    agent = user_agent("ops@example.org")
+    agent = user_agent("ops@example.org", "dumps")
     assert agent.startswith("wiki-events/") and "ops@example.org" in agent and "httpx/" in agent
+    assert "(dumps; ops@example.org)" in agent

@@ -19,7 +19,8 @@ import pytest
 
 from reader.checkpoint import Checkpoint
 from reader.publisher import Publisher
-from reader.stream import FatalStreamError, Options, Reader, since_ms, user_agent
+from reader.stream import FatalStreamError, Options, Reader, since_ms
+from wiki_core.config import user_agent
 from wiki_core.timefmt import iso_ms
 from wiki_core.topology import BATCH_CONTENT_TYPE, LOADER_QUEUE, QUARANTINE, decode_batch
 

@@ -63,6 +63,20 @@ class Settings:
         )
 
 
+def user_agent(contact: str, role: str = "") -> str:
+    """Wikimedia's User-Agent policy, for every request to Wikimedia (the stream, the
+    dumps): the tool and its version, ``role`` (which part asks), a way to reach the
+    operator (``WIKI_EVENTS_CONTACT``), the HTTP library."""
+    import httpx
+
+    from . import __version__
+
+    who = contact or "set WIKI_EVENTS_CONTACT to an email or URL"
+    return (
+        f"wiki-events/{__version__} ({role + '; ' if role else ''}{who}) httpx/{httpx.__version__}"
+    )
+
+
 @dataclass(frozen=True)
 class Operations:
     """The deployment's health, watchdog and alert settings (``wiki-events health``;
