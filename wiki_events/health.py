@@ -41,11 +41,6 @@ from wiki_core.config import Operations
 log = logging.getLogger("health")
 
 
-def marker() -> Path:
-    """The dbt marker file (``DBT_MARKER``)."""
-    return Operations.from_env().dbt_marker
-
-
 @dataclass(frozen=True)
 class Verdict:
     healthy: bool
@@ -373,8 +368,8 @@ def loader_command(max_age: float | None) -> None:
     from wiki_core.config import Settings
     from wiki_core.topology import LOADER_QUEUE
 
-    settings = Settings.from_env()
-    if marker().parent.is_dir() and not dbt_verdict(marker(), dbt_project()).healthy:
+    settings, ops = Settings.from_env(), Operations.from_env()
+    if ops.dbt_marker.parent.is_dir() and not dbt_verdict(ops.dbt_marker, dbt_project()).healthy:
         # held at its gate (deploy/bin/after-dbt) while dbt builds: not stuck, and a
         # restart would not help; dbt's own failures are alerted by the dbt service
         _report(Verdict(True, "waiting for dbt to build this version's models"))
@@ -383,23 +378,25 @@ def loader_command(max_age: float | None) -> None:
         age = last_insert_age(settings.clickhouse_url, RAW_TABLE) if backlog else None
     except Exception as exc:  # noqa: BLE001 - any failure to look is unhealthy, said once
         _report(Verdict(False, f"cannot judge: {str(exc).splitlines()[0] if str(exc) else exc!r}"))
-    verdict = loader_verdict(backlog, age, max_age or Operations.from_env().loader_stale_seconds)
+    verdict = loader_verdict(backlog, age, max_age or ops.loader_stale_seconds)
     _report(verdict)
 
 
 @health.command("dbt")
 def dbt_command() -> None:
     """Healthy when the dbt marker names the models this image carries."""
-    _report(dbt_verdict(marker(), dbt_project(), dumps_wanted()))
+    ops = Operations.from_env()
+    _report(dbt_verdict(ops.dbt_marker, dbt_project(), "dumps" in ops.profiles))
 
 
 @health.command("wait-dbt")
 @click.option("--every", type=float, default=5.0, show_default=True)
 def wait_dbt_command(every: float) -> None:
     """Block until dbt has built this image's models (the loader's and dash's gate)."""
-    wanted = dumps_wanted()
+    ops, project = Operations.from_env(), dbt_project()
+    wanted = "dumps" in ops.profiles
     wait_for(
-        lambda: dbt_verdict(marker(), dbt_project(), wanted),
+        lambda: dbt_verdict(ops.dbt_marker, project, wanted),
         every,
         lambda s: click.echo(s, err=True),
     )
