@@ -19,6 +19,14 @@ from wiki_core.unreachable import cause, without_password
 
 from .health import health
 
+# the reader's and the loader's Prometheus endpoint (serve_metrics)
+metrics_port_option = click.option(
+    "--metrics-port",
+    type=int,
+    default=None,
+    help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
+)
+
 
 @click.group()
 @click.version_option(__version__, prog_name="wiki-events")
@@ -103,12 +111,7 @@ def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None
     help="Milliseconds to re-read on resume, so events sharing the last event's timestamp "
     "are not skipped (see reader/stream.py: resume_id).",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
-)
+@metrics_port_option
 def stream(
     metrics_port: int | None,
     since: str | None,
@@ -242,12 +245,7 @@ def replay(
     type=int,
     help=f"Bronze retention [default: $BRONZE_RETENTION_DAYS or {DEFAULT_RETENTION_DAYS}].",
 )
-@click.option(
-    "--metrics-port",
-    type=int,
-    default=None,
-    help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
-)
+@metrics_port_option
 def load(
     prefetch: int,
     batch_events: int,
