@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -141,3 +142,45 @@ def test_the_reader_command_counts_its_reconnects_while_offline(
         _, err = proc.communicate(timeout=60)
     assert "cannot reach the stream at http://127.0.0.1:" in err
     assert "connection refused" in err and "--replay" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (["--metrics-port", "-1"], {}, "-1 is not in the range 0<=x<=65535"),
+        (["--metrics-port", "70000"], {}, "70000 is not in the range 0<=x<=65535"),
+        ([], {"METRICS_PORT": "abc"}, "METRICS_PORT='abc' is not a whole number"),
+        ([], {"METRICS_PORT": "99999"}, "METRICS_PORT=99999 is not a port"),
+    ],
+)
+def test_a_port_that_cannot_be_is_one_line_not_a_traceback(
+    args: list[str], env: dict[str, str], said: str, command_env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wiki_events", "stream", *args],
+        cwd=ROOT,
+        env={**command_env, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode in (1, 2) and said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_metrics_port_in_use_is_said_plainly(command_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "wiki_events", "stream", "--metrics-port", str(port)],
+            cwd=ROOT,
+            env=command_env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"cannot serve metrics on :{port}: Address already in use" in done.stderr
+    assert "Traceback" not in done.stderr

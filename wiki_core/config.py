@@ -23,6 +23,28 @@ CHECKPOINT_FILE = "reader.checkpoint.json"  # the reader's position, in the data
 DEFAULT_DUMPS_URL = "https://dumps.wikimedia.org/other/"
 
 
+class SettingError(ValueError):
+    """A variable of the environment (or ``.env``) that cannot be used, named."""
+
+
+def _int(env: dict[str, str], name: str, default: int) -> int:
+    """``env[name]`` as a whole number (``default`` when unset or empty)."""
+    text = env.get(name) or str(default)
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingError(f"{name}={text!r} is not a whole number") from None
+
+
+def _float(env: dict[str, str], name: str, default: float) -> float:
+    """``env[name]`` as a number (``default`` when unset or empty)."""
+    text = env.get(name) or str(default)
+    try:
+        return float(text)
+    except ValueError:
+        raise SettingError(f"{name}={text!r} is not a number") from None
+
+
 @dataclass(frozen=True)
 class Settings:
     clickhouse_url: str
@@ -55,10 +77,10 @@ class Settings:
             stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
-            retention_days=int(env.get("BRONZE_RETENTION_DAYS") or DEFAULT_RETENTION_DAYS),
+            retention_days=_int(env, "BRONZE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
             dumps_url=env.get("DUMPS_URL") or DEFAULT_DUMPS_URL,
-            metrics_port=int(env.get("METRICS_PORT") or 0),
+            metrics_port=_int(env, "METRICS_PORT", 0),
             cluster=env.get("CLICKHOUSE_CLUSTER", ""),
         )
 
@@ -104,12 +126,12 @@ class Operations:
             profiles=tuple(p.strip() for p in profiles.split(",") if p.strip()),
             alert_webhook_url=env.get("ALERT_WEBHOOK_URL", ""),
             alert_webhook_format=env.get("ALERT_WEBHOOK_FORMAT") or "text",
-            reader_stale_seconds=float(env.get("READER_STALE_SECONDS") or 300),
-            loader_stale_seconds=float(env.get("LOADER_STALE_SECONDS") or 300),
+            reader_stale_seconds=_float(env, "READER_STALE_SECONDS", 300),
+            loader_stale_seconds=_float(env, "LOADER_STALE_SECONDS", 300),
             compose_project=env.get("COMPOSE_PROJECT_NAME") or "wiki-events",
-            disk_alert_percent=float(env.get("DISK_ALERT_PERCENT") or 80),
+            disk_alert_percent=_float(env, "DISK_ALERT_PERCENT", 80),
             backup_expected=bool(env.get("BACKUP_EXPECTED")),
-            watchdog_restart_timeout=int(env.get("WATCHDOG_RESTART_TIMEOUT") or 30),
+            watchdog_restart_timeout=_int(env, "WATCHDOG_RESTART_TIMEOUT", 30),
         )
 
 

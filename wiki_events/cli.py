@@ -14,7 +14,7 @@ from loader.consumer import Options as LoaderOptions
 from reader.emulator import Options as ReplayOptions
 from reader.stream import Options as StreamOptions
 from wiki_core import __version__
-from wiki_core.config import CHECKPOINT_FILE, DEFAULT_RETENTION_DAYS, Settings
+from wiki_core.config import CHECKPOINT_FILE, DEFAULT_RETENTION_DAYS, SettingError, Settings
 from wiki_core.unreachable import cause, without_password
 
 from .health import health
@@ -22,13 +22,23 @@ from .health import health
 # the reader's and the loader's Prometheus endpoint (serve_metrics)
 metrics_port_option = click.option(
     "--metrics-port",
-    type=int,
+    type=click.IntRange(0, 65535),
     default=None,
     help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
 )
 
 
-@click.group()
+class _Main(click.Group):
+    """The command group: a setting that cannot be used is one line, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SettingError as exc:
+            raise click.ClickException(f"{exc} (set in the environment or .env)") from exc
+
+
+@click.group(cls=_Main)
 @click.version_option(__version__, prog_name="wiki-events")
 def main() -> None:
     """wiki-events: Wikimedia recentchange, live in ClickHouse."""
@@ -299,10 +309,15 @@ def dash(host: str, port: int, debug: bool) -> None:
 def serve_metrics(port: int | None, settings: Settings, collect: Any) -> None:
     """The stage's Prometheus endpoint, when a port is given (option, else METRICS_PORT)."""
     port = settings.metrics_port if port is None else port
+    if not 0 <= port <= 65535:
+        raise click.UsageError(f"METRICS_PORT={port} is not a port (0-65535; 0: none)")
     if port:
         from wiki_core.metrics import serve
 
-        serve(port, collect)
+        try:
+            serve(port, collect)
+        except OSError as exc:
+            raise click.ClickException(f"cannot serve metrics on :{port}: {exc.strerror}") from exc
         logging.getLogger("wiki_events").info("Prometheus metrics on :%d/metrics", port)
 
 
