@@ -14,7 +14,9 @@ from collections.abc import Callable
 
 import click
 
-from .load import DATASETS, Loader, LoadFailed, loader_from_env, print_progress
+from wiki_core.config import SettingError
+
+from .load import DATASETS, Dataset, Loader, LoadFailed, loader_from_env, print_progress
 
 log = logging.getLogger("dumps")
 
@@ -58,6 +60,13 @@ def run(
     daily = datasets[0].step == dt.timedelta(days=1)
     if start is None and not follow:
         raise click.UsageError("--from is required without --follow")
+    step = datasets[0].step
+    begin = parse_when(start, daily) if start is not None else None
+    finish = parse_when(end, daily) if end else None
+    if begin is not None:  # said before ClickHouse is even asked
+        if finish is None and not follow:
+            finish = begin + step
+        _check_range(datasets[0], begin, finish)
     try:
         loader = loader_from_env(
             wikis=frozenset(wikis),
@@ -66,6 +75,8 @@ def run(
             block_rows=block_rows,
             progress=None if quiet else print_progress,
         )
+    except SettingError:
+        raise  # says itself which variable (the command group makes it one line)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
         raise click.ClickException(
             f"cannot prepare ClickHouse: {str(exc).splitlines()[0]}"
@@ -76,15 +87,10 @@ def run(
         signal.signal(signal.SIGINT, lambda *_: stopping.set())
         stop = stopping.is_set
     try:
-        if start is not None:
-            begin = parse_when(start, daily)
-        else:
+        if begin is None:  # --follow without --from: after the newest loaded
             newest = newest_loaded(loader, names[0])
-            step = datasets[0].step
             begin = (newest + step) if newest else _floor(dt.datetime.now(dt.UTC) - 2 * step, daily)
-        finish = parse_when(end, daily) if end else None
-        if finish is None and not follow:
-            finish = begin + datasets[0].step
+            _check_range(datasets[0], begin, finish)
         counts = loader.run(datasets, begin, finish, follow=follow, stop=stop)
     except LoadFailed as exc:
         raise click.ClickException(str(exc)) from exc
@@ -94,6 +100,29 @@ def run(
         sys.stderr.write("\n")
         click.echo(loader.progress.line().split(" · ETA")[0], err=True)
     return counts
+
+
+def _check_range(dataset: Dataset, begin: dt.datetime, finish: dt.datetime | None) -> None:
+    """A range Wikimedia can have published: from the dataset's first period to the next
+    one due; anything else is said at once, not walked period by period."""
+    fmt = "%Y-%m-%d" if dataset.step >= dt.timedelta(days=1) else "%Y-%m-%dT%H"
+    if begin < dataset.first:
+        raise click.BadParameter(
+            f"{begin:{fmt}} is before the first {dataset.name} file ({dataset.first:{fmt}})",
+            param_hint="--from",
+        )
+    latest = _floor(dt.datetime.now(dt.UTC), dataset.step >= dt.timedelta(days=1))
+    latest += dataset.step
+    if finish is not None and finish < begin:
+        raise click.BadParameter(
+            f"{finish:{fmt}} is before --from {begin:{fmt}}", param_hint="--to"
+        )
+    if finish is not None and finish > latest + dataset.step:
+        raise click.BadParameter(
+            f"{finish:{fmt}} is in the future (no file past {latest:{fmt}} can exist yet; "
+            "--follow waits for new ones)",
+            param_hint="--to",
+        )
 
 
 def _floor(when: dt.datetime, daily: bool) -> dt.datetime:

@@ -99,13 +99,11 @@ class Dataset:
     folder: Callable[[dt.datetime], str]
     file: Callable[[dt.datetime], str]
     compression: str  # gzip, bz2, none
+    first: dt.datetime  # the first period Wikimedia published (the fact sheet)
 
-    def periods(self, start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
-        out, t = [], start
-        while t < end:
-            out.append(t)
-            t += self.step
-        return out
+    def count(self, start: dt.datetime, end: dt.datetime) -> int:
+        """How many periods [start, end) holds (counted, not listed: any range is cheap)."""
+        return max(0, -((start - end) // self.step))
 
 
 PAGEVIEWS = Dataset(
@@ -114,6 +112,7 @@ PAGEVIEWS = Dataset(
     lambda t: f"pageviews/{t:%Y}/{t:%Y-%m}/",
     lambda t: f"pageviews-{t:%Y%m%d-%H}0000.gz",
     "gzip",
+    dt.datetime(2015, 5, 1, tzinfo=dt.UTC),  # "since May 2015"
 )
 PROJECTVIEWS = Dataset(
     "projectviews",
@@ -121,6 +120,7 @@ PROJECTVIEWS = Dataset(
     lambda t: f"pageviews/{t:%Y}/{t:%Y-%m}/",
     lambda t: f"projectviews-{t:%Y%m%d-%H}0000",
     "none",
+    dt.datetime(2015, 5, 1, tzinfo=dt.UTC),
 )
 MEDIACOUNTS = Dataset(
     "mediacounts",
@@ -128,6 +128,7 @@ MEDIACOUNTS = Dataset(
     lambda t: f"mediacounts/daily/{t:%Y}/",
     lambda t: f"mediacounts.{t:%Y-%m-%d}.v00.tsv.bz2",
     "bz2",
+    dt.datetime(2015, 1, 1, tzinfo=dt.UTC),  # "backfilled from 2015-01-01"
 )
 DATASETS = {d.name: d for d in (PAGEVIEWS, PROJECTVIEWS, MEDIACOUNTS)}
 
@@ -651,9 +652,7 @@ class Loader:
         self.recover([d.name for d in datasets])
         step = datasets[0].step
         period = start
-        self.progress.files_total = len(datasets) * (
-            len(datasets[0].periods(start, end)) if end else 0
-        )
+        self.progress.files_total = len(datasets) * (datasets[0].count(start, end) if end else 0)
         while not stop():
             if end is not None and period >= end and not follow:
                 break

@@ -7,6 +7,8 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import gzip
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from dumps.load import LoadFailed, _Decoder, parse_index
 from dumps.server import DumpsSite, Faults, ServerThread
 from wiki_core.config import user_agent
 
-from .conftest import free_port
+from .conftest import ROOT, free_port
 
 HOUR = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)
 
@@ -184,3 +186,42 @@ def test_user_agent_names_the_tool_and_contact() -> None:
     agent = user_agent("ops@example.org", "dumps")
     assert agent.startswith("wiki-events/") and "ops@example.org" in agent and "httpx/" in agent
     assert "(dumps; ops@example.org)" in agent
+
+
+@pytest.mark.parametrize(
+    ("command", "args", "said"),
+    [
+        (
+            "pageviews",
+            ["--from", "1000-01-01T00", "--to", "9999-01-01T00"],
+            "is before the first pageviews file (2015-05-01T00)",
+        ),
+        (
+            "pageviews",
+            ["--from", "2026-11-03T00", "--to", "2026-11-01T00"],
+            "2026-11-01T00 is before --from 2026-11-03T00",
+        ),
+        ("pageviews", ["--from", "2026-11-01T00", "--to", "2999-01-01T00"], "is in the future"),
+        ("mediacounts", ["--from", "2014-12-31"], "before the first mediacounts file"),
+        ("pageviews", ["--from", "'; DROP TABLE x"], "expected YYYY-MM-DDTHH"),
+    ],
+)
+def test_a_range_no_site_can_hold_is_refused_before_anything_is_asked(
+    command: str, args: list[str], said: str
+) -> None:
+    """Said at once, with no ClickHouse or dumps site running: a ten-thousand-year range is
+    neither listed nor walked."""
+    done = subprocess.run(
+        [sys.executable, "-m", "wiki_events", command, *args],
+        cwd=ROOT,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}/",
+            "DUMPS_URL": f"http://127.0.0.1:{free_port()}/other/",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and said in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr

@@ -45,6 +45,22 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingError(f"{name}={text!r} is not a number") from None
 
 
+def _url(env: dict[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """``env[name]`` as a URL of one of ``schemes`` with a host (``default`` when unset)."""
+    from urllib.parse import urlsplit
+
+    text = env.get(name) or default
+    parts = urlsplit(text)
+    if parts.scheme not in schemes or not parts.hostname:
+        from .unreachable import without_password
+
+        raise SettingError(
+            f"{name}={without_password(text)!r} is not a URL of {' or '.join(schemes)} "
+            f"with a host (the default: {without_password(default)})"
+        )
+    return text
+
+
 @dataclass(frozen=True)
 class Settings:
     clickhouse_url: str
@@ -69,17 +85,18 @@ class Settings:
         if env is None:
             load_dotenv(override=False)
             env = dict(os.environ)
-        clickhouse_url = env.get("CLICKHOUSE_URL") or DEFAULT_CLICKHOUSE_URL
+        http = ("http", "https")
+        clickhouse_url = _url(env, "CLICKHOUSE_URL", DEFAULT_CLICKHOUSE_URL, http)
         return cls(
             clickhouse_url=clickhouse_url,
-            dash_clickhouse_url=env.get("DASH_CLICKHOUSE_URL") or clickhouse_url,
-            amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
-            stream_url=env.get("STREAM_URL") or DEFAULT_STREAM_URL,
+            dash_clickhouse_url=_url(env, "DASH_CLICKHOUSE_URL", clickhouse_url, http),
+            amqp_url=_url(env, "AMQP_URL", DEFAULT_AMQP_URL, ("amqp", "amqps")),
+            stream_url=_url(env, "STREAM_URL", DEFAULT_STREAM_URL, http),
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
             retention_days=_int(env, "BRONZE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
-            dumps_url=env.get("DUMPS_URL") or DEFAULT_DUMPS_URL,
+            dumps_url=_url(env, "DUMPS_URL", DEFAULT_DUMPS_URL, http),
             metrics_port=_int(env, "METRICS_PORT", 0),
             cluster=env.get("CLICKHOUSE_CLUSTER", ""),
         )

@@ -1,0 +1,65 @@
+"""Settings read once from the environment: a value that cannot be used is refused at
+once, naming its variable, and never shows a password."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from wiki_core.config import Operations, SettingError, Settings
+
+from .conftest import ROOT
+
+
+def test_the_defaults_are_the_embedded_setup() -> None:
+    settings = Settings.from_env({})
+    assert settings.clickhouse_url == "http://default:@127.0.0.1:8123/default"
+    assert settings.amqp_url.startswith("amqp://") and settings.metrics_port == 0
+    assert Operations.from_env({}).reader_stale_seconds == 300
+
+
+@pytest.mark.parametrize(
+    ("env", "said"),
+    [
+        ({"CLICKHOUSE_URL": "localhost:8123"}, "CLICKHOUSE_URL='localhost:8123' is not a URL"),
+        ({"DASH_CLICKHOUSE_URL": "file:///etc/passwd"}, "DASH_CLICKHOUSE_URL="),
+        ({"AMQP_URL": "http://rabbit/"}, "AMQP_URL='http://rabbit/' is not a URL of amqp"),
+        ({"STREAM_URL": "ftp://x/"}, "STREAM_URL='ftp://x/' is not a URL of http or https"),
+        ({"DUMPS_URL": "not a url"}, "DUMPS_URL='not a url'"),
+        ({"METRICS_PORT": "80a"}, "METRICS_PORT='80a' is not a whole number"),
+        ({"BRONZE_RETENTION_DAYS": "ninety"}, "BRONZE_RETENTION_DAYS='ninety'"),
+    ],
+)
+def test_a_setting_that_cannot_be_used_names_itself(env: dict[str, str], said: str) -> None:
+    with pytest.raises(SettingError, match="^" + said.replace("(", r"\(").replace("?", r"\?")):
+        Settings.from_env(env)
+
+
+@pytest.mark.parametrize(
+    "env",
+    [{"LOADER_STALE_SECONDS": "soon"}, {"WATCHDOG_RESTART_TIMEOUT": "1.5"}],
+)
+def test_the_deployments_numbers_are_checked_too(env: dict[str, str]) -> None:
+    with pytest.raises(SettingError, match=next(iter(env))):
+        Operations.from_env(env)
+
+
+def test_a_refused_url_shows_no_password() -> None:
+    with pytest.raises(SettingError) as refused:
+        Settings.from_env({"AMQP_URL": "amqp://loader:s3cret@"})
+    assert "s3cret" not in str(refused.value) and "loader:***@" in str(refused.value)
+
+
+def test_the_command_says_it_in_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "wiki_events", "status"],
+        cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "CLICKHOUSE_URL": "localhost:8123"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("Error: CLICKHOUSE_URL='localhost:8123' is not a URL")
