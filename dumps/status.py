@@ -2,7 +2,8 @@
 late it is, and the files whose last load failed.
 
 Returns ``(stage, state, text)`` tuples in the shape of ``wiki_events/status.py``'s
-lines; nothing when the dumps were never loaded here (no ledger table).
+lines; nothing when the dumps were never set up here (no ledger table), one line saying
+what to run when the ledger is empty.
 """
 
 from __future__ import annotations
@@ -44,6 +45,15 @@ def checks(client: Any, now: dt.datetime | None = None) -> list[tuple[str, str, 
         GROUP BY dataset ORDER BY dataset
         """
     ).result_rows
+    if not rows:
+        return [
+            (
+                "dumps",
+                "info",
+                "no file loaded yet: `wiki-events pageviews --from YYYY-MM-DDTHH` "
+                "(or `mediacounts --from YYYY-MM-DD`), or `--follow`",
+            )
+        ]
     lines = []
     for dataset, loaded, newest, failed, failed_count in rows:
         if not loaded:

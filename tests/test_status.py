@@ -37,3 +37,20 @@ def test_freshness_ignores_events_dated_in_the_future(ch: ClickHouseProcess) -> 
     [freshness] = [line for line in report.lines if line.stage == "freshness"]
     assert freshness.state == "error"  # the recorded event is from 2024
     assert freshness.text.startswith("newest event ") and " days old" in freshness.text
+
+
+def test_the_dumps_are_reported_without_the_live_edits(tmp_path: Path) -> None:
+    """Only the dumps set up here (no bronze.wiki_raw): status still reports them."""
+    from dumps import schema
+
+    server = ClickHouseProcess(tmp_path / "dumps-only").start()
+    try:
+        schema.migrate(clickhouse_client(server.url))
+        report = Report()
+        check_clickhouse(report, Settings.from_env({"CLICKHOUSE_URL": server.url}))
+    finally:
+        server.stop()
+    stages = {line.stage: line for line in report.lines}
+    assert stages["bronze"].text.startswith("no bronze.wiki_raw yet")
+    assert stages["dumps"].state == "info"
+    assert stages["dumps"].text.startswith("no file loaded yet: `wiki-events pageviews")

@@ -142,69 +142,74 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
                 "WHERE database IN ('bronze', 'silver', 'gold')"
             ).result_rows
         }
-        if "bronze.wiki_raw" not in tables:
+        if "bronze.wiki_raw" in tables:
+            check_edit_layers(report, client, tables)
+        else:
             report.add("bronze", "info", "no bronze.wiki_raw yet: the loader creates it at start")
-            return
-        ((count, newest, last_insert),) = client.query(
-            # freshness from events not dated in the future (the judge lets through up to
-            # its tolerance; rows from before it may be further ahead)
-            "SELECT count(), maxIf(event_time, event_time <= now64(3)), max(ingested_at) "
-            "FROM bronze.wiki_raw"
-        ).result_rows
-        report.add("bronze", "ok", f"{count:,} events")
-        rejects = client.query(
-            "SELECT reason, count() FROM bronze.wiki_rejects GROUP BY reason ORDER BY 2 DESC"
-        ).result_rows
-        total_rejects = sum(n for _, n in rejects)
-        report.add(
-            "rejects",
-            "warn" if total_rejects else "ok",
-            f"{total_rejects:,}"
-            + (": " + ", ".join(f"{r} {n:,}" for r, n in rejects) if rejects else ""),
-        )
-        if "silver.wiki" in tables:
-            silver = client.command("SELECT count() FROM silver.wiki")
-            invalid = client.command("SELECT count() FROM silver.wiki_invalid")
-            state = "ok" if int(silver) + int(invalid) == count else "warn"
-            report.add(
-                "silver",
-                state,
-                f"{int(silver):,} events, {int(invalid):,} left out (silver.wiki_invalid)",
-            )
-        else:
-            report.add("silver", "warn", "silver.wiki missing: run `dbt build` in wiki_dbt/")
-        if "gold.wiki_totals" in tables:
-            gold = client.command("SELECT sum(events) FROM gold.wiki_totals")
-            wikis = client.command("SELECT uniqExact(wiki) FROM gold.wiki_totals")
-            models = sum(1 for t in tables if t.startswith("gold.") and not t.endswith("_mv"))
-            agrees = "silver.wiki" not in tables or int(gold) == int(silver)
-            report.add(
-                "gold",
-                "ok" if agrees else "warn",
-                f"{int(gold):,} events in {int(wikis):,} wikis; {models} gold tables and views",
-            )
-        else:
-            report.add("gold", "warn", "gold missing: run `dbt build` in wiki_dbt/")
-        if count:
-            now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-            event_age = (now - naive_utc(newest)).total_seconds()
-            lag = (naive_utc(last_insert) - naive_utc(newest)).total_seconds()
-            warn, error = freshness_thresholds()
-            state = "error" if event_age > error else "warn" if event_age > warn else "ok"
-            report.add(
-                "freshness",
-                state,
-                f"newest event {age_text(event_age)} old (dbt source freshness: warn "
-                f"after {age_text(warn)}, error after {age_text(error)}); "
-                f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
-                f"ago; ingestion lag {age_text(max(lag, 0))}",
-            )
         from dumps.status import checks as dumps_checks  # the dumps (issue 14), if loaded
 
         for stage, state, text in dumps_checks(client):
             report.add(stage, state, text)
     finally:
         client.close()
+
+
+def check_edit_layers(report: Report, client: Any, tables: set[str]) -> None:
+    """The live edits' bronze, rejects, silver, gold and freshness."""
+    ((count, newest, last_insert),) = client.query(
+        # freshness from events not dated in the future (the judge lets through up to
+        # its tolerance; rows from before it may be further ahead)
+        "SELECT count(), maxIf(event_time, event_time <= now64(3)), max(ingested_at) "
+        "FROM bronze.wiki_raw"
+    ).result_rows
+    report.add("bronze", "ok", f"{count:,} events")
+    rejects = client.query(
+        "SELECT reason, count() FROM bronze.wiki_rejects GROUP BY reason ORDER BY 2 DESC"
+    ).result_rows
+    total_rejects = sum(n for _, n in rejects)
+    report.add(
+        "rejects",
+        "warn" if total_rejects else "ok",
+        f"{total_rejects:,}"
+        + (": " + ", ".join(f"{r} {n:,}" for r, n in rejects) if rejects else ""),
+    )
+    if "silver.wiki" in tables:
+        silver = client.command("SELECT count() FROM silver.wiki")
+        invalid = client.command("SELECT count() FROM silver.wiki_invalid")
+        state = "ok" if int(silver) + int(invalid) == count else "warn"
+        report.add(
+            "silver",
+            state,
+            f"{int(silver):,} events, {int(invalid):,} left out (silver.wiki_invalid)",
+        )
+    else:
+        report.add("silver", "warn", "silver.wiki missing: run `dbt build` in wiki_dbt/")
+    if "gold.wiki_totals" in tables:
+        gold = client.command("SELECT sum(events) FROM gold.wiki_totals")
+        wikis = client.command("SELECT uniqExact(wiki) FROM gold.wiki_totals")
+        models = sum(1 for t in tables if t.startswith("gold.") and not t.endswith("_mv"))
+        agrees = "silver.wiki" not in tables or int(gold) == int(silver)
+        report.add(
+            "gold",
+            "ok" if agrees else "warn",
+            f"{int(gold):,} events in {int(wikis):,} wikis; {models} gold tables and views",
+        )
+    else:
+        report.add("gold", "warn", "gold missing: run `dbt build` in wiki_dbt/")
+    if count:
+        now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        event_age = (now - naive_utc(newest)).total_seconds()
+        lag = (naive_utc(last_insert) - naive_utc(newest)).total_seconds()
+        warn, error = freshness_thresholds()
+        state = "error" if event_age > error else "warn" if event_age > warn else "ok"
+        report.add(
+            "freshness",
+            state,
+            f"newest event {age_text(event_age)} old (dbt source freshness: warn "
+            f"after {age_text(warn)}, error after {age_text(error)}); "
+            f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
+            f"ago; ingestion lag {age_text(max(lag, 0))}",
+        )
 
 
 def gather(settings: Settings) -> Report:
