@@ -44,6 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from wiki_core.event import FUTURE_TOLERANCE_MS
 from wiki_core.timefmt import iso_ms
 
 from .sse import SSEParser
@@ -89,23 +90,38 @@ def load(path: str | Path) -> list[Record]:
 
 class Log:
     """The replayed topic: records by offset; with ``loop``, pass k repeats the file with
-    fresh ids and times shifted by k × (span of the file + 1 s)."""
+    fresh ids and times shifted by k × (span of the topic's time + 1 s).
+
+    The span is that of the topic's time (the newest ``meta.dt`` so far), from the first
+    record to the last: a late event dated years back (the recordings hold one from 2016
+    after 2024's) does not stretch it, so the passes follow each other as a live stream's
+    hours do instead of jumping years into the future, where the reader quarantines
+    them (``future-meta-dt``)."""
 
     def __init__(self, records: list[Record], loop: bool) -> None:
         self.records = records
         self.loop = loop
         self.size = len(records)
         stamps = [r.ts_ms for r in records]
-        self.shift = max(stamps) - min(stamps) + 1000
         # The topic's time: the newest meta.dt so far, in offset order. Ids carry it and
         # offsets-for-times bisect it (the earliest offset at which it is >= t), so a
         # resume with the last id lands at the end however old the last event's own
         # meta.dt is: one dated 2016 at the end of a file sent a resume back to the start.
         self._time = list(itertools.accumulate(stamps, max))
         self._max_ts = self._time[-1]
+        self.shift = self._max_ts - self._time[0] + 1000
 
     def __len__(self) -> int:
         return self.size
+
+    def future_lap(self, now_ms: int, tolerance_ms: int = FUTURE_TOLERANCE_MS) -> int | None:
+        """With ``loop``: the first pass dated past ``now_ms`` + ``tolerance_ms`` (the
+        reader quarantines its events as from the future), when it is near enough to
+        matter (within 1,000 passes); None otherwise."""
+        if not self.loop:
+            return None
+        lap = max(0, (now_ms + tolerance_ms - self._max_ts) // self.shift + 1)
+        return lap if lap <= 1000 else None
 
     def get(self, offset: int) -> Record | None:
         lap, index = divmod(offset, self.size)
@@ -189,6 +205,16 @@ class Emulator:
         self.options = options or Options()
         self.log = Log(load(path), self.options.loop)
         self.closing = False  # set before shutting the server down: open streams end
+        lap = self.log.future_lap(int(time.time() * 1000))
+        # what to tell the user at start: a looped pass that would be quarantined whole
+        self.warning = (
+            None
+            if lap is None
+            else f"with --loop, pass {lap + 1} and later are dated in the future (the "
+            f"recording's time spans {self.log.shift / 86_400_000:.1f} days per pass): the "
+            "reader quarantines their events as future-meta-dt. Loop a recording of one "
+            "stretch of time, not a concatenation of years."
+        )
         # an event's id, dumped once with the timestamp put in per event (a json.dumps per
         # event was a tenth of the emulator's time at full speed)
         other = TOPICS[1] if self.options.topic == TOPICS[0] else TOPICS[0]

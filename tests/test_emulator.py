@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from reader.emulator import Emulator, load
+from reader.emulator import Options as ReplayOptions
 from reader.sse import SSEParser
 from reader.stream import resume_id
 from wiki_core.timefmt import iso_ms
@@ -98,3 +99,33 @@ def test_a_resume_overlap_rereads_only_the_last_second(tmp_path: Path) -> None:
     assert 0 < len(again) < 100  # the events of the last second or two, of 200
     assert [e.raw for e in again] == [e.raw for e in first[-len(again) :]]
     assert all(newest - iso_ms(json.loads(e.raw)["meta"]["dt"]) < 60_000 for e in again)
+
+
+def test_a_looped_pass_follows_the_last_one_however_old_a_late_event_is(
+    tmp_path: Path,
+) -> None:
+    """A late event dated years back does not stretch the passes into the future (the
+    reader would quarantine every looped event as future-meta-dt)."""
+    old = json.loads(GOOD[1])
+    old["meta"]["dt"] = "2016-08-16T02:10:00Z"
+    lines = [*RAW.read_bytes().splitlines()[:50], json.dumps(old).encode()]
+    emulator = Emulator(recording(tmp_path, lines), ReplayOptions(loop=True))
+    size = len(emulator.log)
+    first = [emulator.log.get(i) for i in range(size)]
+    second = [emulator.log.get(size + i) for i in range(size)]
+    newest = max(r.ts_ms for r in first if r is not None)
+    assert second[0] is not None and 0 < second[0].ts_ms - newest <= 61_000
+    assert {r.meta_id for r in first if r}.isdisjoint(r.meta_id for r in second if r)
+    assert emulator.warning is None  # 2024's passes reach today in thousands of passes
+
+
+def test_looping_a_concatenation_of_years_says_the_passes_go_into_the_future(
+    tmp_path: Path,
+) -> None:
+    late = json.loads(GOOD[1])
+    late["meta"]["dt"] = "2026-02-26T15:49:39Z"  # a second recording, 18 months later
+    lines = [*GOOD, json.dumps(late).encode()]
+    looped = Emulator(recording(tmp_path, lines), ReplayOptions(loop=True))
+    assert looped.warning is not None and "pass 2 and later" in looped.warning
+    assert looped.log.future_lap(iso_ms("2026-02-26T15:49:39Z")) == 1
+    assert Emulator(recording(tmp_path, lines)).warning is None  # once: nothing to say

@@ -21,7 +21,7 @@ from .test_loader import bronze_counts, ch  # noqa: F401 - the ClickHouse fixtur
 def test_the_emulator_step_serves_the_recording_until_its_stop(tmp_path: Path) -> None:
     threads = Threads()
     with contextlib.ExitStack() as stack:
-        url = start_emulator(stack, threads, RAW, speed=0, loop=False)
+        url = start_emulator(stack, threads, RAW, speed=0, loop=False, say=print)
         with httpx.stream("GET", url, timeout=10) as response:
             chunks = response.iter_bytes()
             received = b""

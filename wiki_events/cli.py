@@ -225,6 +225,8 @@ def replay(
         f"http://{host}:{port}/v2/stream/recentchange",
         err=True,
     )
+    if emulator.warning:
+        click.echo(f"warning: {emulator.warning}", err=True)
     uvicorn.run(
         emulator.app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
     )

@@ -221,7 +221,12 @@ def prepare_warehouse(settings: Settings, say: Say, with_dumps: bool = False) ->
 
 
 def start_emulator(
-    stack: contextlib.ExitStack, threads: Threads, path: Path, speed: float, loop: bool
+    stack: contextlib.ExitStack,
+    threads: Threads,
+    path: Path,
+    speed: float,
+    loop: bool,
+    say: Say,
 ) -> str:
     """The EventStreams emulator replaying ``path`` on a free port; returns its URL."""
     import uvicorn
@@ -230,6 +235,8 @@ def start_emulator(
     from reader.emulator import Options as ReplayOptions
 
     emulator = Emulator(path, ReplayOptions(speed=speed, loop=loop))
+    if emulator.warning:
+        say(f"  warning      {emulator.warning}")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -394,7 +401,7 @@ def up(opts: UpOptions, settings: Settings, say: Say) -> int:
             prepare_warehouse(settings, say, opts.dumps)
             stream_url = settings.stream_url
             if opts.replay is not None:
-                stream_url = start_emulator(stack, threads, opts.replay, opts.speed, opts.loop)
+                stream_url = start_emulator(stack, threads, opts.replay, opts.speed, opts.loop, say)
                 say(
                     f"  stream       replaying {opts.replay} at speed {opts.speed:g} "
                     f"({'looped' if opts.loop else 'once'}) via {stream_url}"
