@@ -260,6 +260,12 @@ def test_compose_health_restart_logging_and_ordering() -> None:
     # liveness, not a ping: the reader's and the loader's checks are wiki-events health
     assert SERVICES["reader"]["healthcheck"]["test"][1:] == ["wiki-events", "health", "reader"]
     assert SERVICES["loader"]["healthcheck"]["test"][1:] == ["wiki-events", "health", "loader"]
+    # the watchdog probes the reader's and the loader's dependencies, with no credentials
+    watched = SERVICES["watchdog"]["environment"]
+    assert (watched["AMQP_URL"], watched["CLICKHOUSE_URL"]) == (
+        "amqp://rabbitmq:5672/",
+        "http://clickhouse:8123/",
+    )
     # the loader and the dashboard start only after dbt built this version's models, also
     # when Docker restarts them at boot without depends_on
     assert SERVICES["loader"]["entrypoint"][0] == "/app/deploy/bin/after-dbt"
