@@ -824,3 +824,123 @@ def test_engines_become_replicated_on_a_cluster_and_only_there() -> None:
     assert project["models"]["wiki_dbt"]["marts"]["+engine"] == "SummingMergeTree()"
     profile = (ROOT / "wiki_dbt" / "profiles.yml").read_text()
     assert "cluster: \"{{ env_var('DBT_CLICKHOUSE_CLUSTER', '') }}\"" in profile
+
+
+# -- deploy/bin/stack and deploy/bin/backup: the S3 secret on no command line ------------
+
+S3_SECRET = "s3-SECRET-never-in-argv-0123456789"
+
+# a stand-in docker: logs its argv, runs `compose exec -T backup /app/deploy/bin/...` with
+# this checkout's script, keeps what clickhouse-client gets on stdin, answers the rest
+FAKE_DOCKER = """#!{python}
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["ARGV_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv) + "\\n")
+if args[:4] == ["compose", "exec", "-T", "backup"]:
+    script = args[4].replace("/app/", os.environ["CHECKOUT"] + "/", 1)
+    sys.exit(subprocess.run(["/bin/sh", script, *args[5:]]).returncode)
+if args[:4] == ["compose", "exec", "-T", "clickhouse"] and args[4] == "clickhouse-client":
+    stdin = "" if args[5:] else sys.stdin.read().strip()
+    with open(os.environ["QUERY_LOG"], "a") as log:
+        log.write(json.dumps(args[5:]) + " " + stdin + "\\n")
+"""
+
+# a stand-in wiki-events for deploy/bin/backup: logs its argv, keeps the query on stdin
+FAKE_WIKI_EVENTS = """#!{python}
+import json, os, sys
+with open(os.environ["ARGV_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv) + "\\n")
+if sys.argv[1:] == ["sql", "-"]:
+    with open(os.environ["QUERY_LOG"], "a") as log:
+        log.write(sys.stdin.read() + "\\n")
+    print("backup-id\\tBACKUP_CREATED")
+"""
+
+# every other program the scripts may run: logged, then the real one
+LOGGED = (
+    '#!/bin/sh\nprintf \'%s\\n\' "$(printf \'%s\\t\' "$0" "$@")" >> "$ARGV_LOG"\nexec {real} "$@"\n'
+)
+
+
+def shims(tmp_path: Path) -> dict[str, str]:
+    """A PATH of stand-ins and logging wrappers only: a program the scripts run that is not
+    here fails them (so none escapes the log); every argv goes to ARGV_LOG."""
+    import shutil
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {
+        "docker": FAKE_DOCKER.format(python=sys.executable),
+        "wiki-events": FAKE_WIKI_EVENTS.format(python=sys.executable),
+    }
+    for name in ("dirname", "sed", "tail", "tr", "date", "mv", "cat"):
+        scripts[name] = LOGGED.format(real=shutil.which(name))
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        "PATH": str(bin_dir),
+        "ARGV_LOG": str(tmp_path / "argv.log"),
+        "QUERY_LOG": str(tmp_path / "query.log"),
+        "CHECKOUT": str(ROOT),
+        "BACKUP_S3_URL": "https://fsn1.your-objectstorage.com/bucket/wiki-events",
+        "BACKUP_S3_ACCESS_KEY_ID": "KEYID",
+        "BACKUP_S3_SECRET_ACCESS_KEY": S3_SECRET,
+    }
+
+
+def test_stack_restore_and_backup_keep_the_s3_secret_off_every_command_line(
+    tmp_path: Path,
+) -> None:
+    env = shims(tmp_path)
+    restore = subprocess.run(
+        ["/bin/sh", str(ROOT / "deploy" / "bin" / "stack"), "restore", "20261201T030000Z"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert restore.returncode == 0, restore.stderr
+    argvs = (tmp_path / "argv.log").read_text()
+    assert "clickhouse-client" in argvs and "DROP DATABASE IF EXISTS bronze SYNC" in argvs
+    assert 'backup", "source", "20261201T030000Z' in argvs
+    assert S3_SECRET not in argvs and "KEYID" not in argvs
+    # the RESTORE, with the credentials, reached clickhouse-client on its stdin
+    restored = (tmp_path / "query.log").read_text().splitlines()
+    assert restored[-1] == (
+        "[] RESTORE DATABASE bronze, DATABASE silver, DATABASE gold FROM "
+        "S3('https://fsn1.your-objectstorage.com/bucket/wiki-events/20261201T030000Z', "
+        f"'KEYID', '{S3_SECRET}')"
+    )
+    # the daily backup: the query on wiki-events sql's stdin, the status file written
+    (tmp_path / "argv.log").unlink()
+    status = tmp_path / "status"
+    status.mkdir()
+    backup = subprocess.run(
+        ["/bin/sh", str(ROOT / "deploy" / "bin" / "backup"), "once"],
+        env={**env, "BACKUP_STATUS_DIR": str(status)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert backup.returncode == 0, backup.stderr
+    argvs = (tmp_path / "argv.log").read_text()
+    assert '"sql", "-"' in argvs and S3_SECRET not in argvs
+    query = (tmp_path / "query.log").read_text()
+    assert re.search(
+        rf"BACKUP DATABASE bronze, DATABASE silver, DATABASE gold TO S3\(.*'{S3_SECRET}'\)", query
+    )
+    assert (status / "last-ok").read_text().split()[1:] == ["backup-id", "BACKUP_CREATED"]
+    # nothing to restore from: refused before anything is stopped or dropped
+    (tmp_path / "argv.log").unlink()
+    empty = subprocess.run(
+        ["/bin/sh", str(ROOT / "deploy" / "bin" / "stack"), "restore", "x"],
+        env={**env, "BACKUP_S3_URL": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 1 and "no BACKUP_S3_URL" in empty.stderr
+    assert "DROP" not in (tmp_path / "argv.log").read_text()
