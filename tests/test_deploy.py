@@ -343,6 +343,7 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
         return subprocess.run(
             [os.sys.executable, "deploy/envfile.py", *args],
             cwd=ROOT,  # type: ignore[attr-defined]
+            input="",  # never the terminal: a value asked for finds an empty stdin
             capture_output=True,
             text=True,
             timeout=120,
@@ -386,6 +387,30 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     assert bad.returncode == 1 and "single quote" in bad.stderr
     assert run("set", str(env_file), "BACKUP_S3_ACCESS_KEY_ID=AK$1x").returncode == 0
     assert ENVFILE.parse(env_file.read_text())["BACKUP_S3_ACCESS_KEY_ID"] == "AK$1x"
+    # a secret given by name only is read from stdin (the terminal, without echo)
+    asked = subprocess.run(
+        [
+            os.sys.executable,
+            "deploy/envfile.py",
+            "set",
+            str(env_file),
+            "BACKUP_S3_SECRET_ACCESS_KEY",
+            "BACKUP_EVERY=3600",
+        ],  # type: ignore[attr-defined]
+        cwd=ROOT,
+        input="s3/secret+key\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert asked.returncode == 0, asked.stderr
+    values = ENVFILE.parse(env_file.read_text())
+    assert (values["BACKUP_S3_SECRET_ACCESS_KEY"], values["BACKUP_EVERY"]) == (
+        "s3/secret+key",
+        "3600",
+    )
+    nothing = run("set", str(env_file), "BACKUP_S3_SECRET_ACCESS_KEY")  # stdin empty
+    assert nothing.returncode == 1 and "no value for BACKUP_S3_SECRET_ACCESS_KEY" in nothing.stderr
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({"DOMIAN": "typo"}))
     refused = run("init", str(unknown), str(tmp_path / "other.env"))
