@@ -149,6 +149,65 @@ def test_compose_dumps_profile_runs_both_followers_after_dbt_built_their_models(
     assert plain["bronze"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
 
 
+def test_compose_dumps_profile_users_health_and_order_behind_dbt(tmp_path: Path) -> None:
+    """The dumps profile as Compose v2 renders it (the stack test runs without it): what
+    runs, as whom, with which checks, in which order, read from ``docker compose config``."""
+    done = compose_config({**SAMPLE_ENV, "DATA_DIR": str(tmp_path), "COMPOSE_PROFILES": "dumps"})
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    plain = {name for name, s in SERVICES.items() if "profiles" not in s}
+    assert set(services) == plain | DUMPS_FOLLOWERS.keys()  # the followers, no tools
+    for name in DUMPS_FOLLOWERS:
+        service = services[name]
+        # as the image's unprivileged user, reaching nothing but ClickHouse (as dumps) and
+        # the dumps site; no port, no broker, no other password
+        assert "user" not in service, name
+        assert "ports" not in service, name
+        env = service["environment"]
+        assert "AMQP_URL" not in env and "DUMPS_CLICKHOUSE_URL" not in env, name
+        assert not [k for k in env if re.search(r"PASSWORD|SECRET|HASH", k)], name
+        credentials = {
+            m for value in env.values() for m in re.findall(r"://([^:/@]+):[^@]*@", str(value))
+        }
+        assert credentials == {"dumps"}, (name, credentials)
+        # no liveness check and no autoheal label: a follower that fails exits and Docker
+        # restarts it; the watchdog (label wiki-events.autoheal) never touches it
+        assert "healthcheck" not in service, name
+        assert "wiki-events.autoheal" not in (service.get("labels") or {}), name
+        assert service["logging"]["options"]["max-size"] == "20m", name
+    # the order: clickhouse healthy -> bronze (the dumps' tables, as dumps) done -> dbt
+    # healthy (its marker names the models with the dumps') -> the followers
+    order = {
+        name: {dep: rule["condition"] for dep, rule in (s.get("depends_on") or {}).items()}
+        for name, s in services.items()
+    }
+    for name in DUMPS_FOLLOWERS:
+        assert order[name] == {"clickhouse": "service_healthy", "dbt": "service_healthy"}
+    assert order["dbt"] == {
+        "clickhouse": "service_healthy",
+        "bronze": "service_completed_successfully",
+    }
+    assert order["bronze"] == {"clickhouse": "service_healthy"}
+    assert services["dbt"]["healthcheck"]["test"] == ["CMD", "wiki-events", "health", "dbt"]
+    assert services["clickhouse"]["healthcheck"]["test"][:2] == ["CMD", "clickhouse-client"]
+    assert services["bronze"]["restart"] == "no"
+    # everything a follower waits for is itself waited for: no cycle, dbt before them
+    started: list[str] = []
+
+    def start(name: str) -> None:
+        for dep in order[name]:
+            if dep not in started:
+                start(dep)
+        if name not in started:
+            started.append(name)
+
+    for name in sorted(services):
+        start(name)
+    for name in DUMPS_FOLLOWERS:
+        assert started.index("dbt") < started.index(name)
+    assert started.index("bronze") < started.index("dbt")
+
+
 def test_bronze_service_creates_the_dumps_tables_only_with_the_profile(tmp_path: Path) -> None:
     """deploy/bin/bronze-migrate against the embedded engine: the live stream's tables
     always, the dumps' (ledger, visible view) only when WIKI_EVENTS_PROFILES holds dumps."""
