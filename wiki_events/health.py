@@ -141,12 +141,10 @@ def clickhouse_answers(url: str, timeout: float = 5.0) -> None:
 def unreachable(exc: BaseException) -> bool:
     """Whether ``exc`` means the service could not be reached (not a query's error)."""
     import clickhouse_connect.driver.exceptions
-    import httpx
     import pika.exceptions
 
     kinds = (
         OSError,
-        httpx.TransportError,
         pika.exceptions.AMQPConnectionError,
         clickhouse_connect.driver.exceptions.OperationalError,
     )
