@@ -346,9 +346,11 @@ def test_watchdog_alerts_a_dependencys_outage_once_and_its_return(
     ClickHouse starts there. No alert within the grace, one per outage, one on return."""
     rabbitmq_answers("amqp://guest:guest@127.0.0.1:5672/%2F")  # the real ones answer
     clickhouse_answers(clickhouse.url)
-    closed = free_port()
+    closed, no_broker = free_port(), free_port()  # nothing listens on either
+    while no_broker == closed:
+        no_broker = free_port()
     with pytest.raises(ConnectionRefusedError):
-        rabbitmq_answers(f"amqp://127.0.0.1:{closed}/")
+        rabbitmq_answers(f"amqp://127.0.0.1:{no_broker}/")
     now = [0.0]
     sent: list[str] = []
     dog = Watchdog(
@@ -360,7 +362,7 @@ def test_watchdog_alerts_a_dependencys_outage_once_and_its_return(
         notify=sent.append,
         dependencies=[
             *dependencies("amqp://guest:guest@127.0.0.1:5672/%2F", clickhouse.url),
-            *dependencies(f"amqp://127.0.0.1:{closed}/", f"http://dbt:pw@127.0.0.1:{closed}"),
+            *dependencies(f"amqp://127.0.0.1:{no_broker}/", f"http://dbt:pw@127.0.0.1:{closed}"),
         ],
         outage_grace=60,
         clock=lambda: now[0],
@@ -369,7 +371,7 @@ def test_watchdog_alerts_a_dependencys_outage_once_and_its_return(
     now[0] = 61
     dog.check()
     assert sent == [
-        f"wiki-events: RabbitMQ is not answering at amqp://127.0.0.1:{closed}/ (connection "
+        f"wiki-events: RabbitMQ is not answering at amqp://127.0.0.1:{no_broker}/ (connection "
         "refused: nothing listens there): down for 61s; see `docker compose ps` and its logs",
         f"wiki-events: ClickHouse is not answering at http://dbt:***@127.0.0.1:{closed} "
         "(connection refused: nothing listens there): down for 61s; see `docker compose ps` "
