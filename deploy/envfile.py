@@ -4,6 +4,8 @@
     python3 deploy/envfile.py init SETTINGS.json .env   # first boot (cloud-init), or again
     python3 deploy/envfile.py rotate .env [NAME ...]     # new secrets (all, or the NAMEs)
     python3 deploy/envfile.py set .env NAME=VALUE ...    # e.g. the backup bucket's keys
+    python3 deploy/envfile.py set .env NAME ...          # the value asked for (a secret:
+                                                         # on no command line, no history)
     python3 deploy/envfile.py example > .env.example     # the documented template
 
 Settings that are not secret (domain, contact, version, data folder...) come from a JSON
@@ -228,6 +230,19 @@ def example() -> str:
     return render({})
 
 
+def ask(name: str) -> str:
+    """A value from the terminal without echo, or one line of stdin when it is not one:
+    a secret typed here is in no command line (``ps``) and no shell history."""
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"{name}: ")
+    line = sys.stdin.readline()
+    if not line:
+        raise EnvError(f"no value for {name} on stdin")
+    return line.rstrip("\r\n")
+
+
 def main(argv: list[str]) -> int:
     try:
         if argv[:1] == ["example"] and len(argv) == 1:
@@ -250,9 +265,9 @@ def main(argv: list[str]) -> int:
             values = parse(path.read_text())
             for item in argv[2:]:
                 name, sep, value = item.partition("=")
-                if not sep or not _NAME.match(name):
-                    raise EnvError(f"{item!r}: expected NAME=VALUE")
-                values[name] = value
+                if not _NAME.match(name):
+                    raise EnvError(f"{item!r}: expected NAME=VALUE or NAME")
+                values[name] = value if sep else ask(name)
             write(path, values)
         else:
             sys.stderr.write(__doc__ or "")

@@ -32,6 +32,7 @@ import hashlib
 import logging
 import re
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -255,6 +256,16 @@ def _quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+@dataclass
+class Progress:
+    """How far one batch's ``Bronze.write`` got: the lookup's new rows, and which of the
+    insert and the rejects' write succeeded (a retry does only what is left)."""
+
+    fresh: list[Valid] | None = None
+    inserted: bool = False
+    rejected: bool = False
+
+
 class Bronze:
     """The ClickHouse side: the duplicate lookup and the inserts."""
 
@@ -322,16 +333,30 @@ class Bronze:
             )
         return block.count(b"\n")
 
-    def write(self, rows: list[Valid], rejects: list[Reject]) -> tuple[int, int]:
-        """Insert the new rows and the rejects; returns (inserted, duplicates)."""
-        unique: dict[str, Valid] = {}
-        for row in rows:
-            unique.setdefault(row.event_id, row)
-        present = self.existing(list(unique.values()))
-        fresh = [r for r in unique.values() if r.event_id not in present]
-        if fresh:
+    def write(
+        self, rows: list[Valid], rejects: list[Reject], progress: Progress | None = None
+    ) -> tuple[int, int]:
+        """Insert the new rows and the rejects; returns (inserted, duplicates).
+
+        ``progress``: the batch's write across its retries (the loader and the direct
+        hand-off keep one per batch). The duplicate lookup is asked once; a retry sends
+        the same new rows with the same deduplication token, so ClickHouse drops them if
+        the failed attempt had landed, and skips a step that had succeeded. The counts are
+        the first lookup's: rows that this batch inserted before its rejects failed are not
+        counted again as duplicates on the retry."""
+        progress = Progress() if progress is None else progress
+        if progress.fresh is None:
+            unique: dict[str, Valid] = {}
+            for row in rows:
+                unique.setdefault(row.event_id, row)
+            present = self.existing(list(unique.values()))
+            progress.fresh = [r for r in unique.values() if r.event_id not in present]
+        fresh = progress.fresh
+        if fresh and not progress.inserted:
             token = hashlib.sha256("\n".join(r.event_id for r in fresh).encode()).hexdigest()
             self.insert(fresh, token)
-        if rejects:
+            progress.inserted = True
+        if rejects and not progress.rejected:
             self.reject(rejects)
+            progress.rejected = True
         return len(fresh), len(rows) - len(fresh)

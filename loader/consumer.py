@@ -20,7 +20,10 @@ How an event is counted once, and where that stops holding:
    stops holding for a copy that arrives after the original left bronze by retention.
 3. A retried insert carries the same ``insert_deduplication_token``, and the table has
    a deduplication window, so an insert that did land before its reply was lost is not
-   written twice (and neither are its materialized views' rows).
+   written twice (and neither are its materialized views' rows). The retry keeps the
+   first attempt's duplicate lookup and skips a step that succeeded (``bronze.Progress``):
+   rows inserted before the rejects' write failed, or whose reply was lost, count as
+   inserted, not as duplicates, in the stats and the Prometheus counters.
 
 Bad input: a line that is not JSON, lacks ``meta.id`` or a parseable ``meta.dt`` goes to
 ``bronze.wiki_rejects`` with its reason; the rest of its batch lands. The loader also
@@ -58,7 +61,7 @@ from wiki_core.topology import (
     supports_quorum,
 )
 
-from .bronze import Bronze
+from .bronze import Bronze, Progress
 
 log = logging.getLogger("loader")
 
@@ -261,11 +264,12 @@ class Loader:
         rows = [r for p in batch for r in p.rows]
         rejects = [r for p in batch for r in p.rejects]
         started = time.monotonic()
+        progress = Progress()  # a retry counts what an earlier attempt inserted once
 
         def write() -> tuple[int, int]:
             nonlocal started
             started = time.monotonic()
-            future = self._pool.submit(lambda: self._clickhouse().write(rows, rejects))
+            future = self._pool.submit(lambda: self._clickhouse().write(rows, rejects, progress))
             while not future.done():
                 conn.process_data_events(time_limit=0.05)  # heartbeats during the insert
             return future.result()

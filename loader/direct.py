@@ -16,7 +16,7 @@ from typing import Any
 
 from wiki_core.topology import Batch, retry
 
-from .bronze import Bronze
+from .bronze import Bronze, Progress
 
 log = logging.getLogger("loader.direct")
 
@@ -41,11 +41,12 @@ class DirectSink:
 
     def publish(self, batch: Batch) -> None:
         rows = [event for events in batch.events.values() for event in events]
+        progress = Progress()  # a retry counts what an earlier attempt inserted once
 
         def write() -> tuple[int, int]:
             if self._bronze is None:
                 self._bronze = Bronze(self._factory())
-            return self._bronze.write(rows, batch.rejects)
+            return self._bronze.write(rows, batch.rejects, progress)
 
         def failed(exc: Exception) -> None:
             self._bronze = None  # ClickHouse down: a new client at the next attempt

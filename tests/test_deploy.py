@@ -149,6 +149,65 @@ def test_compose_dumps_profile_runs_both_followers_after_dbt_built_their_models(
     assert plain["bronze"]["environment"]["WIKI_EVENTS_PROFILES"] == ""
 
 
+def test_compose_dumps_profile_users_health_and_order_behind_dbt(tmp_path: Path) -> None:
+    """The dumps profile as Compose v2 renders it (the stack test runs without it): what
+    runs, as whom, with which checks, in which order, read from ``docker compose config``."""
+    done = compose_config({**SAMPLE_ENV, "DATA_DIR": str(tmp_path), "COMPOSE_PROFILES": "dumps"})
+    assert done.returncode == 0, done.stderr
+    services = json.loads(done.stdout)["services"]
+    plain = {name for name, s in SERVICES.items() if "profiles" not in s}
+    assert set(services) == plain | DUMPS_FOLLOWERS.keys()  # the followers, no tools
+    for name in DUMPS_FOLLOWERS:
+        service = services[name]
+        # as the image's unprivileged user, reaching nothing but ClickHouse (as dumps) and
+        # the dumps site; no port, no broker, no other password
+        assert "user" not in service, name
+        assert "ports" not in service, name
+        env = service["environment"]
+        assert "AMQP_URL" not in env and "DUMPS_CLICKHOUSE_URL" not in env, name
+        assert not [k for k in env if re.search(r"PASSWORD|SECRET|HASH", k)], name
+        credentials = {
+            m for value in env.values() for m in re.findall(r"://([^:/@]+):[^@]*@", str(value))
+        }
+        assert credentials == {"dumps"}, (name, credentials)
+        # no liveness check and no autoheal label: a follower that fails exits and Docker
+        # restarts it; the watchdog (label wiki-events.autoheal) never touches it
+        assert "healthcheck" not in service, name
+        assert "wiki-events.autoheal" not in (service.get("labels") or {}), name
+        assert service["logging"]["options"]["max-size"] == "20m", name
+    # the order: clickhouse healthy -> bronze (the dumps' tables, as dumps) done -> dbt
+    # healthy (its marker names the models with the dumps') -> the followers
+    order = {
+        name: {dep: rule["condition"] for dep, rule in (s.get("depends_on") or {}).items()}
+        for name, s in services.items()
+    }
+    for name in DUMPS_FOLLOWERS:
+        assert order[name] == {"clickhouse": "service_healthy", "dbt": "service_healthy"}
+    assert order["dbt"] == {
+        "clickhouse": "service_healthy",
+        "bronze": "service_completed_successfully",
+    }
+    assert order["bronze"] == {"clickhouse": "service_healthy"}
+    assert services["dbt"]["healthcheck"]["test"] == ["CMD", "wiki-events", "health", "dbt"]
+    assert services["clickhouse"]["healthcheck"]["test"][:2] == ["CMD", "clickhouse-client"]
+    assert services["bronze"]["restart"] == "no"
+    # everything a follower waits for is itself waited for: no cycle, dbt before them
+    started: list[str] = []
+
+    def start(name: str) -> None:
+        for dep in order[name]:
+            if dep not in started:
+                start(dep)
+        if name not in started:
+            started.append(name)
+
+    for name in sorted(services):
+        start(name)
+    for name in DUMPS_FOLLOWERS:
+        assert started.index("dbt") < started.index(name)
+    assert started.index("bronze") < started.index("dbt")
+
+
 def test_bronze_service_creates_the_dumps_tables_only_with_the_profile(tmp_path: Path) -> None:
     """deploy/bin/bronze-migrate against the embedded engine: the live stream's tables
     always, the dumps' (ledger, visible view) only when WIKI_EVENTS_PROFILES holds dumps."""
@@ -260,6 +319,12 @@ def test_compose_health_restart_logging_and_ordering() -> None:
     # liveness, not a ping: the reader's and the loader's checks are wiki-events health
     assert SERVICES["reader"]["healthcheck"]["test"][1:] == ["wiki-events", "health", "reader"]
     assert SERVICES["loader"]["healthcheck"]["test"][1:] == ["wiki-events", "health", "loader"]
+    # the watchdog probes the reader's and the loader's dependencies, with no credentials
+    watched = SERVICES["watchdog"]["environment"]
+    assert (watched["AMQP_URL"], watched["CLICKHOUSE_URL"]) == (
+        "amqp://rabbitmq:5672/",
+        "http://clickhouse:8123/",
+    )
     # the loader and the dashboard start only after dbt built this version's models, also
     # when Docker restarts them at boot without depends_on
     assert SERVICES["loader"]["entrypoint"][0] == "/app/deploy/bin/after-dbt"
@@ -337,6 +402,7 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
         return subprocess.run(
             [os.sys.executable, "deploy/envfile.py", *args],
             cwd=ROOT,  # type: ignore[attr-defined]
+            input="",  # never the terminal: a value asked for finds an empty stdin
             capture_output=True,
             text=True,
             timeout=120,
@@ -380,6 +446,30 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     assert bad.returncode == 1 and "single quote" in bad.stderr
     assert run("set", str(env_file), "BACKUP_S3_ACCESS_KEY_ID=AK$1x").returncode == 0
     assert ENVFILE.parse(env_file.read_text())["BACKUP_S3_ACCESS_KEY_ID"] == "AK$1x"
+    # a secret given by name only is read from stdin (the terminal, without echo)
+    asked = subprocess.run(
+        [
+            os.sys.executable,
+            "deploy/envfile.py",
+            "set",
+            str(env_file),
+            "BACKUP_S3_SECRET_ACCESS_KEY",
+            "BACKUP_EVERY=3600",
+        ],  # type: ignore[attr-defined]
+        cwd=ROOT,
+        input="s3/secret+key\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert asked.returncode == 0, asked.stderr
+    values = ENVFILE.parse(env_file.read_text())
+    assert (values["BACKUP_S3_SECRET_ACCESS_KEY"], values["BACKUP_EVERY"]) == (
+        "s3/secret+key",
+        "3600",
+    )
+    nothing = run("set", str(env_file), "BACKUP_S3_SECRET_ACCESS_KEY")  # stdin empty
+    assert nothing.returncode == 1 and "no value for BACKUP_S3_SECRET_ACCESS_KEY" in nothing.stderr
     unknown = tmp_path / "unknown.json"
     unknown.write_text(json.dumps({"DOMIAN": "typo"}))
     refused = run("init", str(unknown), str(tmp_path / "other.env"))
@@ -818,3 +908,123 @@ def test_engines_become_replicated_on_a_cluster_and_only_there() -> None:
     assert project["models"]["wiki_dbt"]["marts"]["+engine"] == "SummingMergeTree()"
     profile = (ROOT / "wiki_dbt" / "profiles.yml").read_text()
     assert "cluster: \"{{ env_var('DBT_CLICKHOUSE_CLUSTER', '') }}\"" in profile
+
+
+# -- deploy/bin/stack and deploy/bin/backup: the S3 secret on no command line ------------
+
+S3_SECRET = "s3-SECRET-never-in-argv-0123456789"
+
+# a stand-in docker: logs its argv, runs `compose exec -T backup /app/deploy/bin/...` with
+# this checkout's script, keeps what clickhouse-client gets on stdin, answers the rest
+FAKE_DOCKER = """#!{python}
+import json, os, subprocess, sys
+args = sys.argv[1:]
+with open(os.environ["ARGV_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv) + "\\n")
+if args[:4] == ["compose", "exec", "-T", "backup"]:
+    script = args[4].replace("/app/", os.environ["CHECKOUT"] + "/", 1)
+    sys.exit(subprocess.run(["/bin/sh", script, *args[5:]]).returncode)
+if args[:4] == ["compose", "exec", "-T", "clickhouse"] and args[4] == "clickhouse-client":
+    stdin = "" if args[5:] else sys.stdin.read().strip()
+    with open(os.environ["QUERY_LOG"], "a") as log:
+        log.write(json.dumps(args[5:]) + " " + stdin + "\\n")
+"""
+
+# a stand-in wiki-events for deploy/bin/backup: logs its argv, keeps the query on stdin
+FAKE_WIKI_EVENTS = """#!{python}
+import json, os, sys
+with open(os.environ["ARGV_LOG"], "a") as log:
+    log.write(json.dumps(sys.argv) + "\\n")
+if sys.argv[1:] == ["sql", "-"]:
+    with open(os.environ["QUERY_LOG"], "a") as log:
+        log.write(sys.stdin.read() + "\\n")
+    print("backup-id\\tBACKUP_CREATED")
+"""
+
+# every other program the scripts may run: logged, then the real one
+LOGGED = (
+    '#!/bin/sh\nprintf \'%s\\n\' "$(printf \'%s\\t\' "$0" "$@")" >> "$ARGV_LOG"\nexec {real} "$@"\n'
+)
+
+
+def shims(tmp_path: Path) -> dict[str, str]:
+    """A PATH of stand-ins and logging wrappers only: a program the scripts run that is not
+    here fails them (so none escapes the log); every argv goes to ARGV_LOG."""
+    import shutil
+    import sys
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {
+        "docker": FAKE_DOCKER.format(python=sys.executable),
+        "wiki-events": FAKE_WIKI_EVENTS.format(python=sys.executable),
+    }
+    for name in ("dirname", "sed", "tail", "tr", "date", "mv", "cat"):
+        scripts[name] = LOGGED.format(real=shutil.which(name))
+    for name, text in scripts.items():
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    return {
+        "PATH": str(bin_dir),
+        "ARGV_LOG": str(tmp_path / "argv.log"),
+        "QUERY_LOG": str(tmp_path / "query.log"),
+        "CHECKOUT": str(ROOT),
+        "BACKUP_S3_URL": "https://fsn1.your-objectstorage.com/bucket/wiki-events",
+        "BACKUP_S3_ACCESS_KEY_ID": "KEYID",
+        "BACKUP_S3_SECRET_ACCESS_KEY": S3_SECRET,
+    }
+
+
+def test_stack_restore_and_backup_keep_the_s3_secret_off_every_command_line(
+    tmp_path: Path,
+) -> None:
+    env = shims(tmp_path)
+    restore = subprocess.run(
+        ["/bin/sh", str(ROOT / "deploy" / "bin" / "stack"), "restore", "20261201T030000Z"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert restore.returncode == 0, restore.stderr
+    argvs = (tmp_path / "argv.log").read_text()
+    assert "clickhouse-client" in argvs and "DROP DATABASE IF EXISTS bronze SYNC" in argvs
+    assert 'backup", "source", "20261201T030000Z' in argvs
+    assert S3_SECRET not in argvs and "KEYID" not in argvs
+    # the RESTORE, with the credentials, reached clickhouse-client on its stdin
+    restored = (tmp_path / "query.log").read_text().splitlines()
+    assert restored[-1] == (
+        "[] RESTORE DATABASE bronze, DATABASE silver, DATABASE gold FROM "
+        "S3('https://fsn1.your-objectstorage.com/bucket/wiki-events/20261201T030000Z', "
+        f"'KEYID', '{S3_SECRET}')"
+    )
+    # the daily backup: the query on wiki-events sql's stdin, the status file written
+    (tmp_path / "argv.log").unlink()
+    status = tmp_path / "status"
+    status.mkdir()
+    backup = subprocess.run(
+        ["/bin/sh", str(ROOT / "deploy" / "bin" / "backup"), "once"],
+        env={**env, "BACKUP_STATUS_DIR": str(status)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert backup.returncode == 0, backup.stderr
+    argvs = (tmp_path / "argv.log").read_text()
+    assert '"sql", "-"' in argvs and S3_SECRET not in argvs
+    query = (tmp_path / "query.log").read_text()
+    assert re.search(
+        rf"BACKUP DATABASE bronze, DATABASE silver, DATABASE gold TO S3\(.*'{S3_SECRET}'\)", query
+    )
+    assert (status / "last-ok").read_text().split()[1:] == ["backup-id", "BACKUP_CREATED"]
+    # nothing to restore from: refused before anything is stopped or dropped
+    (tmp_path / "argv.log").unlink()
+    empty = subprocess.run(
+        ["/bin/sh", str(ROOT / "deploy" / "bin" / "stack"), "restore", "x"],
+        env={**env, "BACKUP_S3_URL": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert empty.returncode == 1 and "no BACKUP_S3_URL" in empty.stderr
+    assert "DROP" not in (tmp_path / "argv.log").read_text()

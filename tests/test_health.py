@@ -28,17 +28,20 @@ from wiki_events.health import (
     Watchdog,
     alert,
     backup_problem,
+    clickhouse_answers,
     dbt_verdict,
+    dependencies,
     dumps_wanted,
     last_insert_age,
     loader_verdict,
     marker_text,
     models_digest,
     queue_depth,
+    rabbitmq_answers,
     reader_verdict,
 )
 
-from .conftest import ROOT, ClickHouseProcess
+from .conftest import ROOT, ClickHouseProcess, free_port
 
 
 def health(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -67,6 +70,12 @@ def test_reader_is_healthy_while_its_checkpoint_moves(tmp_path: Path) -> None:
     env = {"WIKI_EVENTS_DATA": str(tmp_path), "READER_STALE_SECONDS": "300"}
     stale = health("reader", env=env)
     assert stale.returncode == 1 and "stuck" in stale.stderr
+    # stale because RabbitMQ is down: the reader waits for it, a restart would not help
+    closed = free_port()
+    waits = health("reader", env={**env, "AMQP_URL": f"amqp://r:pw@127.0.0.1:{closed}/v"})
+    assert waits.returncode == 0, waits
+    assert "stuck, but RabbitMQ is not answering at amqp://r:***@" in waits.stdout
+    assert "the reader waits for it" in waits.stdout
     checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time()}))
     assert health("reader", env=env).returncode == 0
 
@@ -126,9 +135,28 @@ def test_loader_health_reads_the_queue_and_bronze(
     client.command(f"INSERT INTO {RAW_TABLE} (ingested_at) VALUES (now64(3))")
     assert health("loader", env=env).returncode == 0
     client.command(f"TRUNCATE TABLE {RAW_TABLE}")
-    # no broker at all: unhealthy, said in one line
-    gone = health("loader", env={**env, "AMQP_URL": "amqp://guest:guest@127.0.0.1:1/%2F"})
-    assert gone.returncode == 1 and "cannot judge" in gone.stderr
+    # a dependency down is not the loader's failure (a restart cannot help): healthy, and
+    # the line says what is down, without the password; the watchdog alerts on it
+    closed = free_port()
+    gone = health("loader", env={**env, "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{closed}/%2F"})
+    assert gone.returncode == 0, gone
+    assert gone.stdout.startswith(
+        f"RabbitMQ is not answering at amqp://guest:***@127.0.0.1:{closed}/%2F "
+        "(connection refused: nothing listens there): the loader waits for it"
+    )
+    # the backlog is there, ClickHouse is not
+    no_ch = health("loader", env={**env, "CLICKHOUSE_URL": f"http://loader:pw@127.0.0.1:{closed}"})
+    assert no_ch.returncode == 0, no_ch
+    assert no_ch.stdout.startswith(
+        f"ClickHouse is not answering at http://loader:***@127.0.0.1:{closed} (connection refused"
+    )
+    # ClickHouse answers but the query fails: that is no outage, and the check cannot judge
+    client.command(f"RENAME TABLE {RAW_TABLE} TO {RAW_TABLE}_away")
+    try:
+        broken = health("loader", env=env)
+    finally:
+        client.command(f"RENAME TABLE {RAW_TABLE}_away TO {RAW_TABLE}")
+    assert broken.returncode == 1 and "cannot judge" in broken.stderr
 
 
 # -- dbt ---------------------------------------------------------------------------------
@@ -300,3 +328,72 @@ def test_watchdog_restarts_unhealthy_containers_and_alerts_once_an_hour(tmp_path
     docker.listed = []
     dog.check()  # the same disk and backup problems within the hour: not sent again
     assert sent == []
+    # both over: each says so once
+    dog.disk_percent = 101
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "last-ok").write_text("20261201T000000Z BACKUP_CREATED")
+    dog.check()
+    assert len(sent) == 2 and "data volume back to" in sent[0]
+    assert sent[1] == "wiki-events: backups succeed again"
+    dog.check()
+    assert len(sent) == 2
+
+
+def test_watchdog_alerts_a_dependencys_outage_once_and_its_return(
+    tmp_path: Path, clickhouse: ClickHouseProcess
+) -> None:
+    """The real broker and the embedded ClickHouse answer; a closed port does not, until a
+    ClickHouse starts there. No alert within the grace, one per outage, one on return."""
+    rabbitmq_answers("amqp://guest:guest@127.0.0.1:5672/%2F")  # the real ones answer
+    clickhouse_answers(clickhouse.url)
+    closed, no_broker = free_port(), free_port()  # nothing listens on either
+    while no_broker == closed:
+        no_broker = free_port()
+    with pytest.raises(ConnectionRefusedError):
+        rabbitmq_answers(f"amqp://127.0.0.1:{no_broker}/")
+    now = [0.0]
+    sent: list[str] = []
+    dog = Watchdog(
+        FakeDocker([]),
+        "p",
+        tmp_path,
+        disk_percent=100,
+        backup_expected=False,
+        notify=sent.append,
+        dependencies=[
+            *dependencies("amqp://guest:guest@127.0.0.1:5672/%2F", clickhouse.url),
+            *dependencies(f"amqp://127.0.0.1:{no_broker}/", f"http://dbt:pw@127.0.0.1:{closed}"),
+        ],
+        outage_grace=60,
+        clock=lambda: now[0],
+    )
+    assert dog.check() == [] and sent == []  # down, but within the grace
+    now[0] = 61
+    dog.check()
+    assert sent == [
+        f"wiki-events: RabbitMQ is not answering at amqp://127.0.0.1:{no_broker}/ (connection "
+        "refused: nothing listens there): down for 61s; see `docker compose ps` and its logs",
+        f"wiki-events: ClickHouse is not answering at http://dbt:***@127.0.0.1:{closed} "
+        "(connection refused: nothing listens there): down for 61s; see `docker compose ps` "
+        "and its logs",
+    ]
+    for minute in range(2, 6):  # the outage goes on: said once, not every pass
+        now[0] = 60.0 * minute
+        dog.check()
+    assert len(sent) == 2
+    sent.clear()
+    server = ClickHouseProcess(tmp_path / "back", port=closed).start()
+    try:
+        now[0] = 400
+        dog.check()
+    finally:
+        server.stop()
+    assert sent == [
+        f"wiki-events: ClickHouse answers again at http://dbt:***@127.0.0.1:{closed} (down 400s)"
+    ]
+    now[0] = 500  # down again (the server stopped): a new outage, alerted again after the grace
+    dog.check()
+    assert len(sent) == 1
+    now[0] = 561
+    dog.check()
+    assert len(sent) == 2 and "ClickHouse is not answering" in sent[-1]

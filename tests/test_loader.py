@@ -10,19 +10,30 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
 
-from loader.bronze import COLUMNS, RAW_TABLE, REJECTS_TABLE, Bronze, migrate, rowbinary
+from loader.bronze import (
+    COLUMNS,
+    RAW_TABLE,
+    REJECTS_TABLE,
+    Bronze,
+    Progress,
+    migrate,
+    rowbinary,
+)
 from loader.consumer import Loader, Options
+from loader.direct import DirectSink
 from reader.emulator import Log, load
 from reader.publisher import Publisher
 from wiki_core.config import clickhouse_client
 from wiki_core.event import Reject, Valid, judge
+from wiki_core.metrics import serve
 from wiki_core.topology import EXCHANGE, LOADER_QUEUE, Batch, declare_topology
 
-from .conftest import RAW, ROOT, ClickHouseProcess
+from .conftest import RAW, ROOT, ClickHouseProcess, free_port
 
 
 @pytest.fixture
@@ -336,3 +347,100 @@ def test_long_lines_unusual_times_and_out_of_range_years(
     ]
     [(reason, detail)] = client.query(f"SELECT reason, detail FROM {REJECTS_TABLE}").result_rows
     assert reason == "bad-meta-dt" and "outside 1970-2105" in detail
+
+
+class LostReply:
+    """The real client, except that the first insert into bronze.wiki_raw lands and then
+    raises, as when ClickHouse's answer is lost on the way back."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.lost = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+    def raw_insert(self, table: str, *args: Any, **kwargs: Any) -> Any:
+        result = self.client.raw_insert(table, *args, **kwargs)
+        if table == RAW_TABLE and not self.lost:
+            self.lost += 1
+            raise ConnectionResetError("the reply was lost")
+        return result
+
+
+def test_direct_counts_stay_exact_when_a_retry_follows_a_landed_insert(
+    ch: ClickHouseProcess,
+) -> None:
+    """A retry after the insert landed (its rejects' write failed, or its reply was lost)
+    counts the batch's rows as inserted, not as duplicates, and writes them once."""
+    client = clickhouse_client(ch.url)
+    rows = [judge(line.encode()) for line in looped_events(500)]
+    assert all(isinstance(r, Valid) for r in rows)
+    bad = Reject("malformed-json", "line 1", b"{not json", source="reader")
+    # the rejects table is gone for the first attempt; the backoff's wait brings it back
+    client.command(f"RENAME TABLE {REJECTS_TABLE} TO {REJECTS_TABLE}_away")
+    landed: list[int] = []
+
+    def wait(seconds: float) -> None:
+        landed.append(bronze_counts(ch)[0])
+        client.command(f"RENAME TABLE {REJECTS_TABLE}_away TO {REJECTS_TABLE}")
+
+    sink = DirectSink(lambda: clickhouse_client(ch.url), stop=lambda: False, wait=wait)
+    sink.publish(Batch({"enwiki": rows[:300] + rows[:10]}, [bad]))  # type: ignore[dict-item]
+    assert landed == [300]  # the insert had landed when the rejects failed
+    assert sink.inserted == 300
+    assert bronze_counts(ch) == (300, 300)
+    assert client.command(f"SELECT count() FROM {REJECTS_TABLE}") == 1
+    # the insert lands, its reply is lost: the retry sends it again with the same token,
+    # ClickHouse drops the copy, and the rows count as inserted
+    lossy = LostReply(clickhouse_client(ch.url))
+    progress = Progress()
+    bronze = Bronze(lossy)
+    with pytest.raises(ConnectionResetError):
+        bronze.write(rows[290:], [], progress)  # type: ignore[arg-type]
+    assert bronze_counts(ch) == (500, 500)
+    assert bronze.write(rows[290:], [], progress) == (200, 10)  # type: ignore[arg-type]
+    assert bronze_counts(ch) == (500, 500)
+    assert Bronze(client).write(rows[:5], []) == (0, 5)  # type: ignore[arg-type]
+
+
+def test_loader_counts_and_metrics_stay_exact_when_the_rejects_write_fails_once(
+    ch: ClickHouseProcess, amqp_url: str
+) -> None:
+    from .test_metrics import scrape  # it imports this module's helpers
+
+    events = looped_events(2000)
+    publish(amqp_url, [*events[:1000], "{not json", *events[1000:]], per_message=2001)
+    client = clickhouse_client(ch.url)
+    client.command(f"RENAME TABLE {REJECTS_TABLE} TO {REJECTS_TABLE}_away")
+    loader = Loader(lambda: clickhouse_client(ch.url), Options(amqp_url=amqp_url, max_backoff=2))
+    port = free_port()
+    server = serve(port, loader.stats.metrics, host="127.0.0.1")
+    done = threading.Event()
+    thread = threading.Thread(
+        target=loader.run, kwargs={"until": lambda s: done.is_set()}, daemon=True
+    )
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while loader.stats.insert_retries == 0:
+            assert time.monotonic() < deadline, "the rejects' write never failed"
+            time.sleep(0.05)
+        landed = bronze_counts(ch)[0]
+        client.command(f"RENAME TABLE {REJECTS_TABLE}_away TO {REJECTS_TABLE}")
+        while loader.stats.batches == 0 or queue_depth(amqp_url):
+            assert time.monotonic() < deadline, "the batch was never acked"
+            time.sleep(0.1)
+        scraped = scrape(port)
+    finally:
+        done.set()
+        thread.join(60)
+        server.shutdown()
+    assert landed == 2000  # the insert had landed before the rejects' write failed
+    assert bronze_counts(ch) == (2000, 2000)
+    assert (loader.stats.inserted, loader.stats.duplicates) == (2000, 0)
+    assert loader.stats.rejects == {"malformed-json": 1}
+    assert scraped["wiki_loader_events_inserted_total"] == 2000
+    assert scraped["wiki_loader_duplicates_total"] == 0
+    assert scraped["wiki_loader_insert_retries_total"] >= 1
+    assert client.command(f"SELECT count() FROM {REJECTS_TABLE}") == 1

@@ -7,7 +7,8 @@
     wiki-events health wait-dbt  # block until it does (the loader's and dash's gate)
     wiki-events health models-digest
     wiki-events health alert TEXT
-    wiki-events health watchdog  # restart unhealthy containers, alert; disk, backups
+    wiki-events health watchdog  # restart unhealthy containers, alert; disk, backups,
+                                 # outages of RabbitMQ and ClickHouse (once, and when back)
 
 Exit codes follow Docker's healthcheck contract: 0 healthy, 1 unhealthy. Each check
 prints one line saying why, which ``docker inspect`` shows in the container's health log.
@@ -16,6 +17,11 @@ The reader saves its checkpoint after every batch RabbitMQ confirmed, so the fil
 the age of the newest event it delivered. The loader is stuck when RabbitMQ holds
 messages for it and bronze has had no insert for a while; an empty queue with no insert is
 an idle stream, not a stuck loader.
+
+A dependency that does not answer (RabbitMQ, ClickHouse) is not the reader's or the
+loader's own failure: restarting them cannot help, so their check says what is down and
+exits 0. The watchdog probes the dependencies itself and alerts once per outage, and
+again when the dependency is back.
 """
 
 from __future__ import annotations
@@ -32,11 +38,12 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
-from wiki_core.config import Operations
+from wiki_core.config import ClickHouseURL, Operations
+from wiki_core.unreachable import sentence, without_password
 
 log = logging.getLogger("health")
 
@@ -99,6 +106,45 @@ def last_insert_age(clickhouse_url: str, table: str) -> float | None:
         client.close()
     millis = float(value)
     return None if millis < 0 else millis / 1000
+
+
+def rabbitmq_answers(url: str, timeout: float = 5.0) -> None:
+    """Return when RabbitMQ's AMQP port at ``url``'s host accepts a connection (what
+    ``rabbitmq-diagnostics check_port_connectivity`` checks; RabbitMQ opens it once it is
+    up); raise otherwise. No credentials, so the watchdog holds none; and no protocol
+    header, which RabbitMQ would log as a warning at every probe."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (5671 if parts.scheme == "amqps" else 5672)
+    socket.create_connection((parts.hostname or "127.0.0.1", port), timeout).close()
+
+
+def clickhouse_answers(url: str, timeout: float = 5.0) -> None:
+    """Return when ClickHouse's HTTP interface at ``url`` answers ``/ping``; raise otherwise."""
+    import httpx
+
+    reply = httpx.get(ClickHouseURL.parse(url).base + "ping", timeout=timeout)
+    if reply.status_code != 200 or not reply.text.startswith("Ok."):
+        raise ConnectionError(f"/ping answered HTTP {reply.status_code}")
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the service could not be reached (not a query's error)."""
+    import clickhouse_connect.driver.exceptions
+    import pika.exceptions
+
+    kinds = (
+        OSError,
+        pika.exceptions.AMQPConnectionError,
+        clickhouse_connect.driver.exceptions.OperationalError,
+    )
+    return isinstance(exc, kinds)
+
+
+def waiting_for(what: str, url: str, exc: BaseException, whose: str) -> Verdict:
+    """Healthy, with the reason: ``whose`` waits for ``what``, which is down. A restart of
+    ``whose`` cannot help; the watchdog alerts on ``what`` itself."""
+    remedy = f"{whose} waits for it (a restart would not help; the watchdog alerts on it)"
+    return Verdict(True, sentence(what, url, exc, remedy))
 
 
 def loader_verdict(backlog: int, age: float | None, max_age: float) -> Verdict:
@@ -233,9 +279,30 @@ class DockerAPI:
         self.request("POST", f"/containers/{container_id}/restart?t={timeout}")
 
 
+@dataclass(frozen=True)
+class Dependency:
+    """A service the stages need, probed by the watchdog: ``probe(url, timeout)`` returns
+    when it answers and raises when not (``rabbitmq_answers``, ``clickhouse_answers``)."""
+
+    name: str
+    url: str
+    probe: Callable[[str, float], None]
+
+
+def dependencies(amqp_url: str, clickhouse_url: str) -> list[Dependency]:
+    return [
+        Dependency("RabbitMQ", amqp_url, rabbitmq_answers),
+        Dependency("ClickHouse", clickhouse_url, clickhouse_answers),
+    ]
+
+
 @dataclass
 class Watchdog:
-    """One pass every ``interval`` seconds; each alert is repeated at most once an hour."""
+    """One pass every ``interval`` seconds. A problem (the disk, the backups, a dependency
+    that does not answer) is alerted when it begins, and once it is over a recovery
+    message follows; disk and backup alerts repeat at most once an hour while they last,
+    a dependency's outage is said once. A dependency counts as down once it has not
+    answered for ``outage_grace`` seconds (not at a blip, nor while the stack starts)."""
 
     docker: DockerAPI
     project: str
@@ -245,14 +312,30 @@ class Watchdog:
     backup_max_age: float = 26 * 3600
     notify: Callable[[str], object] = alert
     restart_timeout: int = 30  # seconds a container gets to stop before it is killed
-    last_sent: dict[str, float] = field(default_factory=dict)
+    dependencies: list[Dependency] = field(default_factory=list)
+    outage_grace: float = 60.0
+    probe_timeout: float = 5.0
+    clock: Callable[[], float] = time.monotonic
+    last_sent: dict[str, float] = field(default_factory=dict)  # open problems: last alert
+    down_since: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.time)
 
-    def _once_an_hour(self, key: str, text: str) -> None:
-        now = time.monotonic()
-        if now - self.last_sent.get(key, -1e9) >= 3600:
+    def _problem(self, key: str, text: str, repeat: float | None = 3600) -> None:
+        """Alert ``text`` when the problem ``key`` begins; while it lasts, again every
+        ``repeat`` seconds (None: never again)."""
+        now = self.clock()
+        last = self.last_sent.get(key)
+        if last is None or (repeat is not None and now - last >= repeat):
             self.last_sent[key] = now
             self.notify(text)
+
+    def _over(self, key: str, text: str) -> bool:
+        """The problem ``key`` is over: say ``text`` once, if the problem was alerted."""
+        if key not in self.last_sent:
+            return False
+        del self.last_sent[key]
+        self.notify(text)
+        return True
 
     def check(self) -> list[str]:
         """Heal and alert once; returns what it did, for its log and the tests."""
@@ -269,8 +352,10 @@ class Watchdog:
             text = (
                 f"wiki-events: data volume {percent:.0f}% full (alert at {self.disk_percent:.0f}%)"
             )
-            self._once_an_hour("disk", text)
+            self._problem("disk", text)
             done.append(text)
+        elif self._over("disk", f"wiki-events: data volume back to {percent:.0f}% full"):
+            done.append("disk use back under the limit")
         if self.backup_expected:
             problem = backup_problem(self.volume / "backup", self.backup_max_age)
             if (
@@ -280,9 +365,37 @@ class Watchdog:
             ):
                 problem = None  # a fresh deploy: the first backup is not due yet
             if problem:
-                self._once_an_hour("backup", f"wiki-events: {problem}")
+                self._problem("backup", f"wiki-events: {problem}")
                 done.append(problem)
+            elif self._over("backup", "wiki-events: backups succeed again"):
+                done.append("backups succeed again")
+        for dependency in self.dependencies:
+            done += self._probe(dependency)
         return done
+
+    def _probe(self, dependency: Dependency) -> list[str]:
+        """Alert a dependency's outage once, and its return."""
+        key, now = f"down:{dependency.name} {dependency.url}", self.clock()
+        try:
+            dependency.probe(dependency.url, self.probe_timeout)
+        except Exception as exc:  # noqa: BLE001 - whatever stops it answering is an outage
+            since = self.down_since.setdefault(key, now)
+            if now - since < self.outage_grace:
+                return []
+            text = sentence(
+                dependency.name,
+                dependency.url,
+                exc,
+                f"down for {now - since:.0f}s; see `docker compose ps` and its logs",
+            )
+            self._problem(key, f"wiki-events: {text}", repeat=None)
+            return [text]
+        since = self.down_since.pop(key, now)
+        text = (
+            f"wiki-events: {dependency.name} answers again at "
+            f"{without_password(dependency.url)} (down {now - since:.0f}s)"
+        )
+        return [text] if self._over(key, text) else []
 
     def run(self, interval: float = 30.0) -> None:
         while True:
@@ -330,7 +443,7 @@ def dbt_project() -> Path:
 # -- the command -------------------------------------------------------------------------
 
 
-def _report(verdict: Verdict) -> None:
+def _report(verdict: Verdict) -> NoReturn:
     click.echo(verdict.reason, err=not verdict.healthy)
     sys.exit(verdict.code)
 
@@ -354,8 +467,17 @@ def reader_command(checkpoint: Path | None, max_age: float | None) -> None:
     """Healthy while the reader's checkpoint (its newest delivered event) is recent."""
     from wiki_core.config import Settings
 
-    path = checkpoint or Settings.from_env().checkpoint_path
-    _report(reader_verdict(path, max_age or Operations.from_env().reader_stale_seconds))
+    settings = Settings.from_env()
+    path = checkpoint or settings.checkpoint_path
+    verdict = reader_verdict(path, max_age or Operations.from_env().reader_stale_seconds)
+    if not verdict.healthy:
+        try:
+            rabbitmq_answers(settings.amqp_url)
+        except Exception as exc:  # noqa: BLE001 - any failure to reach it is said
+            if unreachable(exc):
+                down = waiting_for("RabbitMQ", settings.amqp_url, exc, "the reader")
+                verdict = Verdict(True, f"{verdict.reason}, but {down.reason}")
+    _report(verdict)
 
 
 @health.command("loader")
@@ -373,10 +495,14 @@ def loader_command(max_age: float | None) -> None:
         # held at its gate (deploy/bin/after-dbt) while dbt builds: not stuck, and a
         # restart would not help; dbt's own failures are alerted by the dbt service
         _report(Verdict(True, "waiting for dbt to build this version's models"))
+    looking = ("RabbitMQ", settings.amqp_url)
     try:
         backlog = queue_depth(settings.amqp_url, LOADER_QUEUE)
+        looking = ("ClickHouse", settings.clickhouse_url)
         age = last_insert_age(settings.clickhouse_url, RAW_TABLE) if backlog else None
-    except Exception as exc:  # noqa: BLE001 - any failure to look is unhealthy, said once
+    except Exception as exc:  # noqa: BLE001 - any failure to look is said once
+        if unreachable(exc):  # a dependency is down: not the loader's own failure
+            _report(waiting_for(*looking, exc, "the loader"))
         _report(Verdict(False, f"cannot judge: {str(exc).splitlines()[0] if str(exc) else exc!r}"))
     verdict = loader_verdict(backlog, age, max_age or ops.loader_stale_seconds)
     _report(verdict)
@@ -425,8 +551,12 @@ def alert_command(text: str) -> None:
     show_default=True,
 )
 def watchdog_command(interval: float, volume: Path) -> None:
-    """Restart unhealthy containers of this compose project; alert on them, disk, backups."""
-    ops = Operations.from_env()
+    """Restart unhealthy containers of this compose project; alert on them, disk, backups,
+    and an outage of RabbitMQ (AMQP_URL) or ClickHouse (CLICKHOUSE_URL): once, then when
+    it is back (the probes need no credentials)."""
+    from wiki_core.config import Settings
+
+    ops, settings = Operations.from_env(), Settings.from_env()
     Watchdog(
         DockerAPI(),
         ops.compose_project,
@@ -434,4 +564,5 @@ def watchdog_command(interval: float, volume: Path) -> None:
         ops.disk_alert_percent,
         backup_expected=ops.backup_expected,
         restart_timeout=ops.watchdog_restart_timeout,
+        dependencies=dependencies(settings.amqp_url, settings.clickhouse_url),
     ).run(interval)
