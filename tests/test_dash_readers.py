@@ -320,7 +320,8 @@ def test_models_not_built_says_what_to_run(clickhouse: ClickHouseProcess) -> Non
     assert set(view) == set(readers.OUTPUTS) and view["freshness"] == ""
     # the edits page's drill-down: no dumps is a quiet note, not an error
     drill = edits_page.drill_views(gold, "enwiki", dt.datetime(2026, 12, 1, 14, 23), KINDS)
-    assert drill == edits_page.DrillViews(edits_page.DRILL_VIEWS_TITLE, edits_page.NO_DUMPS)
+    assert drill.rows == [] and drill.note == edits_page.NO_DUMPS
+    assert drill.title == "views of the pages edited 2026-12-01 13:00–14:23 UTC"
 
 
 def test_clickhouse_down_is_a_message_not_an_exception() -> None:

@@ -327,10 +327,10 @@ def drill_views(
     try:
         built = run(q.READERS_BUILT, {"models": q.DRILL_VIEWS_MODELS}).column("name")
         if len(built) < len(q.DRILL_VIEWS_MODELS):
-            return DrillViews(DRILL_VIEWS_TITLE, NO_DUMPS)
+            return DrillViews(title, NO_DUMPS)
         fresh = {row[0]: row for row in run(q.DUMPS_FRESHNESS, {}).rows if row[1]}
         if "pageviews" not in fresh:
-            return DrillViews(DRILL_VIEWS_TITLE, NO_DUMPS)
+            return DrillViews(title, NO_DUMPS)
         pages = run(q.DRILL_EDITED, {"end": end, "wiki": wiki, "kinds": list(kinds)})
         if not pages:
             return DrillViews(title, f"no page of {figures.short(wiki)} {edited}")
