@@ -554,4 +554,7 @@ def test_the_edits_page_drill_down_shows_the_views_in_chromium(dash_duo, data: R
     )
     assert injected == 0 and dash_duo.driver.title != "1"
     assert "Drill-down: enwiki" in dash_duo.find_element("#drill-title").text
+    dash_duo.find_element("#drill-views").location_once_scrolled_into_view  # noqa: B018
+    ARTIFACTS.mkdir(exist_ok=True)
+    dash_duo.driver.save_screenshot(str(ARTIFACTS / "drill-views.png"))
     assert dash_duo.get_logs() == []
