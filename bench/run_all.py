@@ -1,4 +1,4 @@
-"""Every benchmark, one after the other, then bench/SUMMARY.md. About 25 minutes.
+"""Every benchmark, one after the other, then bench/SUMMARY.md. About 30 minutes.
 
 Run: .venv/bin/python bench/run_all.py   (needs RabbitMQ, like the tests)
 """
@@ -19,6 +19,7 @@ SCRIPTS = [
     "bench_pipeline.py",
     "bench_dumps.py",
     "bench_readers.py",
+    "bench_drill.py",
 ]
 
 

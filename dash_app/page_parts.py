@@ -81,7 +81,9 @@ def panel(graph_id: str, width: str = "49%") -> html.Div:
     )
 
 
-def table(table_id: str, title: str, columns: list[str], width: str = "32%") -> html.Div:
+def table(
+    table_id: str, title: str, columns: list[str], width: str = "32%", page_size: int = 10
+) -> html.Div:
     """A top-N table under its title (id ``<table_id>-title``), and below it a note (id
     ``<table_id>-note``) for when it is empty."""
     return html.Div(
@@ -91,7 +93,7 @@ def table(table_id: str, title: str, columns: list[str], width: str = "32%") -> 
                 id=table_id,
                 columns=[{"name": c.replace("_", " "), "id": c} for c in columns],
                 data=[],
-                page_size=10,
+                page_size=page_size,
                 style_cell={
                     "fontFamily": "inherit",
                     "fontSize": 13,

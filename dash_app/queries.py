@@ -1,5 +1,6 @@
-"""Every query the dashboard runs: gold only, every value a server-side parameter,
-every answer limited in rows.
+"""Every query the dashboard runs: gold (and, for the drill-down's page views, silver's
+page-level views read by their primary key), every value a server-side parameter, every
+answer limited in rows.
 
 ``Gold`` wraps a clickhouse-connect client (the read-only dashboard user in production)
 and caches each answer for the refresh interval, so a hundred viewers of the same view
@@ -227,6 +228,55 @@ HEATMAP = f"""
 SELECT weekday, hour_of_day, avg_events FROM gold.wiki_weekday_hour_profile
 WHERE wiki = {{wiki:String}} {_LIMIT}
 """
+
+
+# -- the drill-down's "views of the pages edited in the last hour" (the dumps, opt-in) ----
+# The drill-down wiki's pages edited in the hours overlapping the window's last 60 minutes
+# (gold.page_edits_per_hour: the live stream), the DRILL_PAGES most edited, with their
+# views in one hour of the page-view dumps: the newest hour loaded for that wiki that
+# began before the window's end, at most DRILL_LOOKBACK_HOURS before it (the dumps lag
+# real time by one to a few hours, so it is rarely the hour of the edits).
+DRILL_PAGES = 20
+DRILL_LOOKBACK_HOURS = 6
+# the dumps' gold this panel needs (built only by `dbt build --vars '{dumps: true}'`)
+DRILL_VIEWS_MODELS = ["dumps_freshness", "pageviews_hour_wiki"]
+DRILL_EDITED = f"""
+SELECT title, sum(edits) AS edits, count() OVER () AS pages FROM gold.page_edits_per_hour
+WHERE hour >= toStartOfHour({{end:DateTime}} - INTERVAL 1 HOUR) AND hour < {{end:DateTime}}
+  AND {_DRILL}
+GROUP BY title ORDER BY edits DESC, title LIMIT {DRILL_PAGES}
+"""
+DRILL_VIEWS_HOUR = f"""
+SELECT hour FROM gold.pageviews_hour_wiki
+WHERE wiki = {{wiki:String}} AND hour < {{end:DateTime}}
+  AND hour >= {{end:DateTime}} - INTERVAL {DRILL_LOOKBACK_HOURS} HOUR
+GROUP BY hour ORDER BY hour DESC LIMIT 1
+"""
+# The wiki's domain codes in that hour (`en`, `en.m`), from the hour's projectviews
+# file (a row per code, decoded as silver.pageviews decodes them): with them the page
+# rows below are found by silver.pageviews' whole primary key (hour, domain_code, title).
+DRILL_CODES = f"""
+SELECT DISTINCT domain_code FROM silver.projectviews
+WHERE hour = {{hour:DateTime}} AND wiki = {{wiki:String}} {_LIMIT}
+"""
+
+
+def _page_views(codes: str) -> str:
+    """The views of the given pages (titles with `_`, as the dumps write them) in one
+    hour of one wiki, from the published loads only (dumps_visible, as every gold read of
+    the dumps). Without the codes (no projectviews for that hour) the key still narrows
+    the read to the hour and, within each code's rows, to the titles."""
+    return f"""
+SELECT replaceAll(title, '_', ' ') AS page, sum(views) AS views FROM silver.pageviews
+WHERE hour = {{hour:DateTime}} AND wiki = {{wiki:String}} {codes}
+  AND title IN {{pages:Array(String)}}
+  AND load_id IN (SELECT load_id FROM bronze.dumps_visible)
+GROUP BY page {_LIMIT}
+"""
+
+
+DRILL_VIEWS = _page_views("AND domain_code IN {codes:Array(String)}")
+DRILL_VIEWS_ANY_CODE = _page_views("")
 
 
 # -- the readers page (/readers): the dumps' gold, and its meeting with the live edits ---

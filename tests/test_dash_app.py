@@ -145,6 +145,11 @@ def test_build_view_draws_every_panel_with_data(gold: Gold) -> None:
     assert view["top-pages"] and view["top-editors"]
     assert view["spikes"][0]["wiki"] == "frwiki" and view["spikes"][0]["ratio"] >= 3
     assert "newest event" in view["freshness"] and "ingestion lag" in view["freshness"]
+    # the page-view dumps are opt-in, and not built here: the drill-down's views panel
+    # says so quietly (no banner), the rest of the page is whole
+    assert view["drill-views"] == [] and view["drill-views-note"] == edits.NO_DUMPS
+    assert view["drill-views-title"].startswith(f"{view['drill-title'][12:]}: views of the pages")
+    assert view["banner"] == ""
 
 
 def test_build_view_numbers_match_the_recording(gold: Gold) -> None:
@@ -619,6 +624,7 @@ def test_page_draws_every_panel_and_saves_a_screenshot(dash_duo, warehouse: Ware
     for table in ("top-pages", "top-editors", "spikes"):
         assert dash_duo.find_elements(f"#{table} td"), table
     assert "frwiki" in dash_duo.find_element("#spikes").text
+    assert dash_duo.find_element("#drill-views-note").text == edits.NO_DUMPS
     ARTIFACTS.mkdir(exist_ok=True)
     dash_duo.driver.save_screenshot(str(ARTIFACTS / "dashboard.png"))
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10_000

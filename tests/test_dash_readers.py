@@ -20,7 +20,9 @@ from typing import Any
 import plotly.graph_objects as go
 import pytest
 
+from dash_app import queries as q
 from dash_app.app import create_app
+from dash_app.pages import edits as edits_page
 from dash_app.pages import readers
 from dash_app.pages.readers import build_view, render
 from dash_app.queries import Gold, Unavailable
@@ -41,6 +43,9 @@ ARTIFACTS = ROOT / "test-artifacts"
 H = dt.timedelta(hours=1)
 D = dt.timedelta(days=1)
 UNLOADED_WIKI = "xhwiki"  # a wiki no generated file holds
+# an enwiki page edited twice in the last loaded hour, whose title is markup
+HOSTILE_TITLE = '<img src=x onerror="document.title=1">Talk:<script>alert(1)</script>'
+KINDS = ["bot", "anonymous", "registered"]
 
 
 @dataclass
@@ -54,6 +59,8 @@ class Readers:
     heavy: tuple[dt.datetime, str, str]  # a page heavily read, and edited 3 times
     quiet: tuple[dt.datetime, str, str]  # a page hardly read, and edited 3 times
     before_loading: dict[str, Any]  # the page with the models built, no file loaded
+    drill_before_loading: edits_page.DrillViews  # the edits page's panel, then
+    page_edits: Counter[tuple[str, str]]  # (wiki, title) -> edits, all in the last hour
 
     def gold(self) -> Gold:
         return Gold(lambda: clickhouse_client(self.house.clickhouse_url), cache_seconds=10)
@@ -99,6 +106,9 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readers]:
     )
     gold = Gold(lambda: clickhouse_client(house.clickhouse_url), cache_seconds=0)
     before = render(gold, "")
+    drill_before = edits_page.drill_views(
+        gold, "enwiki", dt.datetime.now(dt.UTC).replace(tzinfo=None), KINDS
+    )
 
     now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
     file_hours = [now - 3 * H, now - 2 * H, now - H]  # views of the hour before each
@@ -139,7 +149,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readers]:
     crafted = [
         _edit(n, page[1], page[2], last.replace(minute=5 + 6 * n, tzinfo=dt.UTC))
         for n, page in enumerate([heavy, quiet, unloaded] * 3)
-    ]
+    ] + [_edit(n, "enwiki", HOSTILE_TITLE, last.replace(minute=n, tzinfo=dt.UTC)) for n in (9, 10)]
     batch = moved + ("\n".join(crafted) + "\n").encode()
     house.load_bytes([batch])
     want = Expected()
@@ -160,6 +170,8 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readers]:
             heavy,
             quiet,
             before,
+            drill_before,
+            want.page_edits,
         )
     finally:
         if house.server.proc is not None:
@@ -300,11 +312,16 @@ def test_models_not_built_says_what_to_run(clickhouse: ClickHouseProcess) -> Non
     user, as in production (the check reads system.tables)."""
     user, password = READONLY_USER
     url = f"http://{user}:{password}@127.0.0.1:{clickhouse.port}/default"
-    view = render(Gold(lambda: clickhouse_client(url)), "?wikis=enwiki")
+    gold = Gold(lambda: clickhouse_client(url))
+    view = render(gold, "?wikis=enwiki")
     assert "models are not built" in view["banner"]
     assert "dbt build --vars '{dumps: true}'" in view["banner"]
     assert "wiki-events pageviews --from " in view["banner"]
     assert set(view) == set(readers.OUTPUTS) and view["freshness"] == ""
+    # the edits page's drill-down: no dumps is a quiet note, not an error
+    drill = edits_page.drill_views(gold, "enwiki", dt.datetime(2026, 12, 1, 14, 23), KINDS)
+    assert drill.rows == [] and drill.note == edits_page.NO_DUMPS
+    assert drill.title == "views of the pages edited 2026-12-01 13:00–14:23 UTC"
 
 
 def test_clickhouse_down_is_a_message_not_an_exception() -> None:
@@ -449,3 +466,95 @@ def test_a_failing_page_level_table_leaves_the_rest_of_the_page(data: Readers) -
     assert view["views-without-edits-note"].startswith("not available: ClickHouse refused")
     assert view["read-and-edited"] and view["banner"] == ""
     assert any(t["y"] for t in view["views-hour"]["data"])
+
+
+# -- the edits page's drill-down: views of the pages edited in the last hour -------------
+
+
+def _drill_expected(data: Readers) -> tuple[list[tuple[str, int, int]], int]:
+    """The panel's rows from the generated files and the events: enwiki's pages edited in
+    the last loaded hour (every edit of the fixture is in it), the most edited first,
+    then by title, with their views in that hour (the newest loaded); and how many
+    pages were edited."""
+    edited = sorted(
+        ((t, n) for (w, t), n in data.page_edits.items() if w == "enwiki"),
+        key=lambda tn: (-tn[1], tn[0]),
+    )
+    last = data.hours[-1]
+    rows = [(t, n, data.page_views.get((last, "enwiki", t), 0)) for t, n in edited]
+    return rows[: q.DRILL_PAGES], len(edited)
+
+
+def test_the_drill_down_shows_the_views_of_the_pages_edited_in_the_last_hour(
+    data: Readers,
+) -> None:
+    view = edits_page.build_view(data.gold(), ViewState.build(["enwiki"]))
+    want, pages = _drill_expected(data)
+    got = [(r["title"], r["edits"], r["views"]) for r in view["drill-views"]]
+    assert got == want
+    # bounded: 20 of the recording's 64 enwiki pages and the 3 crafted ones
+    assert len(got) == q.DRILL_PAGES < pages
+    assert any(v for *_, v in got) and any(not v for *_, v in got)  # read, and not read
+    assert data.heavy[2] in [t for t, *_ in got] and HOSTILE_TITLE in [t for t, *_ in got]
+    last = data.hours[-1]
+    note = view["drill-views-note"]
+    assert note.startswith(
+        f"views in {last:%Y-%m-%d %H}:00–{last + H:%H}:00 UTC, the newest hour loaded for enwiki"
+    )
+    assert f"the {q.DRILL_PAGES} most edited of {pages} pages edited" in note
+    assert view["drill-views-title"].startswith("enwiki: views of the pages edited ")
+
+
+def test_the_drill_down_reads_silver_by_its_primary_key(data: Readers) -> None:
+    """With the hour's domain codes (projectviews) the page rows are found by silver's
+    whole key; without them (no projectviews loaded), by hour and title: same views."""
+    gold = data.gold()
+    where = {"hour": data.hours[-1], "wiki": "enwiki"}
+    codes = gold.run(q.DRILL_CODES, where).column("domain_code")
+    assert {"en", "en.m"} <= set(codes)
+    pages = [t.replace(" ", "_") for t, *_ in _drill_expected(data)[0]]
+    params = {**where, "codes": codes, "pages": pages}
+    by_key = gold.run(q.DRILL_VIEWS, params).rows
+    assert sorted(by_key) == sorted(gold.run(q.DRILL_VIEWS_ANY_CODE, params).rows) and by_key
+    plan = gold.run("EXPLAIN indexes = 1 " + q.DRILL_VIEWS, params).column("explain")
+    read = next(i for i, line in enumerate(plan) if "ReadFromMergeTree (silver.pageviews)" in line)
+    index = next(i for i in range(read, len(plan)) if plan[i].endswith("PrimaryKey"))
+    keys = [line.strip() for line in plan[index + 2 : index + 5]]
+    assert keys == ["hour", "domain_code", "title"], "\n".join(plan)
+
+
+def test_the_drill_down_without_views_says_so_quietly(data: Readers) -> None:
+    # a wiki whose views are not in the files (as when loaded with --wiki)
+    view = edits_page.build_view(data.gold(), ViewState.build([UNLOADED_WIKI]))
+    assert view["drill-views"] == [] and view["banner"] == ""
+    note = view["drill-views-note"]
+    assert note.startswith(f"no views: {UNLOADED_WIKI}'s page views are not loaded for any hour")
+    assert f"page views are loaded up to {data.hours[-1] + H:%Y-%m-%d %H}:00 UTC" in note
+    # the models built, no file loaded yet
+    before = data.drill_before_loading
+    assert before.rows == [] and before.note == edits_page.NO_DUMPS
+
+
+def test_the_edits_page_drill_down_shows_the_views_in_chromium(dash_duo, data: Readers) -> None:  # type: ignore[no-untyped-def]
+    dash_duo.start_server(create_app(data.gold()))
+    dash_duo.driver.get(dash_duo.server_url + "/?wikis=enwiki")
+    dash_duo.wait_for_contains_text(
+        "#drill-views-note", "newest hour loaded for enwiki", timeout=30
+    )
+    cells = [
+        c.get_attribute("textContent") for c in dash_duo.find_elements("#drill-views tbody td")
+    ]
+    shown = [tuple(cells[i : i + 3]) for i in range(0, len(cells), 3)]
+    want, _ = _drill_expected(data)
+    assert shown == [(t, str(e), str(v)) for t, e, v in want]
+    # the hostile title is text: no element made of it, nothing of it ran
+    assert HOSTILE_TITLE in cells
+    injected = dash_duo.driver.execute_script(
+        "return document.querySelectorAll('#drill-views img, #drill-views script').length"
+    )
+    assert injected == 0 and dash_duo.driver.title != "1"
+    assert "Drill-down: enwiki" in dash_duo.find_element("#drill-title").text
+    dash_duo.find_element("#drill-views").location_once_scrolled_into_view  # noqa: B018
+    ARTIFACTS.mkdir(exist_ok=True)
+    dash_duo.driver.save_screenshot(str(ARTIFACTS / "drill-views.png"))
+    assert dash_duo.get_logs() == []

@@ -746,12 +746,15 @@ def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> 
     assert {p for p, obj in grants if obj.split(".")[0] in ("silver", "gold")} == {"ALTER DELETE"}
     assert not any(obj == "*.*" for _, obj in grants)
     assert users["dumps"].findtext("profile") == "ingest"
-    # the readers' gold views filter through the ledger: the dashboard reads it, only it
+    # the readers' gold views filter through the ledger: the dashboard reads it, only it;
+    # and silver's page views (the drill-down reads them by key), nothing else of silver
     dashboard = _grants(users["dashboard"])
     assert dashboard == {
         ("SELECT", "gold.*"),
         ("SELECT", "bronze.dumps_files"),
         ("SELECT", "bronze.dumps_visible"),
+        ("SELECT", "silver.pageviews"),
+        ("SELECT", "silver.projectviews"),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 from dash import Dash, Input, Output, dcc, html
@@ -42,13 +43,19 @@ GRAPHS = [
     "drill-hour",
     "heatmap",
 ]
-TABLES = ["top-pages", "top-editors", "spikes"]
+TABLES = ["top-pages", "top-editors", "spikes", "drill-views"]
 TABLE_EMPTY = {
     "top-pages": "no edits in this window",
     "top-editors": "no edits in this window",
     "spikes": "no spike: no wiki's last hour is 3× its usual",
 }
-TEXTS = ["freshness", "window", "drill-title", "banner"]
+DRILL_VIEWS_TITLE = "Views of the pages edited in the last hour"
+# the dumps are opt-in: without them the panel says so, quietly
+NO_DUMPS = (
+    "no page views: the page-view dumps are not loaded (they are opt-in; "
+    "the Readers page says how to load them)"
+)
+TEXTS = ["freshness", "window", "drill-title", "drill-views-title", "banner"]
 # every output of the page's callback, by name (Dash's flexible callback signature)
 OUTPUTS = {
     **{g: Output(g, "figure") for g in GRAPHS},
@@ -104,6 +111,18 @@ def layout(**_query: Any) -> html.Div:
             html.H2(id="drill-title", children="Drill-down"),
             html.Div(
                 [parts.panel(g, "32%") for g in ("drill-minute", "drill-hour", "heatmap")],
+                className="row",
+            ),
+            html.Div(
+                [
+                    parts.table(
+                        "drill-views",
+                        DRILL_VIEWS_TITLE,
+                        ["title", "edits", "views"],
+                        "99%",
+                        page_size=q.DRILL_PAGES,
+                    )
+                ],
                 className="row",
             ),
         ],
@@ -168,7 +187,9 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
             run, drill_series, {**drill_params, "start": context_start}
         )
         pending["heatmap"] = pool.submit(run, q.HEATMAP, {"wiki": drill})
+        views = pool.submit(drill_views, gold, drill, end, state.kinds, ttl)
         got = {key: future.result() for key, future in pending.items()}
+        drilled = views.result()
 
     scope = ", ".join(state.wikis) if state.wikis else "all wikis"
     label = f"{parts.when(start)} – {parts.when(end)} UTC"
@@ -200,8 +221,11 @@ def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
         "top-pages": _ranked(got["top-pages"]),
         "top-editors": _ranked(got["top-editors"]),
         "spikes": parts.records(got["spikes"].columns, got["spikes"].rows),
+        "drill-views": drilled.rows,
+        "drill-views-title": f"{name}: {drilled.title}" if drill else drilled.title,
+        "drill-views-note": drilled.note,
     }
-    for t in TABLES:
+    for t in TABLE_EMPTY:
         view[f"{t}-note"] = "" if view[t] else TABLE_EMPTY[t]
     messages = [range_note] if range_note else []
     known = set(got["known"].column("wiki")) if state.wikis else set()
@@ -236,7 +260,10 @@ def render(gold: Gold, search: str | None) -> dict[str, Any]:
             else f"ClickHouse {exc}. Retrying every {parts.RETRY_MS // 1000} s."
         )
         return parts.failed_view(
-            GRAPHS, TABLES, message, {"window": "", "drill-title": "Drill-down"}
+            GRAPHS,
+            TABLES,
+            message,
+            {"window": "", "drill-title": "Drill-down", "drill-views-title": DRILL_VIEWS_TITLE},
         )
     return {**view, "tick-interval": (every or 60) * 1000, "tick-disabled": not every}
 
@@ -269,3 +296,72 @@ def _ranked(table: Table) -> list[dict[str, Any]]:
         if error:
             row["edits"] = f"{row['edits'] - error}–{row['edits']}"
     return rows
+
+
+@dataclass
+class DrillViews:
+    """The drill-down's "views of the pages edited in the last hour": its title, its rows
+    (title, edits, views) and a note saying which hour of views is shown, or why none."""
+
+    title: str
+    note: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+def drill_views(
+    gold: Gold, wiki: str, end: dt.datetime, kinds: list[str] | tuple[str, ...], ttl: float = 0
+) -> DrillViews:
+    """The pages of ``wiki`` edited in the hours overlapping the last 60 minutes before
+    ``end`` (the live edits), the most edited first, with their views in the newest hour
+    of page-view dumps loaded for ``wiki`` (at most q.DRILL_LOOKBACK_HOURS back). Never
+    raises for lack of dumps or of ClickHouse: the note says it."""
+    first = (end - dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+    edited = f"edited {parts.when(first)}–{end:%H:%M} UTC"
+    title = f"views of the pages {edited}"
+
+    def run(sql: str, p: dict[str, Any]) -> Table:
+        return gold.run(sql, p, ttl=ttl or None)
+
+    if not wiki:
+        return DrillViews(DRILL_VIEWS_TITLE, "no edits in this window")
+    try:
+        built = run(q.READERS_BUILT, {"models": q.DRILL_VIEWS_MODELS}).column("name")
+        if len(built) < len(q.DRILL_VIEWS_MODELS):
+            return DrillViews(title, NO_DUMPS)
+        fresh = {row[0]: row for row in run(q.DUMPS_FRESHNESS, {}).rows if row[1]}
+        if "pageviews" not in fresh:
+            return DrillViews(title, NO_DUMPS)
+        pages = run(q.DRILL_EDITED, {"end": end, "wiki": wiki, "kinds": list(kinds)})
+        if not pages:
+            return DrillViews(title, f"no page of {figures.short(wiki)} {edited}")
+        hours = run(q.DRILL_VIEWS_HOUR, {"end": end, "wiki": wiki}).column("hour")
+        if not hours:
+            since = end - dt.timedelta(hours=q.DRILL_LOOKBACK_HOURS)
+            until = naive_utc(fresh["pageviews"][3])
+            return DrillViews(
+                title,
+                f"no views: {figures.short(wiki)}'s page views are not loaded for any hour of "
+                f"{parts.when(since)}–{end:%H:%M} UTC (page views are loaded up to "
+                f"{parts.when(until)} UTC)",
+            )
+        hour = naive_utc(hours[0])
+        where = {"hour": hour, "wiki": wiki}
+        codes = run(q.DRILL_CODES, where).column("domain_code")
+        titles = [t.replace(" ", "_") for t in pages.column("title")]
+        seen = run(
+            q.DRILL_VIEWS if codes else q.DRILL_VIEWS_ANY_CODE,
+            {**where, "codes": codes, "pages": titles},
+        )
+    except Unavailable as exc:
+        return DrillViews(title, f"views not available: ClickHouse {exc}")
+    views = dict(zip(seen.column("page"), seen.column("views"), strict=True))
+    edits = zip(pages.column("title"), pages.column("edits"), strict=True)
+    rows = [(t, e, views.get(t, 0)) for t, e in edits]
+    total = pages.column("pages")[0]
+    shown = f"the {len(rows)} most edited of {total:,}" if total > len(rows) else f"all {total}"
+    return DrillViews(
+        title,
+        f"views in {parts.when(hour)}–{hour + dt.timedelta(hours=1):%H:%M} UTC, the newest "
+        f"hour loaded for {figures.short(wiki)}; {shown} pages edited (0: no view that hour)",
+        parts.records(["title", "edits", "views"], rows),
+    )
