@@ -15,6 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from wiki_core.config import Settings
+from wiki_events.status import Report, check_clickhouse
+
 from .conftest import SHARED_DATA
 from .helpers.expected import assert_gold_equals, gold_numbers
 from .helpers.warehouse import Warehouse
@@ -277,6 +280,7 @@ def test_silver_drops_rows_past_its_retention_gold_keeps_them_and_the_tests_stil
     assert int(warehouse.scalar(silver_hour.format("2016-08-16 02:00:00"))) == in_2016
     out = warehouse.dbt("test", *NOW)
     assert "ERROR=0" in out and "assert_gold_matches_silver" in out
+    assert status_of(warehouse) == {"silver": "ok", "gold": "ok"}  # `wiki-events status` too
 
     # a difference in an hour silver holds whole is caught; one in an hour it dropped is not
     warehouse.query(
@@ -285,3 +289,19 @@ def test_silver_drops_rows_past_its_retention_gold_keeps_them_and_the_tests_stil
     )
     out = warehouse.dbt("test", "--select", "assert_gold_matches_silver", *NOW, ok=False)
     assert "FAIL 1 assert_gold_matches_silver" in out
+    assert status_of(warehouse) == {"silver": "ok", "gold": "warn"}
+    # and the hours the bound relies on are checked themselves: an hour silver has that
+    # gold.hours_ingested lost would be compared though it may be incomplete
+    warehouse.query(
+        "ALTER TABLE gold.hours_ingested DELETE WHERE hour = '2024-08-22 04:00:00' "
+        "SETTINGS mutations_sync = 2"
+    )
+    out = warehouse.dbt("test", "--select", "assert_hours_ingested_covers_silver", *NOW, ok=False)
+    assert "FAIL 1 assert_hours_ingested_covers_silver" in out
+
+
+def status_of(warehouse: Warehouse) -> dict[str, str]:
+    """``wiki-events status``'s verdict on silver and gold for this warehouse."""
+    report = Report()
+    check_clickhouse(report, Settings.from_env({"CLICKHOUSE_URL": warehouse.clickhouse_url}))
+    return {line.stage: line.state for line in report.lines if line.stage in ("silver", "gold")}
