@@ -53,7 +53,12 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
         "the data volume's mount point: ClickHouse, RabbitMQ, the reader's checkpoint, dbt's "
         "marker, Caddy's certificates and this file live there",
     ),
-    ("BRONZE_RETENTION_DAYS", "90", "retention and checks"),
+    (
+        "BRONZE_RETENTION_DAYS",
+        "90",
+        "retention and checks (days from ingestion; silver at least bronze's)",
+    ),
+    ("SILVER_RETENTION_DAYS", "90", ""),
     ("DBT_CHECK_EVERY", "900", "seconds between scheduled dbt test + source freshness runs"),
     (
         "ALERT_WEBHOOK_URL",

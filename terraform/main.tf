@@ -26,6 +26,7 @@ locals {
     DASH_USER             = "wiki"
     DATA_DIR              = "/mnt/wiki-events"
     BRONZE_RETENTION_DAYS = tostring(var.bronze_retention_days)
+    SILVER_RETENTION_DAYS = tostring(var.silver_retention_days)
     ALERT_WEBHOOK_URL     = var.alert_webhook_url
     BACKUP_S3_URL         = var.backup_s3_url
     BACKUP_KEEP_DAYS      = tostring(var.backup_keep_days)
@@ -46,6 +47,10 @@ resource "hcloud_ssh_key" "admin" {
     precondition {
       condition     = !try(local.server_type_here.is_deprecated, true)
       error_message = "server_type ${var.server_type} is deprecated in ${var.location}; choose a current type (cx23, cx33, cx43, cx53)."
+    }
+    precondition {
+      condition     = var.silver_retention_days >= var.bronze_retention_days
+      error_message = "silver_retention_days (${var.silver_retention_days}) is shorter than bronze_retention_days (${var.bronze_retention_days}): silver keeps at least as long as bronze."
     }
   }
 }

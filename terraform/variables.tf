@@ -87,8 +87,24 @@ variable "volume_size" {
 
 variable "bronze_retention_days" {
   type        = number
-  description = "Days bronze keeps raw events."
+  description = "Days bronze keeps raw events (from ingestion)."
   default     = 90
+
+  validation {
+    condition     = var.bronze_retention_days >= 1 && var.bronze_retention_days <= 18250
+    error_message = "bronze_retention_days must be from 1 to 18250 days."
+  }
+}
+
+variable "silver_retention_days" {
+  type        = number
+  description = "Days silver keeps typed events (from ingestion); at least bronze_retention_days. Gold keeps everything."
+  default     = 90
+
+  validation {
+    condition     = var.silver_retention_days >= 2 && var.silver_retention_days <= 18250
+    error_message = "silver_retention_days must be from 2 to 18250 days (and at least bronze_retention_days)."
+  }
 }
 
 variable "alert_webhook_url" {

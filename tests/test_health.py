@@ -233,12 +233,13 @@ def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_buil
         assert "building models" in done.stdout or "already built" in done.stdout, done
         return calls.read_text().splitlines()
 
+    retention = f"run-operation apply_silver_retention --project-dir {project}"
     assert service("") == [f"build --project-dir {project}"]
     assert marker.read_text().split() == [models_digest(project)]
-    assert service("") == []  # built: nothing replaced
+    assert service("") == [retention]  # built: nothing replaced, silver's TTL checked
     assert service("dumps") == [f"build --project-dir {project} --vars {{dumps: true}}"]
     assert marker.read_text().split() == [models_digest(project), "dumps"]
-    assert service("dumps") == []
+    assert service("dumps") == [f"{retention} --vars {{dumps: true}}"]
 
 
 # -- alerts, backups, the watchdog -------------------------------------------------------

@@ -18,6 +18,14 @@ def test_the_defaults_are_the_embedded_setup() -> None:
     assert settings.clickhouse_url == "http://default:@127.0.0.1:8123/default"
     assert settings.amqp_url.startswith("amqp://") and settings.metrics_port == 0
     assert Operations.from_env({}).reader_stale_seconds == 300
+    assert (settings.retention_days, settings.silver_retention_days) == (90, 90)
+
+
+def test_silver_keeps_at_least_as_long_as_bronze() -> None:
+    both = Settings.from_env({"BRONZE_RETENTION_DAYS": "30", "SILVER_RETENTION_DAYS": "30"})
+    assert (both.retention_days, both.silver_retention_days) == (30, 30)
+    longer = Settings.from_env({"BRONZE_RETENTION_DAYS": "120", "SILVER_RETENTION_DAYS": "400"})
+    assert longer.silver_retention_days == 400
 
 
 @pytest.mark.parametrize(
@@ -30,6 +38,13 @@ def test_the_defaults_are_the_embedded_setup() -> None:
         ({"DUMPS_URL": "not a url"}, "DUMPS_URL='not a url'"),
         ({"METRICS_PORT": "80a"}, "METRICS_PORT='80a' is not a whole number"),
         ({"BRONZE_RETENTION_DAYS": "ninety"}, "BRONZE_RETENTION_DAYS='ninety'"),
+        ({"SILVER_RETENTION_DAYS": "1"}, "SILVER_RETENTION_DAYS=1 is not a number of days from 2"),
+        ({"BRONZE_RETENTION_DAYS": "0"}, "BRONZE_RETENTION_DAYS=0 is not a number of days from 1"),
+        ({"SILVER_RETENTION_DAYS": "40000"}, "SILVER_RETENTION_DAYS=40000 is not a number of days"),
+        (
+            {"BRONZE_RETENTION_DAYS": "120"},
+            "SILVER_RETENTION_DAYS=90 is shorter than BRONZE_RETENTION_DAYS=120",
+        ),
     ],
 )
 def test_a_setting_that_cannot_be_used_names_itself(env: dict[str, str], said: str) -> None:

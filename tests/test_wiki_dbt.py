@@ -15,6 +15,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from wiki_core.config import Settings
+from wiki_events.status import Report, check_clickhouse
+
 from .conftest import SHARED_DATA
 from .helpers.expected import assert_gold_equals, gold_numbers
 from .helpers.warehouse import Warehouse
@@ -202,3 +205,103 @@ def test_docs_generate_describes_every_model_and_column(warehouse: Warehouse) ->
         for column in node["columns"]:
             documented = model["columns"].get(column, {}).get("description", "")
             assert documented.strip(), f"{model['name']}.{column}"
+
+
+def test_silver_drops_rows_past_its_retention_gold_keeps_them_and_the_tests_still_hold(
+    warehouse: Warehouse,
+) -> None:
+    """Silver's TTL is SILVER_RETENTION_DAYS (silver_retention_days) from ingestion; an
+    existing table follows a changed setting (ALTER ... MODIFY TTL, not a rebuild). Rows
+    ingested before it go from silver, gold keeps them, and the reconciliations compare
+    only the hours silver still holds whole, yet still catch a difference inside them.
+    Last in the module: it leaves a tampered gold table behind."""
+
+    def ttl_and_uuid() -> tuple[str, str]:
+        ((engine, table_uuid),) = warehouse.query(
+            "SELECT engine_full, uuid FROM system.tables "
+            "WHERE database = 'silver' AND name = 'wiki'"
+        )
+        return engine[engine.index("TTL ") : engine.index(" SETTINGS")], table_uuid
+
+    ttl, table_uuid = ttl_and_uuid()
+    assert ttl == "TTL toDateTime(ingested_at) + toIntervalDay(90)"  # the default, in the DDL
+    days = "run-operation", "apply_silver_retention", "--vars"
+    out = warehouse.dbt(*days, "{silver_retention_days: 365}")
+    assert "silver retention of silver.wiki set to 365 days (was 90 days)" in out
+    assert ttl_and_uuid() == ("TTL toDateTime(ingested_at) + toIntervalDay(365)", table_uuid)
+    # a bad value is one line naming it
+    out = warehouse.dbt(*days, "{silver_retention_days: 30}", ok=False)
+    assert "silver_retention_days=30 is shorter than bronze_retention_days=90" in out
+
+    # two events ingested 200 days ago, kept under 365 days: a live one of its own hour,
+    # and a late one in an hour of 2016 whose recorded events were ingested today
+    long_ago = (dt.datetime.now(dt.UTC) - dt.timedelta(days=200)).replace(microsecond=0)
+    old_hour = f"{long_ago:%Y-%m-%d %H}:00:00"
+    gold_hour = "SELECT sum(events) FROM gold.events_per_hour WHERE hour = '{}'"
+    silver_hour = "SELECT count() FROM silver.wiki WHERE toStartOfHour(event_time) = '{}'"
+    in_2016 = int(warehouse.scalar(gold_hour.format("2016-08-16 02:00:00")))
+    silver_before = int(warehouse.scalar("SELECT count() FROM silver.wiki"))
+    for event_time, wiki in (
+        (f"{long_ago:%Y-%m-%d %H:%M:%S}", "enwiki"),
+        ("2016-08-16 02:40:00", "testwiki"),
+    ):
+        event_id = str(uuid.uuid4())
+        raw = json.dumps(
+            {
+                "meta": {"id": event_id, "dt": event_time.replace(" ", "T") + "Z"},
+                "wiki": wiki,
+                "type": "edit",
+                "namespace": 0,
+                "title": "Old",
+                "user": "U",
+            }
+        )
+        warehouse.query(
+            "INSERT INTO bronze.wiki_raw (event_id, event_time, wiki, type, ingested_at, raw) "
+            f"VALUES ('{event_id}', '{event_time}', '{wiki}', 'edit', "
+            f"'{long_ago:%Y-%m-%d %H:%M:%S}', '{raw}')"
+        )
+    assert warehouse.scalar(gold_hour.format(old_hour)) == "1"
+    assert warehouse.scalar(silver_hour.format(old_hour)) == "1"
+
+    # back to the default: the run's end shortens the TTL, ClickHouse drops the rows
+    out = warehouse.dbt("run", "--select", "wiki")
+    assert "silver retention of silver.wiki set to 90 days (was 365 days)" in out
+    assert ttl_and_uuid() == ("TTL toDateTime(ingested_at) + toIntervalDay(90)", table_uuid)
+    # the TTL's own materialization runs in the background; this one waits for it
+    warehouse.query("ALTER TABLE silver.wiki MATERIALIZE TTL SETTINGS mutations_sync = 2")
+    old = "SELECT count() FROM silver.wiki WHERE ingested_at < now() - INTERVAL 90 DAY"
+    assert warehouse.scalar(old) == "0"
+    assert int(warehouse.scalar("SELECT count() FROM silver.wiki")) == silver_before
+    assert warehouse.scalar(silver_hour.format(old_hour)) == "0"
+    assert warehouse.scalar(gold_hour.format(old_hour)) == "1"  # gold keeps what silver dropped
+    # the 2016 hour: gold counts the late event too, silver no longer: that hour is left out
+    assert int(warehouse.scalar(gold_hour.format("2016-08-16 02:00:00"))) == in_2016 + 1
+    assert int(warehouse.scalar(silver_hour.format("2016-08-16 02:00:00"))) == in_2016
+    out = warehouse.dbt("test", *NOW)
+    assert "ERROR=0" in out and "assert_gold_matches_silver" in out
+    assert status_of(warehouse) == {"silver": "ok", "gold": "ok"}  # `wiki-events status` too
+
+    # a difference in an hour silver holds whole is caught; one in an hour it dropped is not
+    warehouse.query(
+        "INSERT INTO gold.events_per_hour VALUES "
+        f"('2024-08-22 04:00:00', 'bot', 5), ('{old_hour}', 'bot', 5)"
+    )
+    out = warehouse.dbt("test", "--select", "assert_gold_matches_silver", *NOW, ok=False)
+    assert "FAIL 1 assert_gold_matches_silver" in out
+    assert status_of(warehouse) == {"silver": "ok", "gold": "warn"}
+    # and the hours the bound relies on are checked themselves: an hour silver has that
+    # gold.hours_ingested lost would be compared though it may be incomplete
+    warehouse.query(
+        "ALTER TABLE gold.hours_ingested DELETE WHERE hour = '2024-08-22 04:00:00' "
+        "SETTINGS mutations_sync = 2"
+    )
+    out = warehouse.dbt("test", "--select", "assert_hours_ingested_covers_silver", *NOW, ok=False)
+    assert "FAIL 1 assert_hours_ingested_covers_silver" in out
+
+
+def status_of(warehouse: Warehouse) -> dict[str, str]:
+    """``wiki-events status``'s verdict on silver and gold for this warehouse."""
+    report = Report()
+    check_clickhouse(report, Settings.from_env({"CLICKHOUSE_URL": warehouse.clickhouse_url}))
+    return {line.stage: line.state for line in report.lines if line.stage in ("silver", "gold")}

@@ -19,6 +19,10 @@ DEFAULT_CLICKHOUSE_URL = "http://default:@127.0.0.1:8123/default"
 DEFAULT_STREAM_URL = "https://stream.wikimedia.org/v2/stream/recentchange"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 DEFAULT_RETENTION_DAYS = 90  # bronze's, counted from ingestion
+DEFAULT_SILVER_RETENTION_DAYS = 90  # silver's, counted from ingestion; never below bronze's
+# a retention ClickHouse can hold: ingested_at + this many days stays below DateTime's end
+# (2106); past it the TTL's date wraps around and would drop every row at once
+MAX_RETENTION_DAYS = 50 * 365
 CHECKPOINT_FILE = "reader.checkpoint.json"  # the reader's position, in the data folder
 DEFAULT_DUMPS_URL = "https://dumps.wikimedia.org/other/"
 
@@ -45,6 +49,32 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
         raise SettingError(f"{name}={text!r} is not a number") from None
 
 
+def _days(env: dict[str, str], name: str, default: int, least: int = 1) -> int:
+    """``env[name]`` as a retention in days, ``least`` to ``MAX_RETENTION_DAYS``."""
+    days = _int(env, name, default)
+    if not least <= days <= MAX_RETENTION_DAYS:
+        raise SettingError(
+            f"{name}={days} is not a number of days from {least} to {MAX_RETENTION_DAYS}"
+        )
+    return days
+
+
+def retentions(env: dict[str, str]) -> tuple[int, int]:
+    """Bronze's and silver's retention in days (``BRONZE_RETENTION_DAYS``,
+    ``SILVER_RETENTION_DAYS``). Silver keeps at least as long as bronze: every bronze row
+    is then in silver or silver.wiki_invalid (the reconciliation over bronze's window),
+    and the raw layer, three times silver's bytes per event, is the one to shorten when
+    disk is short. At least 2 days: the reconciliations compare the days before the last."""
+    bronze = _days(env, "BRONZE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS)
+    silver = _days(env, "SILVER_RETENTION_DAYS", DEFAULT_SILVER_RETENTION_DAYS, least=2)
+    if silver < bronze:
+        raise SettingError(
+            f"SILVER_RETENTION_DAYS={silver} is shorter than BRONZE_RETENTION_DAYS={bronze}: "
+            "silver keeps at least as long as bronze (raise it, or shorten bronze's)"
+        )
+    return bronze, silver
+
+
 def _url(env: dict[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
     """``env[name]`` as a URL of one of ``schemes`` with a host (``default`` when unset)."""
     from urllib.parse import urlsplit
@@ -69,7 +99,8 @@ class Settings:
     stream_url: str
     data_dir: Path
     contact: str
-    retention_days: int = DEFAULT_RETENTION_DAYS
+    retention_days: int = DEFAULT_RETENTION_DAYS  # bronze's
+    silver_retention_days: int = DEFAULT_SILVER_RETENTION_DAYS
     dash_basic_auth: str = ""  # "user:password": the dashboard behind HTTP basic auth
     dumps_url: str = DEFAULT_DUMPS_URL
     metrics_port: int = 0  # the reader's / loader's Prometheus endpoint; 0: none
@@ -87,6 +118,7 @@ class Settings:
             env = dict(os.environ)
         http = ("http", "https")
         clickhouse_url = _url(env, "CLICKHOUSE_URL", DEFAULT_CLICKHOUSE_URL, http)
+        bronze_days, silver_days = retentions(env)
         return cls(
             clickhouse_url=clickhouse_url,
             dash_clickhouse_url=_url(env, "DASH_CLICKHOUSE_URL", clickhouse_url, http),
@@ -94,7 +126,8 @@ class Settings:
             stream_url=_url(env, "STREAM_URL", DEFAULT_STREAM_URL, http),
             data_dir=Path(env.get("WIKI_EVENTS_DATA") or "var"),
             contact=env.get("WIKI_EVENTS_CONTACT", ""),
-            retention_days=_int(env, "BRONZE_RETENTION_DAYS", DEFAULT_RETENTION_DAYS),
+            retention_days=bronze_days,
+            silver_retention_days=silver_days,
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
             dumps_url=_url(env, "DUMPS_URL", DEFAULT_DUMPS_URL, http),
             metrics_port=_int(env, "METRICS_PORT", 0),

@@ -14,7 +14,13 @@ from loader.consumer import Options as LoaderOptions
 from reader.emulator import Options as ReplayOptions
 from reader.stream import Options as StreamOptions
 from wiki_core import __version__
-from wiki_core.config import CHECKPOINT_FILE, DEFAULT_RETENTION_DAYS, SettingError, Settings
+from wiki_core.config import (
+    CHECKPOINT_FILE,
+    DEFAULT_RETENTION_DAYS,
+    SettingError,
+    Settings,
+    retentions,
+)
 from wiki_core.unreachable import cause, without_password
 
 from .health import health
@@ -274,6 +280,13 @@ def load(
 
     settings = Settings.from_env()
     days = retention_days or settings.retention_days
+    if retention_days is not None:  # BRONZE_RETENTION_DAYS's rules: silver's at least
+        retentions(
+            {
+                "BRONZE_RETENTION_DAYS": str(retention_days),
+                "SILVER_RETENTION_DAYS": str(settings.silver_retention_days),
+            }
+        )
     try:
         version = migrate(clickhouse_client(settings.clickhouse_url), days, settings.cluster)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator

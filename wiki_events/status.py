@@ -143,7 +143,7 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
             ).result_rows
         }
         if "bronze.wiki_raw" in tables:
-            check_edit_layers(report, client, tables)
+            check_edit_layers(report, client, tables, settings)
         else:
             report.add("bronze", "info", "no bronze.wiki_raw yet: the loader creates it at start")
         from dumps.status import checks as dumps_checks  # the dumps (issue 14), if loaded
@@ -154,13 +154,17 @@ def check_clickhouse(report: Report, settings: Settings) -> None:
         client.close()
 
 
-def check_edit_layers(report: Report, client: Any, tables: set[str]) -> None:
-    """The live edits' bronze, rejects, silver, gold and freshness."""
-    ((count, newest, last_insert),) = client.query(
+def check_edit_layers(report: Report, client: Any, tables: set[str], settings: Settings) -> None:
+    """The live edits' bronze, rejects, silver, gold and freshness. Silver is compared with
+    bronze over the rows bronze still holds, gold with silver over the hours silver still
+    holds whole (their retentions; as wiki_dbt's reconciliations do)."""
+    # rows ingested inside bronze's retention less a day: silver keeps them too
+    held = f"ingested_at >= now64(3) - INTERVAL {settings.retention_days - 1} DAY"
+    ((count, held_count, newest, last_insert),) = client.query(
         # freshness from events not dated in the future (the judge lets through up to
         # its tolerance; rows from before it may be further ahead)
-        "SELECT count(), maxIf(event_time, event_time <= now64(3)), max(ingested_at) "
-        "FROM bronze.wiki_raw"
+        f"SELECT count(), countIf({held}), maxIf(event_time, event_time <= now64(3)), "
+        "max(ingested_at) FROM bronze.wiki_raw"
     ).result_rows
     report.add("bronze", "ok", f"{count:,} events")
     rejects = client.query(
@@ -174,13 +178,18 @@ def check_edit_layers(report: Report, client: Any, tables: set[str]) -> None:
         + (": " + ", ".join(f"{r} {n:,}" for r, n in rejects) if rejects else ""),
     )
     if "silver.wiki" in tables:
-        silver = client.command("SELECT count() FROM silver.wiki")
-        invalid = client.command("SELECT count() FROM silver.wiki_invalid")
-        state = "ok" if int(silver) + int(invalid) == count else "warn"
+        ((silver, silver_held),) = client.query(
+            f"SELECT count(), countIf({held}) FROM silver.wiki"
+        ).result_rows
+        ((invalid, invalid_held),) = client.query(
+            f"SELECT count(), countIf({held}) FROM silver.wiki_invalid"
+        ).result_rows
+        state = "ok" if silver_held + invalid_held == held_count else "warn"
         report.add(
             "silver",
             state,
-            f"{int(silver):,} events, {int(invalid):,} left out (silver.wiki_invalid)",
+            f"{silver:,} events, {invalid:,} left out (silver.wiki_invalid); kept "
+            f"{settings.silver_retention_days} days",
         )
     else:
         report.add("silver", "warn", "silver.wiki missing: run `dbt build` in wiki_dbt/")
@@ -188,7 +197,9 @@ def check_edit_layers(report: Report, client: Any, tables: set[str]) -> None:
         gold = client.command("SELECT sum(events) FROM gold.wiki_totals")
         wikis = client.command("SELECT uniqExact(wiki) FROM gold.wiki_totals")
         models = sum(1 for t in tables if t.startswith("gold.") and not t.endswith("_mv"))
-        agrees = "silver.wiki" not in tables or int(gold) == int(silver)
+        agrees = "silver.wiki" not in tables or gold_agrees_with_silver(
+            client, tables, settings.silver_retention_days
+        )
         report.add(
             "gold",
             "ok" if agrees else "warn",
@@ -210,6 +221,29 @@ def check_edit_layers(report: Report, client: Any, tables: set[str]) -> None:
             f"last insert {age_text((now - naive_utc(last_insert)).total_seconds())} "
             f"ago; ingestion lag {age_text(max(lag, 0))}",
         )
+
+
+def gold_agrees_with_silver(client: Any, tables: set[str], silver_days: int) -> bool:
+    """Gold's events equal silver's over the hours silver still holds whole: those whose
+    first event (gold.hours_ingested) arrived inside silver's retention less a day, and
+    hours silver never had (wiki_dbt/macros/retention.sql silver_holds_hour). Models built
+    before hours_ingested existed: every hour, silver had no retention then."""
+    if "gold.events_per_hour" not in tables:
+        return False
+    held = ""
+    if "gold.hours_ingested" in tables:
+        held = (
+            "NOT IN (SELECT hour FROM gold.hours_ingested GROUP BY hour HAVING "
+            f"min(first_ingested_at) < now64(3) - INTERVAL {silver_days - 1} DAY)"
+        )
+    hour = "toStartOfHour(toDateTime(event_time, 'UTC'))"
+    gold = client.command(
+        f"SELECT sum(events) FROM gold.events_per_hour {'WHERE hour ' + held if held else ''}"
+    )
+    silver = client.command(
+        f"SELECT count() FROM silver.wiki {f'WHERE {hour} {held}' if held else ''}"
+    )
+    return int(gold) == int(silver)
 
 
 def gather(settings: Settings) -> Report:

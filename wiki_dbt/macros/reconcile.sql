@@ -4,14 +4,10 @@
     (now64(3) - interval {{ var('reconcile_lag_minutes') }} minute)
 {%- endmacro %}
 
-{#- Rows bronze still holds: its TTL drops rows past the retention period, silver keeps
-    them, so older rows are left out of the comparison. -#}
-{% macro bronze_still_holds() -%}
-    ingested_at >= now64(3) - interval {{ var('bronze_retention_days') - 1 }} day
-{%- endmacro %}
-
 {#- The rows where a gold table's sums differ from counting silver directly, per key;
-    nothing when they agree. -#}
+    nothing when they agree. Over closed hours that silver holds completely
+    (silver_holds_hour, macros/retention.sql): gold keeps every hour, silver only its
+    retention. -#}
 {% macro gold_differs_from_silver(model_name, keys, bucket_expressions, measure, silver_measure, silver_filter='1') -%}
     select
         '{{ model_name }}' as model,
@@ -22,6 +18,7 @@
         select {{ keys | join(', ') }}, sum({{ measure }}) as gold_value
         from {{ ref(model_name) }}
         where {{ keys[0] }} < toStartOfHour({{ closed_before() }})
+          and {{ silver_holds_hour('toStartOfHour(' ~ keys[0] ~ ')') }}
         group by {{ keys | join(', ') }}
     ) as g
     full outer join (
@@ -32,6 +29,7 @@
         where {{ silver_filter }}
         group by {{ keys | join(', ') }}
         having {{ keys[0] }} < toStartOfHour({{ closed_before() }})
+           and {{ silver_holds_hour('toStartOfHour(' ~ keys[0] ~ ')') }}
     ) as s
     using ({{ keys | join(', ') }})
     where gold_value != silver_value

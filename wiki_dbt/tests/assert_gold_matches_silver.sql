@@ -1,5 +1,6 @@
 {#- Every gold table's sums equal counting silver directly, key by key, for the hours
-    that have closed. Returns the keys where they differ. -#}
+    that have closed and that silver still holds whole (its retention). Returns the keys
+    where they differ. -#}
 
 {%- set minute = "toStartOfMinute(toDateTime(event_time, 'UTC'))" -%}
 {%- set hour = "toStartOfHour(toDateTime(event_time, 'UTC'))" -%}

@@ -1,5 +1,6 @@
 {#- Over all slots, average times weeks observed gives back the hourly sums: the profile
-    divides, it never sums the weeks. -#}
+    divides, it never sums the weeks. Gold against gold (no silver): silver's retention
+    does not touch it. -#}
 
 with
 

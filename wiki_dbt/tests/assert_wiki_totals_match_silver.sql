@@ -1,5 +1,8 @@
 {#- wiki_totals (an AggregatingMergeTree) holds at least every closed event of silver
-    for each wiki, and its first event time is silver's. -#}
+    for each wiki, and its first event time is no later than silver's. Inequalities, so
+    they hold under silver's retention too: wiki_totals keeps every event ever loaded
+    (it has no hours to bound), silver drops rows past its retention, which only lowers
+    silver's side. -#}
 
 with
 

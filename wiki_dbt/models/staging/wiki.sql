@@ -3,8 +3,13 @@
         engine='MergeTree()',
         order_by='(toStartOfHour(event_time), wiki, event_id)',
         partition_by='toYYYYMM(ingested_at)',
+        ttl=silver_ttl(),
     )
 }}
+
+{#- Kept silver_retention_days (SILVER_RETENTION_DAYS) after ingestion, by the TTL in
+    this table's DDL; an existing table's TTL is brought to the setting at the end of
+    every dbt run (macros/retention.sql apply_silver_retention). -#}
 
 with
 
