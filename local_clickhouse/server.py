@@ -618,8 +618,9 @@ class Server:
                     )
             text = bytes(rest)
         # The engine gets the bytes as sent: invalid UTF-8 in a literal is stored as is,
-        # the way INSERT data is (never rewritten to U+FFFD).
-        query = text.strip()
+        # the way INSERT data is (never rewritten to U+FFFD), and the whitespace around
+        # the statement stays, as a server keeps it in system.query_log's text.
+        query = text if text.strip() else b""
         if not query:
             raise ClickHouseError(SYNTAX_ERROR, "Empty query")
         compression = None

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
@@ -69,3 +70,32 @@ def test_dbt_debug_run_rerun_full_refresh_test_docs(tmp_path: Path) -> None:
         assert '"events_incremental"' in (project / "target" / "catalog.json").read_text()
     finally:
         server.stop()
+
+
+def test_query_log_keeps_the_text_as_sent_and_the_projection_used(
+    clickhouse: ClickHouseProcess,
+) -> None:
+    """dbt-clickhouse's projection tests find their query in system.query_log by its
+    leading comment and check which projection answered it; a server logs the text as
+    it came, whitespace around it included."""
+    db = f"dbt_{uuid.uuid4().hex[:8]}"
+    for sql in (
+        f"CREATE DATABASE {db}",
+        f"CREATE TABLE {db}.people (age UInt8, department String, "
+        "PROJECTION by_dept (SELECT department, avg(age) GROUP BY department)) "
+        "ENGINE = MergeTree ORDER BY age",
+        f"INSERT INTO {db}.people VALUES (33, 'eng'), (48, 'eng'), (25, 'sales')",
+    ):
+        assert httpx.post(clickhouse.url, content=sql).status_code == 200
+    marker = uuid.uuid4().hex
+    sent = f" -- {marker}\n  SELECT department, avg(age) FROM {db}.people GROUP BY department\n"
+    reply = httpx.post(clickhouse.url, content=sent + " FORMAT TSV")
+    assert sorted(reply.text.splitlines()) == ["eng\t40.5", "sales\t25"]
+    httpx.post(clickhouse.url, content="SYSTEM FLUSH LOGS")
+    logged = httpx.post(
+        clickhouse.url,
+        params={"param_m": f"%{marker}%"},
+        content="SELECT query, projections FROM system.query_log WHERE query LIKE {m:String} "
+        "AND type = 'QueryFinish' AND query NOT LIKE '%system.query_log%' FORMAT JSONEachRow",
+    ).json()
+    assert logged == {"query": sent + " FORMAT TSV", "projections": [f"{db}.people.by_dept"]}
