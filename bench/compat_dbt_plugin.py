@@ -4,7 +4,12 @@ Its session set-up creates three users with ``CREATE USER`` for its grants tests
 the embedded server refuses (chDB has no writable access storage, see README:
 Security). This lets that set-up statement, and the matching ``DROP USER`` at the end,
 fail with a warning instead of failing every test; the grants tests still meet the
-refusal and are counted as they end. Nothing else in the suite's run is changed.
+refusal and are counted as they end.
+
+It also imports pandas before any test runs: the sample-mode tests freeze the clock with
+freezegun, which walks every loaded module's attributes; that makes clickhouse-connect
+import pandas lazily inside the frozen clock, and the test process segfaults (a client
+crash, whatever the server). Nothing else in the suite's run is changed.
 """
 
 from __future__ import annotations
@@ -19,6 +24,10 @@ _SETUP_USERS = re.compile(r"\s*(CREATE USER IF NOT EXISTS|DROP USER)\s", re.IGNO
 
 def pytest_configure(config: Any) -> None:
     """Wraps clickhouse-connect's ``command`` for the set-up statements only."""
+    import importlib.util
+
+    if importlib.util.find_spec("pandas") is not None:
+        import pandas  # noqa: F401 - loaded before freezegun walks the modules
     from clickhouse_connect.driver.exceptions import DatabaseError
     from clickhouse_connect.driver.httpclient import HttpClient
 
