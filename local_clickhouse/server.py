@@ -618,8 +618,9 @@ class Server:
                     )
             text = bytes(rest)
         # The engine gets the bytes as sent: invalid UTF-8 in a literal is stored as is,
-        # the way INSERT data is (never rewritten to U+FFFD).
-        query = text.strip()
+        # the way INSERT data is (never rewritten to U+FFFD), and the whitespace around
+        # the statement stays, as a server keeps it in system.query_log's text.
+        query = text if text.strip() else b""
         if not query:
             raise ClickHouseError(SYNTAX_ERROR, "Empty query")
         compression = None
@@ -741,10 +742,7 @@ class Server:
             raise self._get_is_readonly(call)
         fmt = sqltext.output_format(query.decode("utf-8", "replace")) or call.format
         streamable = (
-            query_class == 0
-            and kind["statement_count"] == 1
-            and bool(_STREAMABLE.match(fmt))
-            and call.params.get("wait_end_of_query") not in ("1", "true")
+            query_class == 0 and kind["statement_count"] == 1 and bool(_STREAMABLE.match(fmt))
         )
         summary = Summary()
         stream = None
@@ -779,14 +777,20 @@ class Server:
             finish()
             return Started(fmt, summary, [bytes(result.bytes())], None)
         fetcher = _Fetcher(raw, stream, summary, header_lines(fmt), finish)
+        # wait_end_of_query: the whole result before the answer starts (an error is then
+        # the answer's status). It is still fetched as a stream: chDB's one-piece query()
+        # logs the text without its leading whitespace, which a server keeps.
+        whole = call.params.get("wait_end_of_query") in ("1", "true")
         try:
-            first = fetcher.fetch()
-            second = fetcher.fetch() if first is not None else None
+            chunks: list[bytes] = []
+            while (chunk := fetcher.fetch()) is not None:
+                chunks.append(chunk)
+                if len(chunks) == 2 and not whole:
+                    break
         except BaseException:
             fetcher.close()
             raise
-        chunks = [c for c in (first, second) if c is not None]
-        if second is None:
+        if len(chunks) < 2 or whole:
             fetcher.close()
             return Started(fmt, summary, chunks, None)
         return Started(fmt, summary, chunks, fetcher)

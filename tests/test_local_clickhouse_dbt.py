@@ -6,9 +6,11 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
 from .conftest import FIXTURES, ClickHouseProcess
 
@@ -69,3 +71,55 @@ def test_dbt_debug_run_rerun_full_refresh_test_docs(tmp_path: Path) -> None:
         assert '"events_incremental"' in (project / "target" / "catalog.json").read_text()
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("wait_end_of_query", ["0", "1"])
+def test_query_log_keeps_the_text_as_sent_and_the_projection_used(
+    clickhouse: ClickHouseProcess, wait_end_of_query: str
+) -> None:
+    """dbt-clickhouse's projection tests find their query in system.query_log by its
+    leading comment and check which projection answered it; a server logs the text as
+    it came, whitespace around it included, whether the answer streams or waits for the
+    end of the query (clickhouse-connect's way)."""
+    db = f"dbt_{uuid.uuid4().hex[:8]}"
+    for sql in (
+        f"CREATE DATABASE {db}",
+        f"CREATE TABLE {db}.people (age UInt8, department String, "
+        "PROJECTION by_dept (SELECT department, avg(age) GROUP BY department)) "
+        "ENGINE = MergeTree ORDER BY age",
+        f"INSERT INTO {db}.people VALUES (33, 'eng'), (48, 'eng'), (25, 'sales')",
+    ):
+        assert httpx.post(clickhouse.url, content=sql).status_code == 200
+    marker = uuid.uuid4().hex
+    sent = f" -- {marker}\n  SELECT department, avg(age) FROM {db}.people GROUP BY department\n"
+    reply = httpx.post(
+        clickhouse.url,
+        params={"wait_end_of_query": wait_end_of_query},
+        content=sent + " FORMAT TSV",
+    )
+    assert sorted(reply.text.splitlines()) == ["eng\t40.5", "sales\t25"]
+    httpx.post(clickhouse.url, content="SYSTEM FLUSH LOGS")
+    logged = httpx.post(
+        clickhouse.url,
+        params={"param_m": f"%{marker}%"},
+        content="SELECT query, projections FROM system.query_log WHERE query LIKE {m:String} "
+        "AND type = 'QueryFinish' AND query NOT LIKE '%system.query_log%' FORMAT JSONEachRow",
+    ).json()
+    assert logged == {"query": sent + " FORMAT TSV", "projections": [f"{db}.people.by_dept"]}
+
+
+def test_wait_end_of_query_answers_a_late_error_with_its_status(
+    clickhouse: ClickHouseProcess,
+) -> None:
+    """With wait_end_of_query the whole result is made before the answer starts, so an
+    error half-way through the rows is the answer's status, not text after a 200."""
+    sql = "SELECT throwIf(number = 300000) FROM numbers(500000) FORMAT TSV"
+    reply = httpx.post(clickhouse.url, params={"wait_end_of_query": "1"}, content=sql)
+    assert reply.status_code == 500
+    assert reply.headers["X-ClickHouse-Exception-Code"] == "395"
+    whole = httpx.post(
+        clickhouse.url,
+        params={"wait_end_of_query": "1"},
+        content="SELECT number FROM numbers(300000) FORMAT TSV",
+    )
+    assert whole.status_code == 200 and len(whole.text.splitlines()) == 300000
