@@ -204,13 +204,14 @@ class Server:
         users: Users,
         max_decompressed: int = MAX_DECOMPRESSED_BYTES,
         receive_timeout: float = 30.0,
+        allow_network: bool = False,
     ) -> None:
         self.max_decompressed = max_decompressed
         self.receive_timeout = receive_timeout
         self.engine = engine
         self.users = users
         self.sessions = Sessions(engine)
-        self.guard = Guard(str(engine.user_files))
+        self.guard = Guard(str(engine.user_files), allow_network)
         self.hostname = engine.info.display_name or socket.gethostname()
 
     # -- the Starlette app -------------------------------------------------------------
