@@ -42,7 +42,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import codecs, sqltext
-from .engine import Connection, Engine, Sessions
+from .engine import Connection, Engine, Session, Sessions
 from .errors import (
     AUTHENTICATION_FAILED,
     BAD_ARGUMENTS,
@@ -191,6 +191,7 @@ class Call:
     readonly_method: bool = False
     form_body: bool = False  # the body was a form, already read: the query is in its fields
     query_bytes: bytes = b""  # the query parameter's bytes as sent (percent-decoded)
+    session: Session | None = None  # the HTTP session the request runs in, once opened
 
     @property
     def format(self) -> str:
@@ -298,8 +299,12 @@ class Server:
     def _base_headers(
         self, query_id: str, fmt: str | None = None, call: Call | None = None
     ) -> dict[str, str]:
-        # the session_timezone a request sets in its URL is the time zone it reads in
-        timezone = (call.settings.get("session_timezone") if call else None) or ""
+        # the session_timezone a request sets in its URL, or its session SET, is the
+        # time zone it reads in
+        timezone = ""
+        if call:
+            timezone = call.settings.get("session_timezone") or ""
+            timezone = timezone or (call.session.timezone if call.session else "")
         headers = {
             "X-ClickHouse-Query-Id": query_id,
             "X-ClickHouse-Timezone": timezone or self.engine.info.timezone,
@@ -466,6 +471,7 @@ class Server:
         except BaseException:
             self.sessions.release(session)
             raise
+        call.session = session
         close = call.params.get("close_session") in ("1", "true")
 
         def release() -> None:
@@ -789,6 +795,10 @@ class Server:
                 if restore:
                     raw.query(restore, "TSV")
             summary.add(result)
+            if call.session and query_class == 3 and b"session_timezone" in query.lower():
+                # a SET of the session's time zone: its replies say it from now on
+                tz = raw.query("SELECT getSetting('session_timezone')", "TSVRaw").bytes()
+                call.session.timezone = bytes(tz).decode().strip()
             finish()
             # A statement that makes no result set (DDL, INSERT, SET, SYSTEM...) is
             # answered without X-ClickHouse-Format, which tells clients (clickhouse-connect's

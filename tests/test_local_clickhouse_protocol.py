@@ -281,3 +281,26 @@ def test_show_create_of_a_system_table(ch_client) -> None:  # type: ignore[no-un
 
     with pytest.raises(DatabaseError, match="UNKNOWN_TABLE"):
         ch_client.query("SHOW CREATE TABLE system.no_such_table")
+
+
+def test_a_sessions_time_zone_is_the_one_its_replies_name(
+    ch_client,
+    clickhouse: ClickHouseProcess,  # type: ignore[no-untyped-def]
+) -> None:
+    session = {"session_id": ch_client.get_client_setting("session_id")}
+    ch_client.command("SET session_timezone = 'America/Denver'")
+    r = httpx.post(
+        clickhouse.url, params=session, content="SELECT toDateTime('2023-03-18 16:04:25')"
+    )
+    assert (r.text, r.headers["X-ClickHouse-Timezone"]) == (
+        "2023-03-18 16:04:25\n",
+        "America/Denver",
+    )
+    value = ch_client.query("SELECT toDateTime('2023-03-18 16:04:25') AS d").first_row[0]
+    assert (value.hour, str(value.tzinfo)) == (16, "America/Denver")
+    # another session, and the same one once it resets, read in the server's zone
+    other = httpx.post(clickhouse.url, params={"session_id": uuid.uuid4().hex}, content="SELECT 1")
+    assert other.headers["X-ClickHouse-Timezone"] != "America/Denver"
+    ch_client.command("SET session_timezone = ''")
+    r = httpx.post(clickhouse.url, params=session, content="SELECT 1")
+    assert r.headers["X-ClickHouse-Timezone"] == other.headers["X-ClickHouse-Timezone"]
