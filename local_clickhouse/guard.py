@@ -268,6 +268,13 @@ class Guard:
         lowered = query.lower()
         return any(t.encode() in lowered for t in _TRIGGERS)
 
+    @staticmethod
+    def could_name_file(query: bytes) -> bool:
+        """Whether the text could name a file function (the network ones are table
+        functions and engines, which INSERT ... VALUES data cannot call)."""
+        lowered = query.lower()
+        return any(t.encode() in lowered for t in _FILE_TRIGGERS)
+
     def check(
         self,
         raw: Any,

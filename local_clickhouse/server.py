@@ -778,6 +778,7 @@ class Server:
             # text could name a guarded function, the values are read as literals only.
             literal_values = (
                 parsed is not None
+                and self.guard.could_name_file(query)
                 and parsed.root.startswith("InsertQuery")
                 and not parsed.insert_select
                 and not call.user.readonly

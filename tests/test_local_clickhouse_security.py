@@ -459,6 +459,19 @@ def test_no_outbound_network_by_default(
             listener.accept()  # the engine never tried to connect
 
 
+def test_values_naming_network_functions_keep_their_expressions(
+    clickhouse: ClickHouseProcess, db: str
+) -> None:
+    # VALUES data cannot call a table function, so words like s3 or http leave its
+    # expressions (and an INSERT's own SETTINGS) working
+    table = f"{db}.w"
+    send(clickhouse, f"CREATE TABLE {table} (s String) ENGINE = MergeTree ORDER BY s")
+    sql = f"INSERT INTO {table} SETTINGS max_threads = 1 VALUES ('s3 http'), (toString(1 + 1))"
+    r = send(clickhouse, sql)
+    assert r.status_code == 200, r.text
+    assert send(clickhouse, f"SELECT s FROM {table} ORDER BY s").text == "2\ns3 http\n"
+
+
 def test_the_admin_may_allow_network_access(tmp_path: Path) -> None:
     mp = pytest.MonkeyPatch()
     mp.setenv("LOCAL_CLICKHOUSE_ALLOW_NETWORK", "1")
