@@ -172,6 +172,7 @@ class Session:
     timeout: float
     lock: threading.Lock = field(default_factory=threading.Lock)
     last_used: float = field(default_factory=time.monotonic)
+    timezone: str = ""  # the session_timezone the session SET, "" for the server's
 
     def expired(self, now: float) -> bool:
         return not self.lock.locked() and now - self.last_used > self.timeout

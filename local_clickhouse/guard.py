@@ -25,7 +25,10 @@ The rules, for every user including the admin:
   source's strings (SQL the engine runs itself) may not name a guarded function;
 - INSERT ... VALUES data is outside the parse: the server reads it as literals only
   when its text could name a guarded function (server.py);
-- read-only users and GET requests may not ``KILL`` or run ``SYSTEM`` statements.
+- read-only users and GET requests may not ``KILL`` or run ``SYSTEM`` statements;
+- nothing reaches other hosts (``url``, ``s3``, ``remote``, ``mysql``... as table
+  functions, engines or dictionary sources, UNACCEPTABLE_URL) unless the admin
+  allows network access when starting the server (``LOCAL_CLICKHOUSE_ALLOW_NETWORK``).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from .errors import (
     DATABASE_ACCESS_DENIED,
     INTO_OUTFILE_NOT_ALLOWED,
     READONLY,
+    UNACCEPTABLE_URL,
     ClickHouseError,
 )
 
@@ -64,12 +68,68 @@ PATH_FUNCTIONS = frozenset(
     }
 )
 URL_FUNCTIONS = frozenset({"url", "urlcluster"})
+# Table functions, table and database engines and dictionary sources that reach other
+# hosts: refused unless the admin allows network access (LOCAL_CLICKHOUSE_ALLOW_NETWORK).
+# (A server's remote_url_allow_hosts would do this, but chDB does not apply it.)
+NETWORK_FUNCTIONS = URL_FUNCTIONS | frozenset(
+    {
+        "s3",
+        "s3cluster",
+        "s3queue",
+        "gcs",
+        "oss",
+        "cosn",
+        "remote",
+        "remotesecure",
+        "cluster",
+        "clusterallreplicas",
+        "distributed",
+        "mysql",
+        "materializedmysql",
+        "postgresql",
+        "materializedpostgresql",
+        "mongodb",
+        "redis",
+        "hdfs",
+        "hdfscluster",
+        "azureblobstorage",
+        "azureblobstoragecluster",
+        "azurequeue",
+        "iceberg",
+        "icebergs3",
+        "icebergs3cluster",
+        "icebergazure",
+        "icebergazurecluster",
+        "iceberghdfs",
+        "iceberghdfscluster",
+        "deltalake",
+        "deltalakes3",
+        "deltalakecluster",
+        "deltalakeazure",
+        "hudi",
+        "hudicluster",
+        "paimon",
+        "paimons3",
+        "paimonazure",
+        "paimonhdfs",
+        "jdbc",
+        "odbc",
+        "kafka",
+        "nats",
+        "rabbitmq",
+        "arrowflight",
+        "ytsaurus",
+        "http",
+        "cassandra",
+        "externaldistributed",
+    }
+)
 # Dictionary sources that run programs or load libraries.
 PROGRAM_SOURCES = frozenset({"executable", "executable_pool", "library"})
 
 # Every guarded name contains one of these; a query whose text (lower-cased) contains
 # none of them and no backslash cannot reach a guarded function.
-_TRIGGERS = (
+_FILE_TRIGGERS = (
     "file",
     "url",
     "sqlite",
@@ -79,6 +139,37 @@ _TRIGGERS = (
     "library",
     "\\",
 )
+# ... and every name in NETWORK_FUNCTIONS one of these (url is above): s3, gcs, cosn,
+# remote, cluster, mysql, postgresql, mongodb, redis, hdfs, azure..., iceberg, deltalake,
+# hudi, paimon, jdbc, odbc, kafka, nats, rabbitmq, arrowflight, ytsaurus, http,
+# cassandra, (external)distributed.
+_NETWORK_TRIGGERS = (
+    "s3",
+    "gcs",
+    "oss",
+    "cosn",
+    "remote",
+    "cluster",
+    "sql",
+    "mongo",
+    "redis",
+    "hdfs",
+    "azure",
+    "iceberg",
+    "delta",
+    "hudi",
+    "paimon",
+    "dbc",
+    "kafka",
+    "nats",
+    "rabbit",
+    "flight",
+    "ytsaurus",
+    "http",
+    "cassandra",
+    "distributed",
+)
+_TRIGGERS = _FILE_TRIGGERS + _NETWORK_TRIGGERS
 
 _LINE = re.compile(r"^( *)(\S.*?)\s*$")
 _NODE = re.compile(r"^(Function|FunctionWithKeyValueArguments)\s+(\S+)")
@@ -142,8 +233,9 @@ def _escaped(value: str) -> str:
 
 
 class Guard:
-    def __init__(self, user_files: str) -> None:
+    def __init__(self, user_files: str, allow_network: bool = False) -> None:
         self.user_files = os.path.normpath(user_files)
+        self.allow_network = allow_network
 
     # -- paths -------------------------------------------------------------------------
 
@@ -175,6 +267,13 @@ class Guard:
     def needs_parse(query: bytes) -> bool:
         lowered = query.lower()
         return any(t.encode() in lowered for t in _TRIGGERS)
+
+    @staticmethod
+    def could_name_file(query: bytes) -> bool:
+        """Whether the text could name a file function (the network ones are table
+        functions and engines, which INSERT ... VALUES data cannot call)."""
+        lowered = query.lower()
+        return any(t.encode() in lowered for t in _FILE_TRIGGERS)
 
     def check(
         self,
@@ -238,11 +337,18 @@ class Guard:
                     f"Dictionary source {name.upper()} runs programs on the server and is "
                     "not allowed in the embedded ClickHouse",
                 )
-            if kind == "FunctionWithKeyValueArguments" and name not in PATH_FUNCTIONS:
-                self._check_source_strings(name, args)
             if name in URL_FUNCTIONS:
                 self._check_url(name, args)
-            elif name in PATH_FUNCTIONS:
+            if name in NETWORK_FUNCTIONS and not self.allow_network:
+                raise ClickHouseError(
+                    UNACCEPTABLE_URL,
+                    f"{m.group(2)} reaches other hosts over the network, which the embedded "
+                    "ClickHouse refuses unless its admin allows it "
+                    "(LOCAL_CLICKHOUSE_ALLOW_NETWORK=1 when starting `wiki-events clickhouse`)",
+                )
+            if kind == "FunctionWithKeyValueArguments" and name not in PATH_FUNCTIONS:
+                self._check_source_strings(name, args)
+            if name in PATH_FUNCTIONS:
                 if in_udf:
                     raise ClickHouseError(
                         ACCESS_DENIED,
@@ -337,7 +443,8 @@ class Guard:
         for node in args:
             lit = _LITERAL.match(node.text)
             value = _unquote(lit.group(1)) if lit else None
-            if value is not None and self.needs_parse(value.encode()):
+            triggers = _FILE_TRIGGERS if self.allow_network else _TRIGGERS
+            if value is not None and any(t in value.lower() for t in triggers):
                 raise ClickHouseError(
                     DATABASE_ACCESS_DENIED,
                     f"Dictionary source {source.upper()}: a string that could name a file or "

@@ -172,6 +172,10 @@ def serve(
     if max_decompressed is None:
         max_decompressed = _env_int("LOCAL_CLICKHOUSE_MAX_DECOMPRESSED", MAX_DECOMPRESSED_BYTES)
     receive_timeout = float(_env_int("LOCAL_CLICKHOUSE_RECEIVE_TIMEOUT", int(RECEIVE_TIMEOUT)))
+    # url(), s3(), remote() and their kin reach other hosts only when the admin says so
+    allow_network = os.environ.get("LOCAL_CLICKHOUSE_ALLOW_NETWORK", "").strip().lower()
+    if allow_network not in ("", "0", "1", "false", "true"):
+        raise StartupError(f"LOCAL_CLICKHOUSE_ALLOW_NETWORK must be 0 or 1, not {allow_network!r}")
     sock = bind(host, port)
     # Engine calls run on worker threads; a shorter switch interval hands the GIL back
     # to the event loop sooner when a worker finishes (about 1 ms off a small query).
@@ -190,7 +194,8 @@ def serve(
         # make it the user files folder, as a real server resolves them from its
         # user_files_path.
         os.chdir(engine.user_files)
-        app = Server(engine, users, max_decompressed, receive_timeout).app()
+        network = allow_network in ("1", "true")
+        app = Server(engine, users, max_decompressed, receive_timeout, network).app()
         protocol = type("Protocol", (_Protocol,), {"receive_timeout": receive_timeout})
         config = uvicorn.Config(
             app,

@@ -42,7 +42,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from . import codecs, sqltext
-from .engine import Connection, Engine, Sessions
+from .engine import Connection, Engine, Session, Sessions
 from .errors import (
     AUTHENTICATION_FAILED,
     BAD_ARGUMENTS,
@@ -191,6 +191,7 @@ class Call:
     readonly_method: bool = False
     form_body: bool = False  # the body was a form, already read: the query is in its fields
     query_bytes: bytes = b""  # the query parameter's bytes as sent (percent-decoded)
+    session: Session | None = None  # the HTTP session the request runs in, once opened
 
     @property
     def format(self) -> str:
@@ -204,13 +205,14 @@ class Server:
         users: Users,
         max_decompressed: int = MAX_DECOMPRESSED_BYTES,
         receive_timeout: float = 30.0,
+        allow_network: bool = False,
     ) -> None:
         self.max_decompressed = max_decompressed
         self.receive_timeout = receive_timeout
         self.engine = engine
         self.users = users
         self.sessions = Sessions(engine)
-        self.guard = Guard(str(engine.user_files))
+        self.guard = Guard(str(engine.user_files), allow_network)
         self.hostname = engine.info.display_name or socket.gethostname()
 
     # -- the Starlette app -------------------------------------------------------------
@@ -297,8 +299,12 @@ class Server:
     def _base_headers(
         self, query_id: str, fmt: str | None = None, call: Call | None = None
     ) -> dict[str, str]:
-        # the session_timezone a request sets in its URL is the time zone it reads in
-        timezone = (call.settings.get("session_timezone") if call else None) or ""
+        # the session_timezone a request sets in its URL, or its session SET, is the
+        # time zone it reads in
+        timezone = ""
+        if call:
+            timezone = call.settings.get("session_timezone") or ""
+            timezone = timezone or (call.session.timezone if call.session else "")
         headers = {
             "X-ClickHouse-Query-Id": query_id,
             "X-ClickHouse-Timezone": timezone or self.engine.info.timezone,
@@ -465,6 +471,7 @@ class Server:
         except BaseException:
             self.sessions.release(session)
             raise
+        call.session = session
         close = call.params.get("close_session") in ("1", "true")
 
         def release() -> None:
@@ -494,9 +501,8 @@ class Server:
 
         def restore() -> None:
             if before and not call.user.readonly:
-                assignments = ", ".join(f"{k} = {quote(v)}" for k, v in before.items())
                 try:
-                    conn.raw.query(f"SET {assignments}", "TSV")
+                    conn.raw.query(f"SET {_assignments(before)}", "TSV")
                 except Exception:  # noqa: BLE001 - a setting the session cannot reset
                     pass
             if database:
@@ -545,6 +551,14 @@ class Server:
         database = call.params.get("database")
         if database:
             conn.raw.query(f"USE {_ident(database)}", "TSV")
+        settings = dict(call.settings)
+        if call.external:
+            # External data is read with the request's settings (input_format_allow_errors_num
+            # and the like), as on a server; readonly comes last, once the tables exist.
+            early = {k: v for k, v in settings.items() if k != "readonly"}
+            if early:
+                conn.raw.query(f"SET {_assignments(early)}", "TSV")
+                settings = {k: v for k, v in settings.items() if k not in early}
         for name, structure, fmt, data in call.external:
             # The structure is a query parameter the engine parses as a column list
             # (name type pairs) and nothing else: never pasted into the DDL's text.
@@ -556,9 +570,13 @@ class Server:
             )
             if data:
                 inserter = conn.raw.send_insert(f"INSERT INTO {_ident(name)}", fmt)
-                conn.raw.insert_append(inserter, data)
-                conn.raw.insert_done(inserter)
-        settings = dict(call.settings)
+                try:
+                    conn.raw.insert_append(inserter, data)
+                    conn.raw.insert_done(inserter)
+                except BaseException:
+                    # a session's connection must not stay inside a failed insert
+                    _cancel_insert(conn.raw, inserter)
+                    raise
         if call.readonly_method and not in_session and not call.user.readonly:
             # GET is read-only by the engine's decision: once the URL's settings are
             # applied the connection turns readonly=1, and the engine refuses writes,
@@ -579,8 +597,7 @@ class Server:
         if quiet:
             settings.setdefault("log_queries", "1")
         if settings:
-            assignments = ", ".join(f"{k} = {quote(v)}" for k, v in settings.items())
-            conn.raw.query(f"SET {assignments}", "TSV")
+            conn.raw.query(f"SET {_assignments(settings)}", "TSV")
 
     @staticmethod
     def _drop_external(conn: Connection, call: Call) -> None:
@@ -759,6 +776,7 @@ class Server:
             # text could name a guarded function, the values are read as literals only.
             literal_values = (
                 parsed is not None
+                and self.guard.could_name_file(query)
                 and parsed.root.startswith("InsertQuery")
                 and not parsed.insert_select
                 and not call.user.readonly
@@ -769,13 +787,23 @@ class Server:
             try:
                 result = raw.query(query, fmt, params=call.query_params)
             except Exception as exc:  # noqa: BLE001 - re-raised, explained if it can be
-                raise _access_management_hint(exc, query) from exc
+                result = _show_create_system_table(raw, exc, query, fmt)
+                if result is None:
+                    raise _access_management_hint(exc, query) from exc
             finally:
                 if restore:
                     raw.query(restore, "TSV")
             summary.add(result)
+            if call.session and query_class == 3 and b"session_timezone" in query.lower():
+                # a SET of the session's time zone: its replies say it from now on
+                tz = raw.query("SELECT getSetting('session_timezone')", "TSVRaw").bytes()
+                call.session.timezone = bytes(tz).decode().strip()
             finish()
-            return Started(fmt, summary, [bytes(result.bytes())], None)
+            # A statement that makes no result set (DDL, INSERT, SET, SYSTEM...) is
+            # answered without X-ClickHouse-Format, which tells clients (clickhouse-connect's
+            # command) that there is no result to read, only the summary.
+            result_set = query_class == 0 or _first_word(query) == "KILL"
+            return Started(fmt if result_set else None, summary, [bytes(result.bytes())], None)
         fetcher = _Fetcher(raw, stream, summary, header_lines(fmt), finish)
         # wait_end_of_query: the whole result before the answer starts (an error is then
         # the answer's status). It is still fetched as a stream: chDB's one-piece query()
@@ -797,6 +825,8 @@ class Server:
 
     def _reply(self, call: Call, started: Started, compression: str | None) -> Response:
         headers = self._base_headers(call.query_id, started.format, call)
+        if started.format is None:
+            headers["Content-Type"] = "text/plain; charset=UTF-8"
         summary = started.summary
         summary.result_bytes = sum(len(c) for c in started.chunks)
         headers["X-ClickHouse-Summary"] = summary.header()
@@ -845,7 +875,7 @@ class Server:
 class Started:
     """A query that has begun: its first chunks, and the fetcher for the rest (if any)."""
 
-    format: str
+    format: str | None  # None: the statement made no result set
     summary: Summary
     chunks: list[bytes]
     fetcher: _Fetcher | None
@@ -889,6 +919,10 @@ class _Fetcher:
         self._finish()
 
 
+def _assignments(settings: dict[str, str]) -> str:
+    return ", ".join(f"{k} = {quote(v)}" for k, v in settings.items())
+
+
 def _cancel_insert(raw: Any, inserter: Any) -> None:
     try:
         raw.insert_cancel(inserter)
@@ -919,7 +953,41 @@ def _literal_values_only(raw: Any) -> str:
     ).bytes()
     before = dict(json.loads(line) for line in bytes(rows).splitlines() if line)
     raw.query("SET " + ", ".join(f"{n} = 0" for n in _VALUES_EXPRESSIONS), "TSV")
-    return "SET " + ", ".join(f"{k} = {quote(v)}" for k, v in before.items())
+    return "SET " + _assignments(before)
+
+
+def _first_word(query: bytes) -> str:
+    first = next(sqltext.tokens(query.decode("utf-8", "replace")), None)
+    return first[2] if first else ""
+
+
+_NO_SYSTEM_METADATA = re.compile(r"There is no metadata of table (\w+) in database (system)\b")
+# SHOW CREATE of a system table, which chDB has no metadata for: the statement a server
+# prints, built from system.tables and system.columns.
+_SYSTEM_CREATE = r"""SELECT concat('CREATE TABLE ', database, '.', name, '\n(\n',
+    (SELECT arrayStringConcat(groupArray(concat('    `', name, '` ', type)), ',\n')
+     FROM (SELECT name, type FROM system.columns
+           WHERE database = {db:String} AND table = {table:String} ORDER BY position)),
+    '\n)\nENGINE = ', engine,
+    if(comment = '', '',
+       concat('\nCOMMENT \'', replaceAll(replaceAll(comment, '\\', '\\\\'), '\'', '\\\''), '\'')))
+    AS statement
+FROM system.tables WHERE database = {db:String} AND name = {table:String}"""
+
+
+def _show_create_system_table(raw: Any, exc: Exception, query: bytes, fmt: str) -> Any:
+    """The result of ``SHOW CREATE`` for a system table the engine has no metadata for,
+    or None (then the engine's error stands, as for a table that does not exist)."""
+    found = _NO_SYSTEM_METADATA.search(str(exc))
+    if found is None or _first_word(query) != "SHOW":
+        return None
+    params = {"db": found[2], "table": found[1]}
+    exists = (
+        "SELECT count() FROM system.tables WHERE database = {db:String} AND name = {table:String}"
+    )
+    if raw.query(exists, "TSV", params=params).bytes() != b"1\n":
+        return None
+    return raw.query(_SYSTEM_CREATE, fmt, params=params)
 
 
 _ACCESS_OBJECTS = {"USER", "ROLE", "QUOTA", "ROW", "POLICY", "SETTINGS", "PROFILE"}

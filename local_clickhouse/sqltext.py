@@ -102,5 +102,7 @@ def output_format(query: str) -> str | None:
     for idx in range(len(tokens) - 2, -1, -1):
         if tokens[idx][2] == "FORMAT":
             start, end, _ = tokens[idx + 1]
+            if "(" in query[tokens[idx][1] : start]:
+                continue  # the format() table function: format(name, ...)
             return query[start:end]
     return None

@@ -222,3 +222,85 @@ def test_a_stalled_insert_body_times_out_and_releases_its_connection(
         assert b" 503 " in sock.recv(4096)
     r = httpx.post(server.url, content="SELECT 5", params={"session_id": sid}, auth=admin)
     assert r.text == "5\n", r.text
+
+
+# -- clickhouse-connect's integration suite: what a real server answers ----------------------
+# (issue 15 item 9; the figures are bench/compat_connect.py's)
+
+
+def test_external_data_is_read_with_the_requests_settings(ch_client) -> None:  # type: ignore[no-untyped-def]
+    from clickhouse_connect.driver.exceptions import DatabaseError
+    from clickhouse_connect.driver.external import ExternalData
+
+    def ext() -> ExternalData:
+        rows = b"a,1\nbad,x\nb,2\n"
+        return ExternalData(
+            file_name="ext.csv", data=rows, fmt="CSV", structure="s String, n UInt8"
+        )
+
+    # the URL's input settings hold while the external table is read, as on a server
+    allow = {"input_format_allow_errors_num": 1}
+    assert ch_client.command("SELECT sum(n) FROM ext", external_data=ext(), settings=allow) == 3
+    # without them the bad row is an error, and the session is usable after it
+    with pytest.raises(DatabaseError, match="INCORRECT_DATA"):
+        ch_client.command("SELECT sum(n) FROM ext", external_data=ext())
+    assert ch_client.command("SELECT 7") == 7
+
+
+def test_a_statement_without_a_result_set_has_no_format(
+    ch_client,
+    clickhouse: ClickHouseProcess,  # type: ignore[no-untyped-def]
+) -> None:
+    from clickhouse_connect.driver.summary import QuerySummary
+
+    summary = ch_client.command("DROP TABLE IF EXISTS no_such_table_at_all")
+    assert isinstance(summary, QuerySummary)
+    assert uuid.UUID(summary.query_id())
+    assert "query_id" in ch_client.query("SET max_threads = 1").first_item
+    # a read with no rows still has a (empty) result set
+    assert ch_client.command("SELECT 13 WHERE 0") == ""
+    r = httpx.post(clickhouse.url, content="SET max_threads = 1")
+    assert r.status_code == 200 and "X-ClickHouse-Format" not in r.headers
+    r = httpx.post(clickhouse.url, content="SELECT 1 WHERE 0")
+    assert r.headers["X-ClickHouse-Format"] == "TabSeparated"
+
+
+def test_the_format_function_is_not_a_format_clause(ch_client) -> None:  # type: ignore[no-untyped-def]
+    csv = {"$xx$": b"col1,col2\n100,700"}
+    query = "SELECT col2, col1 FROM format(CSVWithNames, $xx$)"
+    assert ch_client.raw_query(query, parameters=csv) == b"700\t100\n"
+    assert ch_client.raw_query(query + " FORMAT CSV", parameters=csv) == b"700,100\n"
+
+
+def test_show_create_of_a_system_table(ch_client) -> None:  # type: ignore[no-untyped-def]
+    statement = ch_client.query("SHOW CREATE TABLE system.tables").first_item["statement"]
+    assert statement.startswith("CREATE TABLE system.tables\n(\n    `database` String,")
+    assert "\nENGINE = SystemTables" in statement
+    assert ch_client.command("SHOW CREATE TABLE system.one").startswith("CREATE TABLE system.one")
+    from clickhouse_connect.driver.exceptions import DatabaseError
+
+    with pytest.raises(DatabaseError, match="UNKNOWN_TABLE"):
+        ch_client.query("SHOW CREATE TABLE system.no_such_table")
+
+
+def test_a_sessions_time_zone_is_the_one_its_replies_name(
+    ch_client,
+    clickhouse: ClickHouseProcess,  # type: ignore[no-untyped-def]
+) -> None:
+    session = {"session_id": ch_client.get_client_setting("session_id")}
+    ch_client.command("SET session_timezone = 'America/Denver'")
+    r = httpx.post(
+        clickhouse.url, params=session, content="SELECT toDateTime('2023-03-18 16:04:25')"
+    )
+    assert (r.text, r.headers["X-ClickHouse-Timezone"]) == (
+        "2023-03-18 16:04:25\n",
+        "America/Denver",
+    )
+    value = ch_client.query("SELECT toDateTime('2023-03-18 16:04:25') AS d").first_row[0]
+    assert (value.hour, str(value.tzinfo)) == (16, "America/Denver")
+    # another session, and the same one once it resets, read in the server's zone
+    other = httpx.post(clickhouse.url, params={"session_id": uuid.uuid4().hex}, content="SELECT 1")
+    assert other.headers["X-ClickHouse-Timezone"] != "America/Denver"
+    ch_client.command("SET session_timezone = ''")
+    r = httpx.post(clickhouse.url, params=session, content="SELECT 1")
+    assert r.headers["X-ClickHouse-Timezone"] == other.headers["X-ClickHouse-Timezone"]

@@ -421,3 +421,71 @@ def test_settings_that_name_files_cannot_change(
         r = send(clickhouse, sql, **params)
         assert code(r) == 452, (sql, params, r.text)
     assert not target.exists()
+
+
+# -- no outbound network access unless the admin allows it --------------------------------
+
+NETWORK_ATTEMPTS = [
+    "SELECT * FROM url('http://127.0.0.1:{port}/x', 'CSV', 'a String')",
+    "SELECT * FROM URL('https://127.0.0.1:{port}/x', 'CSV', 'a String')",
+    "SELECT * FROM s3('http://127.0.0.1:{port}/b/x.csv', 'CSV', 'a String')",
+    "SELECT * FROM remote('127.0.0.1:{port}', system.one)",
+    "SELECT * FROM remoteSecure('127.0.0.1:{port}', system.one)",
+    "SELECT * FROM mysql('127.0.0.1:{port}', 'db', 't', 'u', 'p')",
+    "SELECT * FROM postgresql('127.0.0.1:{port}', 'db', 't', 'u', 'p')",
+    "SELECT * FROM `u\\x72l`('http://127.0.0.1:{port}/x', 'CSV', 'a String')",
+    "CREATE TABLE {db}.n (a String) ENGINE = URL('http://127.0.0.1:{port}/x', 'CSV')",
+    "CREATE TABLE {db}.n (a String) ENGINE = S3('http://127.0.0.1:{port}/b/x', 'CSV')",
+    "CREATE DICTIONARY {db}.d (a String) PRIMARY KEY a "
+    "SOURCE(HTTP(url 'http://127.0.0.1:{port}/x' format 'CSV')) LAYOUT(FLAT()) LIFETIME(0)",
+]
+
+
+@pytest.mark.parametrize("template", NETWORK_ATTEMPTS)
+def test_no_outbound_network_by_default(
+    clickhouse: ClickHouseProcess, db: str, template: str
+) -> None:
+    import socket
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.settimeout(0.2)
+        sql = template.format(port=listener.getsockname()[1], db=db)
+        r = send(clickhouse, sql)
+        assert code(r) == 481, r.text
+        assert "LOCAL_CLICKHOUSE_ALLOW_NETWORK" in r.text
+        with pytest.raises(TimeoutError):
+            listener.accept()  # the engine never tried to connect
+
+
+def test_values_naming_network_functions_keep_their_expressions(
+    clickhouse: ClickHouseProcess, db: str
+) -> None:
+    # VALUES data cannot call a table function, so words like s3 or http leave its
+    # expressions (and an INSERT's own SETTINGS) working
+    table = f"{db}.w"
+    send(clickhouse, f"CREATE TABLE {table} (s String) ENGINE = MergeTree ORDER BY s")
+    sql = f"INSERT INTO {table} SETTINGS max_threads = 1 VALUES ('s3 http'), (toString(1 + 1))"
+    r = send(clickhouse, sql)
+    assert r.status_code == 200, r.text
+    assert send(clickhouse, f"SELECT s FROM {table} ORDER BY s").text == "2\ns3 http\n"
+
+
+def test_the_admin_may_allow_network_access(tmp_path: Path) -> None:
+    mp = pytest.MonkeyPatch()
+    mp.setenv("LOCAL_CLICKHOUSE_ALLOW_NETWORK", "1")
+    try:
+        server = ClickHouseProcess(tmp_path / "data").start()
+    finally:
+        mp.undo()
+    try:
+        # the server reads a query result of its own over HTTP through url()
+        inner = f"{server.url}/?query=SELECT%2042"
+        r = send(server, f"SELECT * FROM url('{inner}', 'TSV', 'x UInt8')", auth=None)
+        assert r.text == "42\n", r.text
+        # file:// stays confined to the user files folder
+        r = send(server, "SELECT * FROM url('file:///etc/passwd', 'LineAsString')", auth=None)
+        assert code(r) == 291, r.text
+    finally:
+        server.stop()
