@@ -557,7 +557,9 @@ class Loader:
         while True:
             headers = {}
             if offset:
-                headers = {"Range": f"bytes={offset}-", "If-Range": meta.get("etag") or ""}
+                headers = {"Range": f"bytes={offset}-"}
+                if meta["validator"]:  # else the Content-Range's length is checked below
+                    headers["If-Range"] = meta["validator"]
             try:
                 with self.http.stream("GET", url, headers=headers) as response:
                     if response.status_code == 404:
@@ -573,10 +575,16 @@ class Loader:
                             f"cut at byte {offset:,}; the server sent the whole file again "
                             "(no Range, or the file changed)"
                         )
+                    if offset and not _resumes(response.headers, offset, size):
+                        raise Restart(
+                            f"cut at byte {offset:,}; the server's range is not the rest of "
+                            f"the same file ({response.headers.get('content-range')!r})"
+                        )
                     if not offset:
                         size = int(response.headers.get("content-length", -1))
                         meta["size"] = size
                         meta["etag"] = response.headers.get("etag", "")
+                        meta["validator"] = if_range_validator(response.headers)
                         modified = response.headers.get("last-modified")
                         meta["last_modified"] = (
                             email.utils.parsedate_to_datetime(modified)
@@ -680,6 +688,38 @@ class Loader:
                 continue
             period += step
         return counts
+
+
+def if_range_validator(headers: httpx.Headers) -> str:
+    """What a resumed download may send as ``If-Range`` (RFC 9110 13.1.5): the strong
+    ETag; without one, the Last-Modified date if it is a strong validator (8.8.2.2: at
+    least a second before the response's Date); else nothing (no If-Range is sent, and
+    the range's Content-Range must name the same length, see ``_resumes``)."""
+    tag = headers.get("etag", "")
+    if tag and not tag.startswith("W/"):
+        return tag
+    modified, date = headers.get("last-modified"), headers.get("date")
+    if not modified or not date:
+        return ""
+    try:
+        strong = email.utils.parsedate_to_datetime(date) - email.utils.parsedate_to_datetime(
+            modified
+        ) >= dt.timedelta(seconds=1)
+    except (TypeError, ValueError):
+        return ""
+    return modified if strong else ""
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+
+
+def _resumes(headers: httpx.Headers, offset: int, size: int | None) -> bool:
+    """Whether a 206 is the rest of the file from ``offset``: its Content-Range starts
+    there and names the length the first response had."""
+    found = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+    if not found or int(found.group(1)) != offset:
+        return False
+    return size is None or size < 0 or found.group(2) == str(size)
 
 
 def _latest_published(step: dt.timedelta) -> dt.datetime:

@@ -11,6 +11,7 @@ mediacounts, and the edits-vs-views marts.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import gzip
 import json
 import os
@@ -252,6 +253,24 @@ def test_cut_download_resumes_with_range(clean: House, site: Site) -> None:
     assert loader(house, site).run([PAGEVIEWS], T0, T0 + H) == {"loaded": 1}
     ranges = [r for p, r in site.faults.requests if p.endswith(pageviews_name(T0)) and r]
     assert len(ranges) == 1 and ranges[0].startswith("bytes=") and ranges[0] != "bytes=0-"
+    assert gold_hours(house) == expected_hours({T0: stats})
+    assert bronze_rows(house, T0) == stats.lines
+
+
+def test_cut_download_resumes_without_an_etag(clean: House, site: Site) -> None:
+    """A server that sends no ETag: the resume carries the Last-Modified date as If-Range
+    (never an empty one), and the range is taken."""
+    house = clean
+    stats = write_pageviews_hour(site.root, T0, lines=40000, seed=3, compresslevel=0)
+    path = site.root / pageviews_dir(T0) / pageviews_name(T0)
+    published = time.time() - 3600  # a date a second or more before the response's
+    os.utime(path, (published, published))
+    site.faults.cut_after, site.faults.cuts, site.faults.etag = path.stat().st_size // 3, 1, False
+    assert loader(house, site).run([PAGEVIEWS], T0, T0 + H) == {"loaded": 1}
+    assert site.faults.if_ranges == [email.utils.formatdate(published, usegmt=True)]
+    ranges = [r for p, r in site.faults.requests if p.endswith(pageviews_name(T0)) and r]
+    assert len(ranges) == 1 and ranges[0] != "bytes=0-"
+    assert ledger_states(house, pageviews_name(T0)) == ["done"]  # resumed, not restarted
     assert gold_hours(house) == expected_hours({T0: stats})
     assert bronze_rows(house, T0) == stats.lines
 
