@@ -317,9 +317,7 @@ class Loader:
                     "message": "abandoned: the loader stopped mid-file",
                 }
             )
-            source = f"bronze.load_{int(row['load_id'])}"
-            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
-            self.ch.command(f"DROP TABLE IF EXISTS {source}")
+            self._drop_source(f"bronze.load_{int(row['load_id'])}")
         self.purge()
 
     def purge(self) -> None:
@@ -460,8 +458,7 @@ class Loader:
             )
             raise LoadFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
         finally:
-            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
-            self.ch.command(f"DROP TABLE IF EXISTS {source}")
+            self._drop_source(source)
         # the one atomic step: from this row on, the load is what gold shows for the file
         self._ledger(
             **ident,
@@ -487,12 +484,22 @@ class Loader:
             source=source,
         )
         where = self._filter(dataset)
-        if where:
-            select = f"SELECT * FROM ({select}) WHERE {where}"
         self.ch.command(f"CREATE TABLE {source} (line String) ENGINE = Null")
+        if where:  # the lines the filter leaves out are counted: sent = kept + left out
+            self.ch.command(
+                f"CREATE MATERIALIZED VIEW {source}_left_out TO {schema.LEFT_OUT} AS "
+                f"SELECT toUInt64({load_id}) AS load_id, count() AS lines "
+                f"FROM ({select}) WHERE NOT ({where})"
+            )
+            select = f"SELECT * FROM ({select}) WHERE {where}"
         self.ch.command(
             f"CREATE MATERIALIZED VIEW {source}_mv TO bronze.{dataset.name} AS {select}"
         )
+
+    def _drop_source(self, source: str) -> None:
+        """A load's Null table and the views on it (``_prepare``)."""
+        for name in (f"{source}_mv", f"{source}_left_out", source):
+            self.ch.command(f"DROP TABLE IF EXISTS {name}")
 
     def _filter(self, dataset: Dataset) -> str:
         """--wiki / --project as a WHERE on the parsed row (bad lines always pass)."""
@@ -624,10 +631,16 @@ class Loader:
             f"SELECT count(), countIf(fault != '') FROM {table} WHERE {this_load}"
         ).result_rows
         rows, rejected = int(counted[0][0]), int(counted[0][1])
+        left_out = 0  # by --wiki / --project: counted by the load's second view
         if self._filter(dataset):
-            rows = lines  # a filtered load keeps fewer rows by design
-        elif rows != lines:
-            raise LoadFailed(f"ClickHouse holds {rows:,} rows of {lines:,} lines sent")
+            left_out = int(
+                self.ch.command(
+                    f"SELECT sum(lines) FROM {schema.LEFT_OUT} WHERE load_id = {load_id}"
+                )
+            )
+        if rows + left_out != lines:
+            kept = f" and left out {left_out:,} (--wiki / --project)" if left_out else ""
+            raise LoadFailed(f"ClickHouse holds {rows:,} rows{kept} of {lines:,} lines sent")
         if rejected:
             self.ch.command(
                 f"INSERT INTO {schema.REJECTS} (load_id, dataset, name, reason, lines, example) "

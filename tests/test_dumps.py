@@ -408,14 +408,42 @@ def test_follow_waits_for_a_missing_hour(clean: House, site: Site) -> None:
 def test_wiki_and_project_filters(clean: House, site: Site) -> None:
     house = clean
     stats = write_pageviews_hour(site.root, T0, lines=3000, seed=11, bad_lines=2)
-    assert loader(house, site, wikis=frozenset({"dewiki", "wikidatawiki"})).run(
-        [PAGEVIEWS], T0, T0 + H
-    ) == {"loaded": 1}
-    wanted = {
-        k: v for k, v in expected_hours({T0: stats}).items() if k[1] in ("dewiki", "wikidatawiki")
+    wanted_wikis = {"dewiki", "wikidatawiki"}
+    assert loader(house, site, wikis=frozenset(wanted_wikis)).run([PAGEVIEWS], T0, T0 + H) == {
+        "loaded": 1
     }
+    wanted = {k: v for k, v in expected_hours({T0: stats}).items() if k[1] in wanted_wikis}
     assert gold_hours(house) == wanted
     assert int(house.scalar("SELECT sum(lines) FROM bronze.dumps_rejects")) == 2
+    # the ledger counts the rows kept (the two wikis' lines and the bad lines), and they
+    # were checked against the lines sent: kept + left out by the filter
+    kept = sum(1 for code, _ in stats.views_by_page if BY_CODE[code].wiki in wanted_wikis) + 2
+    assert house.rows(f"SELECT rows, rejected FROM {schema.LEDGER} FINAL WHERE state = 'done'") == [
+        (kept, 2)
+    ]
+    assert bronze_rows(house, T0) == kept
+    left_out = int(house.scalar(f"SELECT sum(lines) FROM {schema.LEFT_OUT}"))
+    assert kept + left_out == stats.lines + stats.bad_lines
+
+
+class LosingLoader(Loader):
+    """Reports one line more than it sent: as if ClickHouse had lost a line."""
+
+    def _stream_into(self, *args: Any) -> tuple[int, dict[str, Any]]:
+        lines, meta = super()._stream_into(*args)
+        return lines + 1, meta
+
+
+def test_a_filtered_load_is_checked_against_the_lines_sent(clean: House, site: Site) -> None:
+    house = clean
+    write_pageviews_hour(site.root, T0, lines=1000, seed=12)
+    run = LosingLoader(
+        house.ch, Options(base_url=site.url, backoff=0.05, projects=frozenset({"de"}))
+    )
+    assert run.run([PAGEVIEWS], T0, T0 + H) == {"failed": 1}
+    message = house.scalar(f"SELECT message FROM {schema.LEDGER} FINAL WHERE state = 'failed'")
+    assert "rows and left out" in message and "lines sent" in message, message
+    assert gold_hours(house) == {}
 
 
 def test_mediacounts_by_day_project_and_type(clean: House, site: Site) -> None:
