@@ -237,6 +237,7 @@ class Options:
     timeout: float = 60.0
     poll: float = 300.0  # --follow: seconds between looks for the next file
     block_rows: int | None = None  # rows per insert block (None: the server's default)
+    cluster: str = ""  # CLICKHOUSE_CLUSTER: the bronze DDL ON CLUSTER, Replicated engines
     progress: Callable[[str], None] | None = None
 
 
@@ -253,7 +254,7 @@ class Loader:
         )
         self.progress = Progress()
         self._indexes: dict[str, tuple[float, dict[str, Listed]]] = {}
-        schema.migrate(self.ch)
+        schema.migrate(self.ch, opts.cluster)
 
     def close(self) -> None:
         self.http.close()
@@ -777,7 +778,9 @@ def _sql_str(value: str) -> str:
 
 def loader_from_env(**kwargs: Any) -> Loader:
     settings = Settings.from_env()
-    opts = Options(base_url=settings.dumps_url, contact=settings.contact, **kwargs)
+    opts = Options(
+        base_url=settings.dumps_url, contact=settings.contact, cluster=settings.cluster, **kwargs
+    )
     client = clickhouse_client(settings.clickhouse_url, send_receive_timeout=600)
     return Loader(client, opts)
 

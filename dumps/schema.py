@@ -26,6 +26,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from wiki_core.ddl import for_cluster
+
 DATABASE = "bronze"
 LEDGER = f"{DATABASE}.dumps_files"
 VISIBLE = f"{DATABASE}.dumps_visible"
@@ -220,7 +222,9 @@ DDL: list[str] = [
 ]
 
 
-def migrate(client: Any) -> None:
-    """Create what is missing (every statement is IF NOT EXISTS)."""
+def migrate(client: Any, cluster: str = "") -> None:
+    """Create what is missing (every statement is IF NOT EXISTS). ``cluster``
+    (``CLICKHOUSE_CLUSTER``): ON CLUSTER, Replicated engines, as the event bronze
+    (``wiki_core.ddl.for_cluster``)."""
     for statement in DDL:
-        client.command(statement)
+        client.command(for_cluster(statement, cluster))
