@@ -54,7 +54,13 @@ abandoned. (``wiki-events pageviews --follow`` is that one loader in production.
 
 Bad lines (the fact sheet's quirks, malformed rows) are not failures: bronze keeps them
 with a ``fault``, silver leaves them out, ``bronze.dumps_rejects`` counts them per load
-and reason, with one example.
+and reason, with one example. A load filtered with ``--wiki`` / ``--project`` counts the
+lines its filter leaves out (``bronze.dumps_left_out``), so it is checked like any other:
+rows kept + lines left out = lines sent; the ledger records the rows kept.
+
+A pageviews load, once checked and before its ``done`` row, also computes the attention
+spikes of its hour (and of the loaded hours in the 24 after it) into gold
+(``dumps/spikes.py``): tagged with its ``load_id``, they show when it does.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ import httpx
 
 from wiki_core.config import Settings, clickhouse_client, user_agent
 
-from . import schema
+from . import schema, spikes
 from .domains import codes_for_wiki
 
 log = logging.getLogger("dumps")
@@ -440,6 +446,8 @@ class Loader:
             self._prepare(dataset, source, load_id, period)
             lines, meta = self._stream_into(source, dataset, url, listed)
             rows, rejected = self._verify(dataset, load_id, period, lines)
+            if dataset is PAGEVIEWS:  # stored with the load: visible when it is
+                spikes.for_load(self.ch, load_id, listed.name, period)
         except (Restart, LoadFailed) as exc:
             self._ledger(
                 **ident,
@@ -672,6 +680,8 @@ class Loader:
         keep waiting for each next period (``end`` None = open ended)."""
         counts: dict[str, int] = {}
         self.recover([d.name for d in datasets])
+        if PAGEVIEWS in datasets:
+            spikes.catch_up(self.ch)
         step = datasets[0].step
         period = start
         self.progress.files_total = len(datasets) * (datasets[0].count(start, end) if end else 0)
