@@ -89,7 +89,7 @@ def dumps_warehouse(tmp: Path, timeout: int = 600) -> Iterator[tuple[str, Any]]:
     server = ClickHouseProcess(tmp / "ch").start()
     url = f"http://default:@127.0.0.1:{server.port}/default"
     try:
-        client = clickhouse_client(url, send_receive_timeout=timeout)
+        client = clickhouse_client(url, send_receive_timeout=timeout, connect_timeout=60)
         bronze.migrate(client)
         schema.migrate(client)
         done = run_dbt(["run", "--vars", "{dumps: true}"], url, work_dir=tmp)

@@ -46,17 +46,19 @@ from tests.test_dumps import QUERY_TIME_SPIKES  # noqa: E402
 HOUR = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)  # the file bench_dumps.py generates
 
 
-def last_query(ch: Any, like: str) -> tuple[float, int, int]:
-    """(seconds, rows read, peak memory MB) of the newest finished query like ``like``."""
+def last_query(ch: Any, like: str) -> dict[str, float]:
+    """The newest finished query like ``like``: seconds, the engine's CPU seconds and its
+    seconds waiting for a core (the machine is shared), rows read, peak memory (MB)."""
     ch.command("SYSTEM FLUSH LOGS")
     rows = ch.query(
-        "SELECT query_duration_ms / 1e3, read_rows, memory_usage / 1e6 FROM system.query_log "
-        "WHERE type = 'QueryFinish' AND query LIKE {q:String} ORDER BY event_time_microseconds "
-        "DESC LIMIT 1",
+        "SELECT query_duration_ms / 1e3, ProfileEvents['OSCPUVirtualTimeMicroseconds'] / 1e6, "
+        "ProfileEvents['OSCPUWaitMicroseconds'] / 1e6, read_rows, memory_usage / 1e6 "
+        "FROM system.query_log WHERE type = 'QueryFinish' AND query LIKE {q:String} "
+        "ORDER BY event_time_microseconds DESC LIMIT 1",
         parameters={"q": like},
     ).result_rows
-    seconds, read, memory = rows[0]
-    return float(seconds), int(read), int(memory)
+    names = ("s", "cpu_s", "cpu_wait_s", "read_rows", "memory_mb")
+    return {k: round(float(v), 2) for k, v in zip(names, rows[0], strict=True)}
 
 
 def previous_hours(ch: Any, load_id: int, hours: int) -> float:
@@ -105,7 +107,8 @@ def main() -> None:
             result["load_s"] = round(time.perf_counter() - t0, 2)
         load_id = int(ch.command("SELECT load_id FROM bronze.dumps_visible"))
         like = "INSERT INTO gold.page_attention_spikes_hour_loads SELECT%"
-        result["first_hour_spikes_s"], result["first_hour_read_rows"], _ = last_query(ch, like)
+        result["first_hour"] = last_query(ch, like)
+        result["first_hour_load"] = last_query(ch, "INSERT INTO bronze.load_%")
         result["previous_hours_made_s"] = round(previous_hours(ch, load_id, 24), 1)
         result["silver_rows"] = int(ch.command("SELECT count() FROM silver.pageviews"))
         result["candidates"] = int(
@@ -119,16 +122,12 @@ def main() -> None:
         runs = []
         for _ in range(args.repeat):
             wall = spikes.compute(ch, load_id, HOUR)
-            engine, read, memory = last_query(ch, like)
-            marker = last_query(ch, "INSERT INTO gold.page_attention_hours_loads SELECT%")
+            marker = "INSERT INTO gold.page_attention_hours_loads SELECT%"
             runs.append(
                 {
                     "wall_s": round(wall, 2),
-                    "spikes_s": engine,
-                    "spikes_read_rows": read,
-                    "spikes_memory_mb": memory,
-                    "marker_s": marker[0],
-                    "marker_read_rows": marker[1],
+                    "spikes": last_query(ch, like),
+                    "marker": last_query(ch, marker),
                 }
             )
         result["compute_with_24_hours"] = runs
