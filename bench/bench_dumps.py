@@ -20,6 +20,7 @@ Writes bench/results/dumps.json and prints a Markdown table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -28,7 +29,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -79,6 +82,23 @@ def layer_bytes(client: object, tables: list[str]) -> dict[str, int]:
     return {f"{db}.{table}": int(b) for db, table, b in rows}
 
 
+@contextlib.contextmanager
+def dumps_warehouse(tmp: Path, timeout: int = 600) -> Iterator[tuple[str, Any]]:
+    """The embedded ClickHouse (its own process) on ``tmp``, with both bronzes and every
+    dumps model of wiki_dbt built: (its URL, a client)."""
+    server = ClickHouseProcess(tmp / "ch").start()
+    url = f"http://default:@127.0.0.1:{server.port}/default"
+    try:
+        client = clickhouse_client(url, send_receive_timeout=timeout, connect_timeout=60)
+        bronze.migrate(client)
+        schema.migrate(client)
+        done = run_dbt(["run", "--vars", "{dumps: true}"], url, work_dir=tmp)
+        assert done.returncode == 0, done.stdout + done.stderr
+        yield url, client
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=6_000_000)
@@ -97,102 +117,92 @@ def main() -> None:
 
     ref_s = reference(path)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        server = ClickHouseProcess(Path(tmp) / "ch").start()
-        url = f"http://default:@127.0.0.1:{server.port}/default"
-        try:
-            client = clickhouse_client(url, send_receive_timeout=600)
-            bronze.migrate(client)
-            schema.migrate(client)
-            done = run_dbt(["run", "--vars", "{dumps: true}"], url, work_dir=Path(tmp))
-            assert done.returncode == 0, done.stdout + done.stderr
-            with ServerThread(DumpsSite(cache, Faults()), free_port()) as site:
-                env = {**os.environ, "CLICKHOUSE_URL": url, "DUMPS_URL": site.url}
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                t0 = time.perf_counter()
-                proc = subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "wiki_events",
-                        "pageviews",
-                        "--quiet",
-                        "--from",
-                        f"{HOUR:%Y-%m-%dT%H}",
-                        "--to",
-                        f"{HOUR:%Y-%m-%d}T02",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
+    with tempfile.TemporaryDirectory() as tmp, dumps_warehouse(Path(tmp)) as (url, client):
+        with ServerThread(DumpsSite(cache, Faults()), free_port()) as site:
+            env = {**os.environ, "CLICKHOUSE_URL": url, "DUMPS_URL": site.url}
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "wiki_events",
+                    "pageviews",
+                    "--quiet",
+                    "--from",
+                    f"{HOUR:%Y-%m-%dT%H}",
+                    "--to",
+                    f"{HOUR:%Y-%m-%d}T02",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )
+            rss = 0.0
+            while proc.poll() is None:
+                rss = max(rss, rss_mb(proc.pid, "VmHWM"))
+                time.sleep(0.05)
+            elapsed = time.perf_counter() - t0
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            output = proc.stdout.read().decode() if proc.stdout else ""
+            assert proc.returncode == 0, output
+            loader_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            rows = int(client.command("SELECT count() FROM bronze.pageviews"))
+            gold = int(client.command("SELECT sum(views) FROM gold.pageviews_hour_wiki"))
+            silver = int(client.command("SELECT sum(views) FROM silver.pageviews"))
+            ledger = int(
+                client.command(
+                    "SELECT sum(rows) FROM bronze.dumps_files FINAL "
+                    "WHERE state = 'done' AND dataset = 'pageviews'"
                 )
-                rss = 0.0
-                while proc.poll() is None:
-                    rss = max(rss, rss_mb(proc.pid, "VmHWM"))
-                    time.sleep(0.05)
-                elapsed = time.perf_counter() - t0
-                after = resource.getrusage(resource.RUSAGE_CHILDREN)
-                output = proc.stdout.read().decode() if proc.stdout else ""
-                assert proc.returncode == 0, output
-                loader_cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-                rows = int(client.command("SELECT count() FROM bronze.pageviews"))
-                gold = int(client.command("SELECT sum(views) FROM gold.pageviews_hour_wiki"))
-                silver = int(client.command("SELECT sum(views) FROM silver.pageviews"))
-                ledger = int(
-                    client.command(
-                        "SELECT sum(rows) FROM bronze.dumps_files FINAL "
-                        "WHERE state = 'done' AND dataset = 'pageviews'"
-                    )
-                )
-                assert rows == ledger and gold == silver, (rows, ledger, gold, silver)
-                client.command("SYSTEM FLUSH LOGS")
-                cpu = client.query(
-                    "SELECT ProfileEvents['OSCPUVirtualTimeMicroseconds'] / 1e6, "
-                    "ProfileEvents['OSCPUWaitMicroseconds'] / 1e6, query_duration_ms / 1e3 "
-                    "FROM system.query_log WHERE type = 'QueryFinish' "
-                    "AND query LIKE 'INSERT INTO bronze.load_%' ORDER BY written_rows DESC LIMIT 1"
-                ).result_rows
-                server_cpu, server_wait, insert_s = cpu[0] if cpu else (0.0, 0.0, 0.0)
+            )
+            assert rows == ledger and gold == silver, (rows, ledger, gold, silver)
+            client.command("SYSTEM FLUSH LOGS")
+            cpu = client.query(
+                "SELECT ProfileEvents['OSCPUVirtualTimeMicroseconds'] / 1e6, "
+                "ProfileEvents['OSCPUWaitMicroseconds'] / 1e6, query_duration_ms / 1e3 "
+                "FROM system.query_log WHERE type = 'QueryFinish' "
+                "AND query LIKE 'INSERT INTO bronze.load_%' ORDER BY written_rows DESC LIMIT 1"
+            ).result_rows
+            server_cpu, server_wait, insert_s = cpu[0] if cpu else (0.0, 0.0, 0.0)
 
-                # mediacounts: one day, for bytes per day
-                t1 = time.perf_counter()
-                proc2 = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "wiki_events",
-                        "mediacounts",
-                        "--quiet",
-                        "--from",
-                        f"{DAY}",
-                        "--to",
-                        f"{DAY + dt.timedelta(days=1)}",
-                    ],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                )
-                media_s = time.perf_counter() - t1
-                assert proc2.returncode == 0, proc2.stdout + proc2.stderr
-            client.command("OPTIMIZE TABLE silver.pageviews FINAL")
-            tables = [
-                "bronze.pageviews",
-                "silver.pageviews",
-                "gold.pageviews_hour_wiki_loads",
-                "gold.pageviews_day_wiki_loads",
-                "gold.top_pages_day_loads",
-                "bronze.projectviews",
-                "silver.projectviews",
-                "bronze.mediacounts",
-                "silver.mediacounts",
-                "gold.media_day_loads",
-                "gold.top_media_day_loads",
-            ]
-            sizes = layer_bytes(client, tables)
-        finally:
-            server.stop()
+            # mediacounts: one day, for bytes per day
+            t1 = time.perf_counter()
+            proc2 = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "wiki_events",
+                    "mediacounts",
+                    "--quiet",
+                    "--from",
+                    f"{DAY}",
+                    "--to",
+                    f"{DAY + dt.timedelta(days=1)}",
+                ],
+                cwd=ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            media_s = time.perf_counter() - t1
+            assert proc2.returncode == 0, proc2.stdout + proc2.stderr
+        client.command("OPTIMIZE TABLE silver.pageviews FINAL")
+        tables = [
+            "bronze.pageviews",
+            "silver.pageviews",
+            "gold.pageviews_hour_wiki_loads",
+            "gold.pageviews_day_wiki_loads",
+            "gold.top_pages_day_loads",
+            "bronze.projectviews",
+            "silver.projectviews",
+            "bronze.mediacounts",
+            "silver.mediacounts",
+            "gold.media_day_loads",
+            "gold.top_media_day_loads",
+        ]
+        sizes = layer_bytes(client, tables)
 
     hourly = {t: b * 24 for t, b in sizes.items() if "media" not in t}
     daily_media = {t: b for t, b in sizes.items() if "media" in t}

@@ -419,8 +419,8 @@ READ_AND_EDITED = f"""
 SELECT hour, wiki, title, views, edits FROM gold.pages_read_and_edited_hour
 WHERE {_HOURS} AND {_WIKIS} ORDER BY views DESC, hour, wiki, title LIMIT 10
 """
-# both kinds in one pass (the view computes each page's 24-hour baseline over every page
-# row silver holds, whatever the window: seconds for a few million rows), 10 of each
+# both kinds in one pass (the views spikes are stored per loaded hour; the view reads
+# the edits and the heavily edited pages' views when asked), 10 of each
 ATTENTION_SPIKES = f"""
 SELECT kind, hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
 FROM gold.page_attention_spikes_hour

@@ -54,7 +54,13 @@ abandoned. (``wiki-events pageviews --follow`` is that one loader in production.
 
 Bad lines (the fact sheet's quirks, malformed rows) are not failures: bronze keeps them
 with a ``fault``, silver leaves them out, ``bronze.dumps_rejects`` counts them per load
-and reason, with one example.
+and reason, with one example. A load filtered with ``--wiki`` / ``--project`` counts the
+lines its filter leaves out (``bronze.dumps_left_out``), so it is checked like any other:
+rows kept + lines left out = lines sent; the ledger records the rows kept.
+
+A pageviews load, once checked and before its ``done`` row, also computes the attention
+spikes of its hour (and of the loaded hours in the 24 after it) into gold
+(``dumps/spikes.py``): tagged with its ``load_id``, they show when it does.
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ import httpx
 
 from wiki_core.config import Settings, clickhouse_client, user_agent
 
-from . import schema
+from . import schema, spikes
 from .domains import codes_for_wiki
 
 log = logging.getLogger("dumps")
@@ -237,6 +243,7 @@ class Options:
     timeout: float = 60.0
     poll: float = 300.0  # --follow: seconds between looks for the next file
     block_rows: int | None = None  # rows per insert block (None: the server's default)
+    cluster: str = ""  # CLICKHOUSE_CLUSTER: the bronze DDL ON CLUSTER, Replicated engines
     progress: Callable[[str], None] | None = None
 
 
@@ -253,7 +260,7 @@ class Loader:
         )
         self.progress = Progress()
         self._indexes: dict[str, tuple[float, dict[str, Listed]]] = {}
-        schema.migrate(self.ch)
+        schema.migrate(self.ch, opts.cluster)
 
     def close(self) -> None:
         self.http.close()
@@ -317,9 +324,7 @@ class Loader:
                     "message": "abandoned: the loader stopped mid-file",
                 }
             )
-            source = f"bronze.load_{int(row['load_id'])}"
-            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
-            self.ch.command(f"DROP TABLE IF EXISTS {source}")
+            self._drop_source(f"bronze.load_{int(row['load_id'])}")
         self.purge()
 
     def purge(self) -> None:
@@ -441,6 +446,8 @@ class Loader:
             self._prepare(dataset, source, load_id, period)
             lines, meta = self._stream_into(source, dataset, url, listed)
             rows, rejected = self._verify(dataset, load_id, period, lines)
+            if dataset is PAGEVIEWS:  # stored with the load: visible when it is
+                spikes.for_load(self.ch, load_id, listed.name, period)
         except (Restart, LoadFailed) as exc:
             self._ledger(
                 **ident,
@@ -460,8 +467,7 @@ class Loader:
             )
             raise LoadFailed(f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}") from exc
         finally:
-            self.ch.command(f"DROP TABLE IF EXISTS {source}_mv")
-            self.ch.command(f"DROP TABLE IF EXISTS {source}")
+            self._drop_source(source)
         # the one atomic step: from this row on, the load is what gold shows for the file
         self._ledger(
             **ident,
@@ -487,12 +493,22 @@ class Loader:
             source=source,
         )
         where = self._filter(dataset)
-        if where:
-            select = f"SELECT * FROM ({select}) WHERE {where}"
         self.ch.command(f"CREATE TABLE {source} (line String) ENGINE = Null")
+        if where:  # the lines the filter leaves out are counted: sent = kept + left out
+            self.ch.command(
+                f"CREATE MATERIALIZED VIEW {source}_left_out TO {schema.LEFT_OUT} AS "
+                f"SELECT toUInt64({load_id}) AS load_id, count() AS lines "
+                f"FROM ({select}) WHERE NOT ({where})"
+            )
+            select = f"SELECT * FROM ({select}) WHERE {where}"
         self.ch.command(
             f"CREATE MATERIALIZED VIEW {source}_mv TO bronze.{dataset.name} AS {select}"
         )
+
+    def _drop_source(self, source: str) -> None:
+        """A load's Null table and the views on it (``_prepare``)."""
+        for name in (f"{source}_mv", f"{source}_left_out", source):
+            self.ch.command(f"DROP TABLE IF EXISTS {name}")
 
     def _filter(self, dataset: Dataset) -> str:
         """--wiki / --project as a WHERE on the parsed row (bad lines always pass)."""
@@ -557,7 +573,9 @@ class Loader:
         while True:
             headers = {}
             if offset:
-                headers = {"Range": f"bytes={offset}-", "If-Range": meta.get("etag") or ""}
+                headers = {"Range": f"bytes={offset}-"}
+                if meta["validator"]:  # else the Content-Range's length is checked below
+                    headers["If-Range"] = meta["validator"]
             try:
                 with self.http.stream("GET", url, headers=headers) as response:
                     if response.status_code == 404:
@@ -573,10 +591,16 @@ class Loader:
                             f"cut at byte {offset:,}; the server sent the whole file again "
                             "(no Range, or the file changed)"
                         )
+                    if offset and not _resumes(response.headers, offset, size):
+                        raise Restart(
+                            f"cut at byte {offset:,}; the server's range is not the rest of "
+                            f"the same file ({response.headers.get('content-range')!r})"
+                        )
                     if not offset:
                         size = int(response.headers.get("content-length", -1))
                         meta["size"] = size
                         meta["etag"] = response.headers.get("etag", "")
+                        meta["validator"] = if_range_validator(response.headers)
                         modified = response.headers.get("last-modified")
                         meta["last_modified"] = (
                             email.utils.parsedate_to_datetime(modified)
@@ -616,10 +640,16 @@ class Loader:
             f"SELECT count(), countIf(fault != '') FROM {table} WHERE {this_load}"
         ).result_rows
         rows, rejected = int(counted[0][0]), int(counted[0][1])
+        left_out = 0  # by --wiki / --project: counted by the load's second view
         if self._filter(dataset):
-            rows = lines  # a filtered load keeps fewer rows by design
-        elif rows != lines:
-            raise LoadFailed(f"ClickHouse holds {rows:,} rows of {lines:,} lines sent")
+            left_out = int(
+                self.ch.command(
+                    f"SELECT sum(lines) FROM {schema.LEFT_OUT} WHERE load_id = {load_id}"
+                )
+            )
+        if rows + left_out != lines:
+            kept = f" and left out {left_out:,} (--wiki / --project)" if left_out else ""
+            raise LoadFailed(f"ClickHouse holds {rows:,} rows{kept} of {lines:,} lines sent")
         if rejected:
             self.ch.command(
                 f"INSERT INTO {schema.REJECTS} (load_id, dataset, name, reason, lines, example) "
@@ -650,6 +680,8 @@ class Loader:
         keep waiting for each next period (``end`` None = open ended)."""
         counts: dict[str, int] = {}
         self.recover([d.name for d in datasets])
+        if PAGEVIEWS in datasets:
+            spikes.catch_up(self.ch)
         step = datasets[0].step
         period = start
         self.progress.files_total = len(datasets) * (datasets[0].count(start, end) if end else 0)
@@ -680,6 +712,38 @@ class Loader:
                 continue
             period += step
         return counts
+
+
+def if_range_validator(headers: httpx.Headers) -> str:
+    """What a resumed download may send as ``If-Range`` (RFC 9110 13.1.5): the strong
+    ETag; without one, the Last-Modified date if it is a strong validator (8.8.2.2: at
+    least a second before the response's Date); else nothing (no If-Range is sent, and
+    the range's Content-Range must name the same length, see ``_resumes``)."""
+    tag = headers.get("etag", "")
+    if tag and not tag.startswith("W/"):
+        return tag
+    modified, date = headers.get("last-modified"), headers.get("date")
+    if not modified or not date:
+        return ""
+    try:
+        strong = email.utils.parsedate_to_datetime(date) - email.utils.parsedate_to_datetime(
+            modified
+        ) >= dt.timedelta(seconds=1)
+    except (TypeError, ValueError):
+        return ""
+    return modified if strong else ""
+
+
+_CONTENT_RANGE = re.compile(r"bytes (\d+)-\d+/(\d+|\*)")
+
+
+def _resumes(headers: httpx.Headers, offset: int, size: int | None) -> bool:
+    """Whether a 206 is the rest of the file from ``offset``: its Content-Range starts
+    there and names the length the first response had."""
+    found = _CONTENT_RANGE.fullmatch(headers.get("content-range", "").strip())
+    if not found or int(found.group(1)) != offset:
+        return False
+    return size is None or size < 0 or found.group(2) == str(size)
 
 
 def _latest_published(step: dt.timedelta) -> dt.datetime:
@@ -724,7 +788,9 @@ def _sql_str(value: str) -> str:
 
 def loader_from_env(**kwargs: Any) -> Loader:
     settings = Settings.from_env()
-    opts = Options(base_url=settings.dumps_url, contact=settings.contact, **kwargs)
+    opts = Options(
+        base_url=settings.dumps_url, contact=settings.contact, cluster=settings.cluster, **kwargs
+    )
     client = clickhouse_client(settings.clickhouse_url, send_receive_timeout=600)
     return Loader(client, opts)
 

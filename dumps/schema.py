@@ -13,6 +13,9 @@ at start, idempotently. dbt reads these tables as sources
   loaded, split into fields by ClickHouse; a line that does not parse keeps its text in
   ``line`` and its reason in ``fault`` (silver leaves it out, the rejects count it).
 - ``bronze.dumps_rejects``: per load and reason, how many lines, and one example.
+- ``bronze.dumps_left_out``: per load filtered with ``--wiki`` / ``--project``, the
+  lines the filter did not keep, so the loader still checks every line sent arrived
+  (kept + left out = sent).
 
 Retention (TTL on ``loaded_at``, the arrival: a backfilled month is not dropped as it
 lands): page-level bronze is short, ``BRONZE_DAYS`` below; the ledger and the rejects
@@ -23,10 +26,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from wiki_core.ddl import for_cluster
+
 DATABASE = "bronze"
 LEDGER = f"{DATABASE}.dumps_files"
 VISIBLE = f"{DATABASE}.dumps_visible"
 REJECTS = f"{DATABASE}.dumps_rejects"
+LEFT_OUT = f"{DATABASE}.dumps_left_out"
 BRONZE_DAYS = {"pageviews": 3, "projectviews": 400, "mediacounts": 7}
 
 _UNQUOTE = (
@@ -165,7 +171,7 @@ DDL: list[str] = [
         last_modified DateTime('UTC')        COMMENT 'as published (index page / header)',
         etag          String,
         state         LowCardinality(String) COMMENT 'loading, done, failed, superseded',
-        rows          UInt64                 COMMENT 'lines loaded (rejects included)',
+        rows          UInt64                 COMMENT 'lines kept (rejects included)',
         rejected      UInt64                 COMMENT 'lines rejected (bronze.dumps_rejects)',
         message       String                 COMMENT 'why it failed',
         started_at    DateTime64(3, 'UTC'),
@@ -200,11 +206,25 @@ DDL: list[str] = [
     TTL received_at + INTERVAL 400 DAY
     COMMENT 'Lines of the dumps that did not parse: per load and reason, how many, one example'
     """,
+    f"""
+    CREATE TABLE IF NOT EXISTS {LEFT_OUT}
+    (
+        load_id     UInt64,
+        lines       UInt64          COMMENT 'lines the --wiki / --project filter left out',
+        counted_at  DateTime('UTC') DEFAULT now()
+    )
+    ENGINE = SummingMergeTree
+    ORDER BY load_id
+    TTL counted_at + INTERVAL 400 DAY
+    COMMENT 'Per filtered load, the lines it did not keep (read with sum): sent = kept + these'
+    """,
     *TABLES.values(),
 ]
 
 
-def migrate(client: Any) -> None:
-    """Create what is missing (every statement is IF NOT EXISTS)."""
+def migrate(client: Any, cluster: str = "") -> None:
+    """Create what is missing (every statement is IF NOT EXISTS). ``cluster``
+    (``CLICKHOUSE_CLUSTER``): ON CLUSTER, Replicated engines, as the event bronze
+    (``wiki_core.ddl.for_cluster``)."""
     for statement in DDL:
-        client.command(statement)
+        client.command(for_cluster(statement, cluster))

@@ -9,11 +9,12 @@ What it reproduces (``shared/data/dumps-format.md``, "Index HTML" and "Politenes
   entry padded to column 50, the date as ``DD-Mon-YYYY HH:MM``, the size right-aligned
   to 19; ``\\r\\n`` line ends);
 - ``Range: bytes=a-b`` / ``bytes=a-`` (206 with ``Content-Range``, 416 past the end) and
-  ``If-Range`` (a changed file is sent whole, 200);
+  ``If-Range`` with the ETag or the Last-Modified date (a changed file is sent whole, 200);
 - faults a test sets on :class:`Faults` while the server runs: ``slow`` (seconds of
   sleep per 64 KiB), ``cut_after`` (send that many bytes of a body, then drop the
   connection; ``cuts`` counts down how many responses are cut), ``ranges`` (False: the
-  server ignores Range, as some mirrors do), ``requests`` (a log of what was asked).
+  server ignores Range, as some mirrors do), ``etag`` (False: no ETag, only
+  Last-Modified), ``requests`` and ``if_ranges`` (a log of what was asked).
 
 A changed file is simply a file rewritten on disk: size, mtime and ETag follow.
 """
@@ -46,7 +47,9 @@ class Faults:
     cut_after: int | None = None
     cuts: int = 1
     ranges: bool = True
+    etag: bool = True  # False: no ETag header (only Last-Modified), as some servers do
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Range header)
+    if_ranges: list[str | None] = field(default_factory=list)  # If-Range of each Range ask
 
 
 def etag(path: Path) -> str:
@@ -116,16 +119,18 @@ class DumpsSite:
     def _file(self, request: Request, path: Path) -> Response:
         st = path.stat()
         size = st.st_size
-        tag = etag(path)
-        headers = {
-            "Last-Modified": email.utils.formatdate(st.st_mtime, usegmt=True),
-            "ETag": tag,
-            "Content-Type": "application/octet-stream",
-        }
+        tag = etag(path) if self.faults.etag else None
+        modified = email.utils.formatdate(st.st_mtime, usegmt=True)
+        headers = {"Last-Modified": modified, "Content-Type": "application/octet-stream"}
+        if tag:
+            headers["ETag"] = tag
         start, end, status = 0, size - 1, 200
         wanted = request.headers.get("range")
         if_range = request.headers.get("if-range")
-        if wanted and self.faults.ranges and (if_range is None or if_range == tag):
+        if wanted:
+            self.faults.if_ranges.append(if_range)
+        # If-Range (RFC 9110 13.1.5): the range only if the ETag or the date still matches
+        if wanted and self.faults.ranges and if_range in (None, tag, modified):
             headers["Accept-Ranges"] = "bytes"
             span = _parse_range(wanted, size)
             if span is None or span[0] >= size:

@@ -23,8 +23,8 @@ log = logging.getLogger("dumps")
 DBT_VARS = "{dumps: true}"
 
 
-def prepare(client: Any) -> None:
-    schema.migrate(client)
+def prepare(client: Any, cluster: str = "") -> None:
+    schema.migrate(client, cluster)
 
 
 def start(stop: threading.Event, poll: float = 300.0) -> list[threading.Thread]:

@@ -38,6 +38,7 @@ from typing import Any
 import orjson
 
 from wiki_core.config import DEFAULT_RETENTION_DAYS
+from wiki_core.ddl import for_cluster
 from wiki_core.event import Reject, Valid
 
 log = logging.getLogger("loader.bronze")
@@ -127,28 +128,6 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
 ]
-
-
-_ON_CLUSTER = re.compile(
-    r"^(\s*(?:CREATE (?:DATABASE|TABLE|MATERIALIZED VIEW) IF NOT EXISTS|ALTER TABLE) [\w.]+)",
-)
-
-
-def for_cluster(statement: str, cluster: str = "") -> str:
-    """``statement`` as it runs on ``cluster`` (``CLICKHOUSE_CLUSTER``); unchanged without
-    one. On a cluster, DDL runs ``ON CLUSTER`` and every ``MergeTree`` is a
-    ``ReplicatedMergeTree`` (its Keeper path and replica name from the servers'
-    ``default_replica_path`` / ``default_replica_name``), whose insert deduplication is
-    the replicated window. The one rule for bronze, as ``wiki_dbt/macros/engine_clause.sql``
-    is for dbt's models."""
-    if not cluster:
-        return statement
-    quoted = "'" + cluster.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    statement = _ON_CLUSTER.sub(lambda m: f"{m.group(1)} ON CLUSTER {quoted}", statement, 1)
-    statement = re.sub(r"\bENGINE = MergeTree\b", "ENGINE = ReplicatedMergeTree", statement)
-    return statement.replace(
-        "non_replicated_deduplication_window", "replicated_deduplication_window"
-    )
 
 
 def migrate(client: Any, retention_days: int = DEFAULT_RETENTION_DAYS, cluster: str = "") -> int:

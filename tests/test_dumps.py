@@ -11,6 +11,7 @@ mediacounts, and the edits-vs-views marts.
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import gzip
 import json
 import os
@@ -256,6 +257,24 @@ def test_cut_download_resumes_with_range(clean: House, site: Site) -> None:
     assert bronze_rows(house, T0) == stats.lines
 
 
+def test_cut_download_resumes_without_an_etag(clean: House, site: Site) -> None:
+    """A server that sends no ETag: the resume carries the Last-Modified date as If-Range
+    (never an empty one), and the range is taken."""
+    house = clean
+    stats = write_pageviews_hour(site.root, T0, lines=40000, seed=3, compresslevel=0)
+    path = site.root / pageviews_dir(T0) / pageviews_name(T0)
+    published = time.time() - 3600  # a date a second or more before the response's
+    os.utime(path, (published, published))
+    site.faults.cut_after, site.faults.cuts, site.faults.etag = path.stat().st_size // 3, 1, False
+    assert loader(house, site).run([PAGEVIEWS], T0, T0 + H) == {"loaded": 1}
+    assert site.faults.if_ranges == [email.utils.formatdate(published, usegmt=True)]
+    ranges = [r for p, r in site.faults.requests if p.endswith(pageviews_name(T0)) and r]
+    assert len(ranges) == 1 and ranges[0] != "bytes=0-"
+    assert ledger_states(house, pageviews_name(T0)) == ["done"]  # resumed, not restarted
+    assert gold_hours(house) == expected_hours({T0: stats})
+    assert bronze_rows(house, T0) == stats.lines
+
+
 def test_cut_download_without_ranges_starts_again(clean: House, site: Site) -> None:
     house = clean
     stats = write_pageviews_hour(site.root, T0, lines=40000, seed=3, compresslevel=0)
@@ -389,14 +408,42 @@ def test_follow_waits_for_a_missing_hour(clean: House, site: Site) -> None:
 def test_wiki_and_project_filters(clean: House, site: Site) -> None:
     house = clean
     stats = write_pageviews_hour(site.root, T0, lines=3000, seed=11, bad_lines=2)
-    assert loader(house, site, wikis=frozenset({"dewiki", "wikidatawiki"})).run(
-        [PAGEVIEWS], T0, T0 + H
-    ) == {"loaded": 1}
-    wanted = {
-        k: v for k, v in expected_hours({T0: stats}).items() if k[1] in ("dewiki", "wikidatawiki")
+    wanted_wikis = {"dewiki", "wikidatawiki"}
+    assert loader(house, site, wikis=frozenset(wanted_wikis)).run([PAGEVIEWS], T0, T0 + H) == {
+        "loaded": 1
     }
+    wanted = {k: v for k, v in expected_hours({T0: stats}).items() if k[1] in wanted_wikis}
     assert gold_hours(house) == wanted
     assert int(house.scalar("SELECT sum(lines) FROM bronze.dumps_rejects")) == 2
+    # the ledger counts the rows kept (the two wikis' lines and the bad lines), and they
+    # were checked against the lines sent: kept + left out by the filter
+    kept = sum(1 for code, _ in stats.views_by_page if BY_CODE[code].wiki in wanted_wikis) + 2
+    assert house.rows(f"SELECT rows, rejected FROM {schema.LEDGER} FINAL WHERE state = 'done'") == [
+        (kept, 2)
+    ]
+    assert bronze_rows(house, T0) == kept
+    left_out = int(house.scalar(f"SELECT sum(lines) FROM {schema.LEFT_OUT}"))
+    assert kept + left_out == stats.lines + stats.bad_lines
+
+
+class LosingLoader(Loader):
+    """Reports one line more than it sent: as if ClickHouse had lost a line."""
+
+    def _stream_into(self, *args: Any) -> tuple[int, dict[str, Any]]:
+        lines, meta = super()._stream_into(*args)
+        return lines + 1, meta
+
+
+def test_a_filtered_load_is_checked_against_the_lines_sent(clean: House, site: Site) -> None:
+    house = clean
+    write_pageviews_hour(site.root, T0, lines=1000, seed=12)
+    run = LosingLoader(
+        house.ch, Options(base_url=site.url, backoff=0.05, projects=frozenset({"de"}))
+    )
+    assert run.run([PAGEVIEWS], T0, T0 + H) == {"failed": 1}
+    message = house.scalar(f"SELECT message FROM {schema.LEDGER} FINAL WHERE state = 'failed'")
+    assert "rows and left out" in message and "lines sent" in message, message
+    assert gold_hours(house) == {}
 
 
 def test_mediacounts_by_day_project_and_type(clean: House, site: Site) -> None:
@@ -609,3 +656,115 @@ def test_service_follows_both_datasets_until_stopped(
         for thread in threads:
             thread.join(30)
     assert not any(thread.is_alive() for thread in threads)
+
+
+# the view as it was before the spikes were stored (a window over every page row of
+# silver at query time), with the dbt vars' defaults: the reference for the stored ones
+QUERY_TIME_SPIKES = """
+SELECT hour, wiki, title, views, edits, baseline_views, kind FROM (
+    SELECT hour, wiki, title, views, edits, baseline_views,
+        multiIf(views >= 500 AND views >= 5 * baseline_views AND edits = 0,
+                'views_without_edits',
+                edits >= 3 AND views < 10, 'edits_without_views', '') AS kind
+    FROM (
+        SELECT hour, wiki, title, views, edits,
+            sum(views) OVER (PARTITION BY wiki, title ORDER BY hour
+                             RANGE BETWEEN 86400 PRECEDING AND 1 PRECEDING) / 24
+                AS baseline_views
+        FROM gold.page_views_edits_hour
+        WHERE (hour, wiki) IN (SELECT DISTINCT hour, wiki FROM gold.pageviews_hour_wiki)
+    )
+)
+WHERE kind != ''
+"""
+
+
+def test_stored_attention_spikes_equal_the_query_time_definition(clean: House, site: Site) -> None:
+    """Spikes computed once per loaded hour, with hours loaded out of order (a missing
+    hour that appears later changes the baselines after it), a republished hour, a
+    failed load, and edits that arrive after the views: the same rows as the window over
+    silver at query time and as Python computes them from the files."""
+    house = clean
+    hours = [T0 + i * H for i in range(5)]
+    files = {
+        h: write_pageviews_hour(site.root, h, lines=3000, seed=50 + i) for i, h in enumerate(hours)
+    }
+    assert loader(house, site).run([PAGEVIEWS], hours[1], hours[-1] + H) == {"loaded": 4}
+    assert loader(house, site).run([PAGEVIEWS], hours[0], hours[1]) == {"loaded": 1}  # late
+    # republished: hour 2 again, with other views (its own spikes and hours 3-4's change)
+    path = site.root / pageviews_dir(hours[2]) / pageviews_name(hours[2])
+    published = path.stat().st_mtime
+    files[hours[2]] = write_pageviews_hour(site.root, hours[2], lines=3200, seed=60)
+    os.utime(path, (published + 120, published + 120))
+    assert loader(house, site).run([PAGEVIEWS], hours[2], hours[3]) == {"replaced": 1}
+    # republished once more, but cut short: it fails, and hour 2 stays as it was
+    good = path.read_bytes()
+    write_pageviews_hour(site.root, hours[2], lines=3400, seed=61)
+    path.write_bytes(path.read_bytes()[:-40])
+    os.utime(path, (published + 240, published + 240))
+    assert loader(house, site).run([PAGEVIEWS], hours[2], hours[3]) == {"failed": 1}
+    path.write_bytes(good)
+
+    views: dict[tuple[dt.datetime, str, str], int] = defaultdict(int)  # (hour, wiki, title)
+    for file_hour, stats in files.items():
+        for (code, title), v in stats.views_by_page.items():
+            hour = (file_hour - H).replace(tzinfo=None)
+            views[(hour, BY_CODE[code].wiki, title.replace("_", " "))] += v
+    last = (hours[-1] - H).replace(tzinfo=None)
+
+    def baseline(key: tuple[dt.datetime, str, str]) -> float:
+        return sum(views.get((key[0] - k * H, key[1], key[2]), 0) for k in range(1, 25)) / 24
+
+    # live edits, after the views were loaded: a spiking page edited (no longer a views
+    # spike), a hardly read page edited heavily, a heavily read one too
+    spiking = sorted(
+        k for k, v in views.items() if k[0] == last and v >= 500 and v >= 5 * baseline(k)
+    )
+    in_last = {k: v for k, v in views.items() if k[0] == last and k[1] == "enwiki"}
+    quiet = min(in_last, key=lambda k: (in_last[k], k))
+    read = max(in_last, key=lambda k: (in_last[k], k))
+    unseen = (last, "dewiki", "Not viewed anywhere")
+    edited = {spiking[0]: 1, quiet: 3, read: 4, unseen: 3}
+    events, n = [], 0
+    for (hour, wiki, title), count in edited.items():
+        for minute in range(count):
+            n += 1
+            events.append(edit_event(n, wiki, title, hour.replace(minute=minute, tzinfo=dt.UTC)))
+    verdicts = [judge(line) for line in events]
+    Bronze(house.ch).write([v for v in verdicts if isinstance(v, Valid)], [])
+
+    expected = set()
+    for key, v in views.items():
+        e = edited.get(key, 0)
+        if v >= 500 and v >= 5 * baseline(key) and e == 0:
+            expected.add((*key, v, 0, round(baseline(key), 6), "views_without_edits"))
+    for key, e in edited.items():
+        if e >= 3 and views.get(key, 0) < 10:
+            expected.add(
+                (*key, views.get(key, 0), e, round(baseline(key), 6), "edits_without_views")
+            )
+    assert (*unseen, 0, 3, 0.0, "edits_without_views") in expected
+
+    def rows(sql: str) -> set[tuple[Any, ...]]:
+        return {
+            (h, w, t, int(v), int(e), round(b, 6), k) for h, w, t, v, e, b, k in house.rows(sql)
+        }
+
+    stored = rows(
+        "SELECT hour, wiki, title, views, edits, baseline_views, kind "
+        "FROM gold.page_attention_spikes_hour"
+    )
+    assert stored == expected
+    assert rows(QUERY_TIME_SPIKES) == expected
+    # every hour has spikes of its own, and the stored rows are few: not silver again
+    assert {k[0] for k in expected if k[-1] == "views_without_edits"} == {
+        (h - H).replace(tzinfo=None) for h in hours
+    }
+    assert spiking[0] not in {row[:3] for row in stored}  # edited after its views were loaded
+    assert (*quiet, in_last[quiet], 3, round(baseline(quiet), 6), "edits_without_views") in stored
+    # the loads that failed or were replaced left no computation behind
+    runs = house.rows(
+        "SELECT DISTINCT load_id FROM gold.page_attention_hours_loads "
+        "WHERE load_id NOT IN (SELECT load_id FROM bronze.dumps_visible)"
+    )
+    assert runs == []

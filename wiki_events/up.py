@@ -202,7 +202,7 @@ def prepare_warehouse(settings: Settings, say: Say, with_dumps: bool = False) ->
     try:
         bronze.migrate(client, settings.retention_days, settings.cluster)
         if with_dumps:
-            dumps_service.prepare(client)
+            dumps_service.prepare(client, settings.cluster)
     finally:
         client.close()
     say("  dbt          dbt build (silver and gold materialized views, tests)...")
