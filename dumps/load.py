@@ -58,9 +58,10 @@ and reason, with one example. A load filtered with ``--wiki`` / ``--project`` co
 lines its filter leaves out (``bronze.dumps_left_out``), so it is checked like any other:
 rows kept + lines left out = lines sent; the ledger records the rows kept.
 
-A pageviews load, once checked and before its ``done`` row, also computes the attention
+Once a pageviews load is published (its ``done`` row), the loader computes the attention
 spikes of its hour (and of the loaded hours in the 24 after it) into gold
-(``dumps/spikes.py``): tagged with its ``load_id``, they show when it does.
+(``dumps/spikes.py``), tagged with its ``load_id``: purged with it, and a failure there
+costs the spikes (made later by ``spikes.catch_up``), never the load.
 """
 
 from __future__ import annotations
@@ -446,8 +447,6 @@ class Loader:
             self._prepare(dataset, source, load_id, period)
             lines, meta = self._stream_into(source, dataset, url, listed)
             rows, rejected = self._verify(dataset, load_id, period, lines)
-            if dataset is PAGEVIEWS:  # stored with the load: visible when it is
-                spikes.for_load(self.ch, load_id, listed.name, period)
         except (Restart, LoadFailed) as exc:
             self._ledger(
                 **ident,
@@ -485,6 +484,30 @@ class Loader:
                 )
         self.progress.rows += rows
         log.info("%s: %d rows (%d rejected) as load %d", listed.name, rows, rejected, load_id)
+        if dataset is PAGEVIEWS:
+            self._spikes(load_id, listed.name, period)
+
+    def _catch_up(self) -> None:
+        try:
+            spikes.catch_up(self.ch)
+        except Exception as exc:  # noqa: BLE001 - the views are loaded; spikes wait
+            log.warning("attention spikes not caught up: %s", str(exc).splitlines()[0][:300])
+
+    def _spikes(self, load_id: int, name: str, period: dt.datetime) -> None:
+        """The hour's attention spikes, once its views are published: their cost (up to a
+        minute of CPU with a day of page rows before the hour) never holds the views back,
+        and a failure here costs the spikes, not the load. A computation shows from its
+        marker row on, so until it lands the hour shows none; one that failed is made by
+        ``spikes.catch_up``, run at start and whenever ``--follow`` waits."""
+        try:
+            spikes.for_load(self.ch, load_id, name, period)
+        except Exception as exc:  # noqa: BLE001 - logged; catch_up computes it later
+            log.warning(
+                "%s: its attention spikes were not computed (%s); computed later by the "
+                "follower's catch-up or the next start",
+                name,
+                str(exc).splitlines()[0][:300] if str(exc) else repr(exc),
+            )
 
     def _prepare(self, dataset: Dataset, source: str, load_id: int, period: dt.datetime) -> None:
         select = schema.PARSE[dataset.name].format(
@@ -681,7 +704,7 @@ class Loader:
         counts: dict[str, int] = {}
         self.recover([d.name for d in datasets])
         if PAGEVIEWS in datasets:
-            spikes.catch_up(self.ch)
+            self._catch_up()
         step = datasets[0].step
         period = start
         self.progress.files_total = len(datasets) * (datasets[0].count(start, end) if end else 0)
@@ -708,6 +731,8 @@ class Loader:
             if not ready:
                 if not follow:
                     break
+                if PAGEVIEWS in datasets:
+                    self._catch_up()
                 _sleep(self.opts.poll, stop)
                 continue
             period += step

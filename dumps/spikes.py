@@ -2,8 +2,9 @@
 
 The spikes need each page's views over the 24 hours before the hour: as a window over
 silver's page rows at query time they cost seconds per million rows (a real day holds
-~150M). So the loader computes them per hour, the moment it has checked a pageviews load
-and before the ledger publishes it, through two parameterized views that dbt builds
+~150M). So the loader computes them per hour, the moment the ledger has published a
+pageviews load (the views are not held back by their cost: up to a minute of CPU with a
+day of page rows before the hour), through two parameterized views that dbt builds
 (the definition and its thresholds stay in ``wiki_dbt``):
 
 - ``gold.page_attention_spikes_compute``: the views side of the hour's views spikes
@@ -26,7 +27,10 @@ Edits are not stored: they keep arriving after an hour's views were loaded, so t
 
 The tables are dbt's (``dbt run --vars '{dumps: true}'``); until they exist the loader
 computes nothing, and ``catch_up`` computes every visible hour that has no computation
-yet (run at the start of each ``wiki-events pageviews``).
+yet (run at the start of each ``wiki-events pageviews`` and whenever ``--follow`` waits
+for the next hour: a computation that failed after its load was published is made then).
+What a failed computation can leave stale until the hour is loaded again: the later
+hours' baselines that a late hour would have recomputed.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def compute(ch: Any, load_id: int, file_hour: dt.datetime) -> float:
 
 def for_load(ch: Any, load_id: int, name: str, file_hour: dt.datetime) -> list[dt.datetime]:
     """The spikes a new pageviews load changes: its own hour's, and those of the visible
-    hours in the 24 after it. Computed before the load is published. Returns the file
+    hours in the 24 after it. Computed once the load is published. Returns the file
     hours computed (none when dbt has not built the tables)."""
     if not built(ch):
         return []

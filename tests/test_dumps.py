@@ -768,3 +768,37 @@ def test_stored_attention_spikes_equal_the_query_time_definition(clean: House, s
         "WHERE load_id NOT IN (SELECT load_id FROM bronze.dumps_visible)"
     )
     assert runs == []
+
+
+def test_a_failed_spikes_computation_costs_the_spikes_not_the_load(
+    clean: House, site: Site, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The spikes are computed once the hour's views are published: when that fails, the
+    load stays done (its views in gold), the failure is logged, and the next catch-up
+    (a start, or --follow waiting for the next hour) computes the hour."""
+    from dumps import spikes
+
+    house = clean
+    write_pageviews_hour(site.root, T0, lines=2000, seed=70)
+    computed = spikes.for_load
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("Code: 241. DB::Exception: Memory limit exceeded")
+
+    monkeypatch.setattr(spikes, "for_load", broken)
+    with caplog.at_level("WARNING", logger="dumps"):
+        assert loader(house, site).run([PAGEVIEWS], T0, T0 + H) == {"loaded": 1}
+    assert "attention spikes were not computed (Code: 241" in caplog.text
+    assert house.rows("SELECT count() FROM gold.pageviews_hour_wiki") != [(0,)]
+    hours = "SELECT count() FROM gold.page_attention_hours_loads"
+    assert house.rows(hours) == [(0,)]
+    monkeypatch.setattr(spikes, "for_load", computed)
+    assert loader(house, site).run([PAGEVIEWS], T0, T0 + H) == {"skipped": 1}  # caught up
+    assert house.rows(hours) == [(1,)]
+    assert (
+        house.rows(
+            "SELECT load_id FROM gold.page_attention_hours_loads "
+            "WHERE load_id NOT IN (SELECT load_id FROM bronze.dumps_visible)"
+        )
+        == []
+    )
