@@ -57,8 +57,9 @@ def main() -> int:
     parser.add_argument("--python", default=sys.executable, help="interpreter of the suite's venv")
     parser.add_argument("--timeout", type=int, default=120, help="pytest-timeout per test (s)")
     parser.add_argument("--junit", type=Path, help="keep pytest's JUnit XML here")
-    parser.add_argument("pytest_args", nargs="*", help="after --: passed to pytest")
-    args = parser.parse_args()
+    argv = sys.argv[1:]  # what follows "--" goes to pytest as is (argparse would read it)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    args, extra = parser.parse_args(argv[:cut]), argv[cut + 1 :]
     suite = args.suite.resolve()
     if not (suite / "tests" / "integration_tests" / "conftest.py").is_file():
         parser.error(f"{suite} has no tests/integration_tests/conftest.py (see --help)")
@@ -73,7 +74,7 @@ def main() -> int:
                 "CLICKHOUSE_CONNECT_TEST_DOCKER": "False",
                 "CLICKHOUSE_CONNECT_TEST_CLOUD": "False",
             }
-            targets = args.pytest_args or ["tests/integration_tests"]
+            targets = extra or ["tests/integration_tests"]
             command = [args.python, "-m", "pytest", "-p", "no:cacheprovider", "-q"]
             command += [f"--timeout={args.timeout}", f"--junitxml={junit}", *targets]
             subprocess.run(command, cwd=suite, env=env, check=False)
@@ -92,6 +93,15 @@ def report(cases: dict[str, list[tuple[str, str]]]) -> int:
         f"{count['failure']} failed, {count['error']} errors, {count['skipped']} skipped; "
         f"{count['passed']}/{ran} = {rate:.1f}% of the tests that ran"
     )
+    modules: dict[str, dict[str, int]] = {}
+    for kind, found in cases.items():
+        for name, _ in found:
+            parts = name.split("::")[0].split(".")  # test classes add a part
+            module = next((part for part in parts if part.startswith("test_")), parts[-1])
+            modules.setdefault(module, dict.fromkeys(("passed", "failure", "error", "skipped"), 0))
+            modules[module][kind] += 1
+    for module, by_kind in sorted(modules.items()):
+        print(f"  {module}: " + ", ".join(f"{n} {kind}" for kind, n in by_kind.items() if n))
     for kind in ("failure", "error"):
         for name, message in cases.get(kind, []):
             print(f"{kind}: {name}: {message}")
