@@ -742,8 +742,20 @@ def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> 
     cleaned = _dumps_tables_with_load_id()
     assert "silver.pageviews" in cleaned and "gold.top_pages_day_loads" in cleaned
     assert {obj for p, obj in grants if p == "ALTER DELETE" and obj != "bronze.*"} == cleaned
+    # the attention spikes (dumps/spikes.py): the two parameterized views, what they read
+    # (with the caller's rights), the two tables they fill, the marker table read back
+    spikes = {
+        ("INSERT", "gold.page_attention_spikes_hour_loads"),
+        ("INSERT", "gold.page_attention_hours_loads"),
+        ("SELECT", "gold.page_attention_hours_loads"),
+        ("SELECT", "gold.page_attention_spikes_compute"),
+        ("SELECT", "gold.page_attention_hours_compute"),
+        ("SELECT", "silver.pageviews"),
+    }
+    assert spikes <= grants
     # nothing else on silver or gold: it cannot write or drop the edits' models
-    assert {p for p, obj in grants if obj.split(".")[0] in ("silver", "gold")} == {"ALTER DELETE"}
+    others = {(p, obj) for p, obj in grants if obj.split(".")[0] in ("silver", "gold")}
+    assert {p for p, _ in others - spikes} == {"ALTER DELETE"}
     assert not any(obj == "*.*" for _, obj in grants)
     assert users["dumps"].findtext("profile") == "ingest"
     # the readers' gold views filter through the ledger: the dashboard reads it, only it;
