@@ -11,9 +11,14 @@ identifiers (`` `fi\\x6ce` ``), comments, case, heredocs and parameters are ther
 resolved the way the engine resolves them. Running the parse costs about 0.4 ms, so it
 runs only when the text could name something guarded: every guarded name and keyword
 has to appear in the text literally (case aside), unless an escape spells it, so
-a query without any of them, and without a backslash, cannot be one.
+a query without any of them, and without a backslash, cannot be one. The parse, like
+the guard's other statements, runs on a connection of its own that is not logged, so
+``system.query_log`` holds the request's query alone (see ``Guard``).
 
-The rules, for every user including the admin:
+Who may read or write which table, file or URL is not decided here: every statement
+runs under its user's role, and ClickHouse's own access checker refuses what the user's
+grants do not allow (access.py). What is left here is what chDB cannot enforce, for every
+user including the admin:
 
 - ``INTO OUTFILE`` and ``FROM INFILE`` are refused (INTO_OUTFILE_NOT_ALLOWED);
 - the path-taking functions, table functions and engines (``file``, ``File``,
@@ -25,7 +30,16 @@ The rules, for every user including the admin:
   source's strings (SQL the engine runs itself) may not name a guarded function;
 - INSERT ... VALUES data is outside the parse: the server reads it as literals only
   when its text could name a guarded function (server.py);
-- read-only users and GET requests may not ``KILL`` or run ``SYSTEM`` statements;
+- a table named by a path (``SELECT * FROM '/etc/hostname'``, which the default
+  database's file overlay reads) is a path like any other;
+- ``SET ROLE`` is refused: every request acts with its own user's role;
+- ``KILL QUERY`` needs the ``KILL QUERY`` grant (all engine queries have one owner);
+- a view's or a materialized view's ``DEFINER`` may not be the engine's user (``SQL
+  SECURITY DEFINER`` without a name, or ``DEFINER = CURRENT_USER``): the view would run
+  with every user's rights;
+- custom disks (``disk(type = ...)`` in SETTINGS) are refused: they open folders and
+  hosts chosen by the query;
+- GET requests may not ``KILL`` or run ``SYSTEM`` statements;
 - nothing reaches other hosts (``url``, ``s3``, ``remote``, ``mysql``... as table
   functions, engines or dictionary sources, UNACCEPTABLE_URL) unless the admin
   allows network access when starting the server (``LOCAL_CLICKHOUSE_ALLOW_NETWORK``).
@@ -35,11 +49,12 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from . import sqltext
+from .access import Account, assignments
 from .errors import (
     ACCESS_DENIED,
     DATABASE_ACCESS_DENIED,
@@ -54,6 +69,7 @@ from .errors import (
 PATH_FUNCTIONS = frozenset(
     {
         "file",
+        "filesystem",
         "filecluster",
         "filelog",
         "sqlite",
@@ -169,12 +185,40 @@ _NETWORK_TRIGGERS = (
     "cassandra",
     "distributed",
 )
-_TRIGGERS = _FILE_TRIGGERS + _NETWORK_TRIGGERS
+# ... and the rest: SET ROLE, KILL, a view's definer, a custom disk, a remote CLICKHOUSE
+# dictionary source (its host and port keys only show in the formatted query).
+# A table named by a path has a slash in it.
+_OTHER_TRIGGERS = ("role", "kill", "definer", "security", "disk", "clickhouse", "/")
+_TRIGGERS = _FILE_TRIGGERS + _NETWORK_TRIGGERS + _OTHER_TRIGGERS
+# The settings that steer the engine's parser, carried to the guard's own parse.
+PARSER_SETTINGS = frozenset(
+    {
+        "max_query_size",
+        "max_parser_depth",
+        "max_parser_backtracks",
+        "dialect",
+        "implicit_select",
+        "allow_settings_after_format_in_insert",
+    }
+)
+
+# words of what only the engine's formatting of the query shows (Guard._check_formatted)
+_FORMATTED_TRIGGERS = (
+    b"outfile",
+    b"infile",
+    b"attach",
+    b"definer",
+    b"security",
+    b"disk",
+    b"clickhouse",
+)
 
 _LINE = re.compile(r"^( *)(\S.*?)\s*$")
 _NODE = re.compile(r"^(Function|FunctionWithKeyValueArguments)\s+(\S+)")
 _LITERAL = re.compile(r"^Literal '(.*)'$")
 _IDENT = re.compile(r"^Identifier (.*)$")
+_TABLE_IDENT = re.compile(r"^(?:Table)?Identifier (.*)$")
+_FORMAT_FUNCTION = re.compile(r"^Function format\b", re.I)
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "b": "\b", "f": "\f", "0": "\0", "a": "\a", "v": "\v"}
 _RANGE = re.compile(r"\{\d+\.\.\d+\}")
 _BRACES = re.compile(r"\{[^{}/]*\}")
@@ -219,6 +263,8 @@ class Parsed:
     root: str  # the root of the tree: ``Set``, ``UseQuery db``, ``InsertQuery``...
     insert_settings: bool  # an INSERT with its own SETTINGS clause
     insert_select: bool  # an INSERT ... SELECT (no inline data)
+    has_settings: bool = False  # a SETTINGS clause anywhere in it
+    reads_values: bool = False  # Values data in its text: INSERT ... VALUES, format()
 
 
 def _escaped(value: str) -> str:
@@ -233,8 +279,20 @@ def _escaped(value: str) -> str:
 
 
 class Guard:
-    def __init__(self, user_files: str, allow_network: bool = False) -> None:
+    def __init__(
+        self, user_files: str, quiet: Callable[[], Any], allow_network: bool = False
+    ) -> None:
+        """``quiet`` opens an engine connection whose statements stay out of
+        ``system.query_log``: the guard's own statements (EXPLAIN AST, the formatting)
+        hold the query's text, and on the request's connection they were logged beside
+        the query, where clients that look their query up by its text found them
+        (dbt-clickhouse's projection tests, whose schemas are named dbt_clickhouse_...).
+        They only parse, with the settings that steer the parser taken from the
+        request's user and URL (``PARSER_SETTINGS``: a raised ``max_query_size``...);
+        one an HTTP session SET earlier is not carried over, so such a query can be
+        refused by the guard's parse, never let through by it."""
         self.user_files = os.path.normpath(user_files)
+        self.quiet = quiet
         self.allow_network = allow_network
 
     # -- paths -------------------------------------------------------------------------
@@ -253,6 +311,20 @@ class Guard:
         if not os.path.isabs(path):
             return True
         return os.path.normpath(path).startswith(self.user_files + os.sep)
+
+    def _quiet_query(
+        self, sql: bytes, params: Mapping[str, str], settings: Mapping[str, str]
+    ) -> bytes:
+        """One of the guard's own statements, kept out of system.query_log, parsed
+        with the request's parser settings."""
+        conn = self.quiet()
+        try:
+            parser = {k: v for k, v in settings.items() if k in PARSER_SETTINGS}
+            if parser:
+                conn.raw.query(f"SET {assignments(parser)}", "TSV")
+            return bytes(conn.raw.query(sql, "TSVRaw", params=dict(params)).bytes())
+        finally:
+            conn.close()
 
     def _deny_path(self, function: str, path: str) -> ClickHouseError:
         return ClickHouseError(
@@ -277,28 +349,29 @@ class Guard:
 
     def check(
         self,
-        raw: Any,
         query: bytes,
         params: Mapping[str, str],
         query_class: int,
-        restricted: bool,
-        user: str,
+        account: Account,
+        get: bool,
+        settings: Mapping[str, str],
         force: bool = False,
     ) -> Parsed | None:
-        """Raise if ``query`` may not run. ``restricted``: a read-only user or a GET.
+        """Raise if ``query`` may not run for ``account`` (``get``: over GET; ``settings``:
+        the request's, its user's profile's and its URL's).
 
         ``query_class`` is chDB's classification (3 = control statements: SET, USE,
-        KILL, SYSTEM, DDL...); only those (when restricted) and texts that could name a
-        guarded function (or all, with ``force``) are parsed. Returns what the parse
+        KILL, SYSTEM, DDL...); only those (over GET) and texts that could name a guarded
+        function or statement (or all, with ``force``) are parsed. Returns what the parse
         says, None when not parsed.
         """
         lowered = query.lower()
-        if any(w in lowered for w in (b"outfile", b"infile", b"attach")):
-            self._check_files_clauses(raw, query)
+        if any(w in lowered for w in _FORMATTED_TRIGGERS):
+            self._check_formatted(query, account, settings)
         control = query_class == 3
-        if not (force or self.needs_parse(query) or (restricted and control)):
+        if not (force or self.needs_parse(query) or (get and control)):
             return None
-        tree = raw.query(b"EXPLAIN AST " + query, "TSVRaw", params=dict(params)).bytes()
+        tree = self._quiet_query(b"EXPLAIN AST " + query, params, settings)
         nodes = []
         for line in bytes(tree).decode("utf-8", "replace").splitlines():
             m = _LINE.match(line)
@@ -316,16 +389,20 @@ class Guard:
                 n.depth == nodes[0].depth + 1 and n.text.startswith("SelectWithUnionQuery")
                 for n in nodes
             ),
+            has_settings=any(n.text == "Set" for n in nodes[1:]),
+            reads_values=any(_FORMAT_FUNCTION.match(n.text) for n in nodes)
+            or (
+                root.startswith("InsertQuery")
+                and not any(
+                    n.depth == nodes[0].depth + 1 and n.text.startswith("SelectWithUnionQuery")
+                    for n in nodes
+                )
+            ),
         )
-        if restricted and (root.startswith("KillQueryQuery") or root.startswith("SYSTEM")):
-            raise ClickHouseError(
-                ACCESS_DENIED if root.startswith("Kill") else READONLY,
-                f"{user}: Cannot execute query in readonly mode: "
-                f"{'KILL' if root.startswith('Kill') else 'SYSTEM'} statements need a user "
-                "that is not read-only, over POST",
-            )
+        self._check_statement(root, account, get)
         in_udf = root.startswith("CreateSQLFunctionQuery")
         for idx, node in enumerate(nodes):
+            self._check_table_path(nodes, idx)
             m = _NODE.match(node.text)
             if not m:
                 continue
@@ -362,20 +439,57 @@ class Guard:
                 self._check_path_args(m.group(2), args, storage)
         return parsed
 
-    def _check_files_clauses(self, raw: Any, query: bytes) -> None:
-        """INTO OUTFILE, FROM INFILE and ATTACH ... FROM 'path', found in the engine's
-        own formatting of the query (no comments; literals always single-quoted with
-        backslash escapes, which sqltext's lexer reads exactly)."""
-        text = bytes(
-            raw.query(
-                "SELECT formatQuerySingleLine({q:String})",
-                "TSVRaw",
-                params={"q": _escaped(query.decode("utf-8", "replace"))},
-            ).bytes()
+    @staticmethod
+    def _check_statement(root: str, account: Account, get: bool) -> None:
+        if root.startswith("SetRoleQuery"):
+            raise ClickHouseError(
+                ACCESS_DENIED,
+                f"{account.name}: SET ROLE is not available in the embedded ClickHouse: "
+                "every request acts with all the roles its user is granted",
+            )
+        kill = root.startswith("KillQueryQuery")
+        if get and (kill or root.startswith("SYSTEM")):
+            raise ClickHouseError(
+                ACCESS_DENIED if kill else READONLY,
+                f"{account.name}: Cannot execute query in readonly mode: "
+                f"{'KILL' if kill else 'SYSTEM'} statements need POST",
+            )
+        if kill and (not account.can_kill or account.readonly):
+            # a real server lets a user (a read-only one too) kill its own queries without
+            # the grant; here every engine query has the same owner, so "its own" cannot
+            # be told apart: KILL needs the grant, and a user that may write
+            raise ClickHouseError(
+                ACCESS_DENIED,
+                f"{account.name}: Not enough privileges. To execute this query, it's "
+                "necessary to have the grant KILL QUERY ON *.* and not be read-only (in the "
+                "embedded ClickHouse also to kill a user's own queries)",
+            )
+
+    def _check_table_path(self, nodes: list[_Node], idx: int) -> None:
+        """A table named by a path: the default database reads files through it."""
+        m = _TABLE_IDENT.match(nodes[idx].text)
+        if not m or "/" not in m.group(1):
+            return
+        name = m.group(1)
+        if name.startswith("default."):
+            name = name[len("default.") :]
+        if not self.path_allowed(name):
+            raise self._deny_path("a table named by its path", name)
+
+    def _check_formatted(self, query: bytes, account: Account, settings: Mapping[str, str]) -> None:
+        """What shows only in the engine's own formatting of the query (no comments;
+        literals always single-quoted with backslash escapes, which sqltext's lexer reads
+        exactly): INTO OUTFILE, FROM INFILE, ATTACH ... FROM 'path', a view's definer, a
+        custom disk, a CLICKHOUSE dictionary source on another host."""
+        text = self._quiet_query(
+            b"SELECT formatQuerySingleLine({q:String})",
+            {"q": _escaped(query.decode("utf-8", "replace"))},
+            settings,
         ).decode("utf-8", "replace")
         words = list(sqltext.tokens(text))
         previous = ""
-        for _, end, word in words:
+        for i, (_, end, word) in enumerate(words):
+            following = text[end:].lstrip()
             if (previous, word) in (("INTO", "OUTFILE"), ("FROM", "INFILE")):
                 raise ClickHouseError(
                     INTO_OUTFILE_NOT_ALLOWED,
@@ -383,11 +497,38 @@ class Guard:
                     "reads and writes files only through file() inside the user files folder",
                 )
             attach = words[0][2] == "ATTACH"
-            if attach and word == "FROM" and text[end:].lstrip().startswith("'"):
+            if attach and word == "FROM" and following.startswith("'"):
                 raise ClickHouseError(
                     DATABASE_ACCESS_DENIED,
                     "ATTACH ... FROM a path is not allowed in the embedded ClickHouse",
                 )
+            if word == "DEFINER" and following.startswith("="):
+                definer = words[i + 1][2] if i + 1 < len(words) else ""
+                if definer == "CURRENT_USER" and account.name != "default":
+                    raise ClickHouseError(
+                        ACCESS_DENIED,
+                        f"{account.name}: a view's DEFINER must be named in the embedded "
+                        "ClickHouse (DEFINER = CURRENT_USER, or SQL SECURITY DEFINER without "
+                        "a name, would be the engine's own user, who holds every user's "
+                        f"rights): write DEFINER = {account.name}",
+                    )
+            if word == "DISK" and following.startswith("("):
+                raise ClickHouseError(
+                    DATABASE_ACCESS_DENIED,
+                    "Custom disks (disk(type = ...)) are not allowed in the embedded ClickHouse: "
+                    "they open folders and hosts the query chooses; use the server's disks",
+                )
+            if word == "CLICKHOUSE" and following.startswith("(") and not self.allow_network:
+                inner = following[1 : following.find(")")] if ")" in following else following
+                keys = {w for _, _, w in sqltext.tokens(inner)}
+                if keys & {"HOST", "PORT"}:
+                    raise ClickHouseError(
+                        UNACCEPTABLE_URL,
+                        "A CLICKHOUSE dictionary source with a HOST or PORT reaches a server "
+                        "over the network, which the embedded ClickHouse refuses unless its "
+                        "admin allows it (LOCAL_CLICKHOUSE_ALLOW_NETWORK=1); leave both out "
+                        "to read this server's own tables",
+                    )
             previous = word
 
     @staticmethod

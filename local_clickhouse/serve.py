@@ -16,8 +16,8 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .engine import Engine
-from .server import MAX_DECOMPRESSED_BYTES, Server
-from .users import Users
+from .limits import MAX_CONCURRENT_QUERIES
+from .server import MAX_DECOMPRESSED_BYTES, MAX_FORM_BYTES, Server
 
 log = logging.getLogger("local_clickhouse")
 
@@ -161,6 +161,7 @@ def serve(
     users_file: str | Path | None = None,
     log_level: str = "warning",
     max_decompressed: int | None = None,
+    users_d: str | Path | None = None,
 ) -> None:
     """Serve ``data`` over ClickHouse's HTTP interface until SIGTERM or Ctrl-C.
 
@@ -180,11 +181,16 @@ def serve(
     # Engine calls run on worker threads; a shorter switch interval hands the GIL back
     # to the event loop sooner when a worker finishes (about 1 ms off a small query).
     sys.setswitchinterval(0.0005)
+    users_file = users_file or os.environ.get("LOCAL_CLICKHOUSE_USERS") or None
+    if users_file and users_d:
+        sock.close()
+        raise StartupError("give --users or --users-d, not both")
+    max_form = _env_int("LOCAL_CLICKHOUSE_MAX_FORM_BYTES", MAX_FORM_BYTES)
+    max_queries = _env_int("LOCAL_CLICKHOUSE_MAX_CONCURRENT_QUERIES", MAX_CONCURRENT_QUERIES)
     try:
-        users = Users.load(users_file)
         try:
-            engine = Engine(data)
-        except RuntimeError as exc:
+            engine = Engine(data, users_file=users_file, users_d=users_d)
+        except (RuntimeError, ValueError) as exc:
             raise StartupError(str(exc)) from None
     except BaseException:
         sock.close()
@@ -195,7 +201,15 @@ def serve(
         # user_files_path.
         os.chdir(engine.user_files)
         network = allow_network in ("1", "true")
-        app = Server(engine, users, max_decompressed, receive_timeout, network).app()
+        server_app = Server(
+            engine,
+            max_decompressed,
+            receive_timeout,
+            network,
+            max_form_bytes=max_form,
+            max_queries=max_queries,
+        )
+        app = server_app.app()
         protocol = type("Protocol", (_Protocol,), {"receive_timeout": receive_timeout})
         config = uvicorn.Config(
             app,
