@@ -1,4 +1,5 @@
-"""``wiki-events pageviews`` and ``wiki-events mediacounts``: backfill a range, or follow.
+"""``wiki-events pageviews`` and ``wiki-events mediacounts``: backfill a range, or follow;
+``wiki-events health dumps FOLLOWER``: a follower's liveness (its Docker healthcheck).
 
 Registered on the ``wiki-events`` group in ``wiki_events/cli.py``.
 """
@@ -11,11 +12,14 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import click
 
-from wiki_core.config import SettingError
+from wiki_core.config import SettingError, Settings
+from wiki_core.unreachable import quiet_clients, sentence
 
+from . import status
 from .load import DATASETS, Dataset, Loader, LoadFailed, loader_from_env, print_progress
 
 log = logging.getLogger("dumps")
@@ -55,6 +59,7 @@ def run(
     quiet: bool = False,
     stop: Callable[[], bool] | None = None,
     block_rows: int | None = None,
+    **tuning: Any,
 ) -> dict[str, int]:
     datasets = [DATASETS[n] for n in names]
     daily = datasets[0].step == dt.timedelta(days=1)
@@ -67,6 +72,8 @@ def run(
         if finish is None and not follow:
             finish = begin + step
         _check_range(datasets[0], begin, finish)
+    if stop is None:  # the command alone: its clients' retry warnings, said once below
+        quiet_clients()
     try:
         loader = loader_from_env(
             wikis=frozenset(wikis),
@@ -74,12 +81,21 @@ def run(
             poll=poll,
             block_rows=block_rows,
             progress=None if quiet else print_progress,
+            **tuning,
         )
     except SettingError:
         raise  # says itself which variable (the command group makes it one line)
     except Exception as exc:  # noqa: BLE001 - one clear line for the operator
+        settings = Settings.from_env()
         raise click.ClickException(
-            f"cannot prepare ClickHouse: {str(exc).splitlines()[0]}"
+            "cannot prepare the dumps' tables: "
+            + sentence(
+                "ClickHouse",
+                settings.dumps_clickhouse_url or settings.clickhouse_url,
+                exc,
+                "start it (`wiki-events clickhouse`, or `up`), or set DUMPS_CLICKHOUSE_URL "
+                "or CLICKHOUSE_URL",
+            )
         ) from exc
     stopping = threading.Event()
     if stop is None:  # the command itself: signals stop it; in `up`, the caller does
@@ -216,3 +232,20 @@ def _finish(counts: dict[str, int]) -> None:
     )
     if counts.get("failed"):
         sys.exit(1)
+
+
+@click.command("dumps")
+@click.argument("follower", type=click.Choice(sorted(status.FOLLOWED)))
+@click.option(
+    "--beyond",
+    type=float,
+    default=None,
+    help="Seconds late past the publication delay [default: $DUMPS_STALE_SECONDS or 14400].",
+)
+def health(follower: str, beyond: float | None) -> status.Verdict:
+    """Healthy unless FOLLOWER's newest loaded file is later than the dumps' publication
+    delay explains (8 h for page views, 2 days for media counts) by more than --beyond."""
+    from wiki_core.config import Settings
+
+    limit = status.stale_seconds() if beyond is None else beyond
+    return status.health(Settings.from_env(), follower, limit)

@@ -6,6 +6,12 @@ and its CRC itself, which tells a truncated or corrupt file from a good one) and
 straight into ``INSERT INTO bronze.load_<id> FORMAT LineAsString``: no line is looked
 at in Python, memory is a few chunks whatever the file's size.
 
+Nothing a site sends is trusted to be what the index promised (``Limits``): a
+decompression step yields at most ``PIECE`` bytes, and a file fails, as a corrupt one
+does, when it decompresses past a ratio of its listed size or a ceiling, holds an
+over-long line, sends more bytes than listed, or outlasts its time; a redirect off the
+dumps site (another host or scheme, a private address) is refused before it is asked.
+
 Exactly once, with materialized views that fire on every insert
 -------------------------------------------------------------------
 Materialized views turn each inserted block into silver and gold rows at once, so a
@@ -69,8 +75,11 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import email.utils
+import html as htmllib
+import ipaddress
 import logging
 import re
+import socket
 import sys
 import time
 import zlib
@@ -80,7 +89,16 @@ from typing import Any
 
 import httpx
 
-from wiki_core.config import Settings, clickhouse_client, user_agent
+from wiki_core.config import (
+    SettingError,
+    Settings,
+    clickhouse_client,
+    environment,
+    number,
+    user_agent,
+    whole_number,
+)
+from wiki_core.unreachable import sentence
 
 from . import schema, spikes
 from .domains import codes_for_wiki
@@ -88,11 +106,27 @@ from .domains import codes_for_wiki
 log = logging.getLogger("dumps")
 
 HOUR = dt.timedelta(hours=1)
+# what to do when the dumps site does not answer (a laptop without a network, a typo)
+REMEDY = (
+    "check DUMPS_URL (or point it at a mirror, or at a local site serving files at hand, "
+    "and load them with --from/--to)"
+)
 DAY = dt.timedelta(days=1)
 
 
 class LoadFailed(Exception):
     """The file could not be loaded whole; the message says why."""
+
+
+class Refused(LoadFailed):
+    """A request the loader will not make (a redirect off the dumps site, a scheme that
+    is not the site's): never retried."""
+
+
+class Interrupted(LoadFailed):
+    """Asked to stop (SIGTERM, Ctrl-C, ``up`` stopping) mid-file or while waiting to
+    retry: the file's load is ``failed`` (nothing of it visible) and is loaded again at
+    the next start."""
 
 
 class Restart(Exception):
@@ -145,17 +179,30 @@ DATASETS = {d.name: d for d in (PAGEVIEWS, PROJECTVIEWS, MEDIACOUNTS)}
 _ENTRY = re.compile(
     r'<a href="([^"]+)">[^<]*</a>\s+(\d{2}-\w{3}-\d{4} \d{2}:\d{2})\s+(-|\d+)\r?$', re.M
 )
+# any link: Apache's tables and lists, Python's http.server, a hand-made page
+_HREF = re.compile(r"""<a\s[^>]*?\bhref\s*=\s*(?:"([^"]*)"|'([^']*)')""", re.I)
+UNKNOWN = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)  # a date the index does not say
+MAX_INDEX_BYTES = 32 << 20  # an index page (a month of hours: ~200 KB)
+MAX_INDEX_ENTRIES = 200_000
 
 
 @dataclass(frozen=True)
 class Listed:
     name: str
-    size: int
+    size: int  # -1: the index does not say exactly (asked of the file: HEAD)
     modified: dt.datetime  # to the minute, UTC
+
+    @property
+    def known(self) -> bool:
+        return self.size >= 0
 
 
 def parse_index(html: str) -> dict[str, Listed]:
-    """The files of an nginx autoindex page (folders left out)."""
+    """The files of an index page (folders left out). nginx's autoindex says each file's
+    size in bytes and its date in UTC: taken as listed. Any other page (Apache's fancy
+    index, whose sizes are rounded and dates local; Python's http.server; a plain list
+    of links) names the files only: their size and date are asked of the file itself
+    (``Loader.listed``: HEAD)."""
     out = {}
     for href, when, size in _ENTRY.findall(html):
         if size == "-" or href.endswith("/"):
@@ -163,13 +210,32 @@ def parse_index(html: str) -> dict[str, Listed]:
         name = httpx.URL(href).path  # percent-decoded
         modified = dt.datetime.strptime(when, "%d-%b-%Y %H:%M").replace(tzinfo=dt.UTC)
         out[name] = Listed(name, int(size), modified)
+    for found in _HREF.finditer(html):
+        href = htmllib.unescape(found.group(1) if found.group(1) is not None else found.group(2))
+        if not href or href.endswith("/") or "?" in href or "#" in href:
+            continue  # a folder, a sorting link (Apache's ?C=N;O=D), an anchor
+        try:
+            name = httpx.URL(href).path.rsplit("/", 1)[-1]
+        except httpx.InvalidURL:
+            continue
+        if name and name not in out:
+            out[name] = Listed(name, -1, UNKNOWN)
+        if len(out) > MAX_INDEX_ENTRIES:
+            raise LoadFailed(f"the index lists more than {MAX_INDEX_ENTRIES:,} files")
     return out
 
 
 # -- streaming: download, decompress, count ------------------------------------------------
 
 
+PIECE = 1 << 20  # the most one decompression step may produce (bytes)
+
+
 class _Decoder:
+    """A stream decompressor whose every step is bounded: ``feed`` yields pieces of at
+    most ``PIECE`` bytes, however much a network chunk would expand to, so memory stays
+    a few pieces whatever the file holds (a bomb is stopped by the caller's limits)."""
+
     def __init__(self, compression: str) -> None:
         self.compression = compression
         self._obj: Any = None
@@ -181,25 +247,75 @@ class _Decoder:
         elif self.compression == "bz2":
             self._obj = bz2.BZ2Decompressor()
 
-    def feed(self, data: bytes) -> bytes:
+    def feed(self, data: bytes) -> Iterator[bytes]:
         if self._obj is None:
-            return data
-        out = []
-        while data:
-            if self._obj.eof:  # the last member ended where the previous chunk did
+            if data:
+                yield data
+            return
+        while True:
+            if self._obj.eof:  # a further member (gzip -c a b > c; pbzip2), or none yet
+                if not data:
+                    return
                 self._new()
             try:
-                out.append(self._obj.decompress(data))
+                out = self._obj.decompress(data, PIECE)
             except (zlib.error, OSError, EOFError) as exc:
                 raise LoadFailed(f"corrupt {self.compression} stream: {exc}") from exc
-            if not self._obj.eof:
-                break
-            data = self._obj.unused_data  # a further member (gzip -c a b > c; pbzip2)
-        return b"".join(out)
+            if out:
+                yield out
+            if self._obj.eof:
+                data = self._obj.unused_data
+            elif self.compression == "bz2":
+                if self._obj.needs_input:
+                    return
+                data = b""  # output was cut at PIECE: more to come from what it holds
+            else:
+                data = self._obj.unconsumed_tail
+                if not data and len(out) < PIECE:
+                    return
 
     def finish(self) -> None:
         if self._obj is not None and not self._obj.eof:
             raise LoadFailed(f"truncated {self.compression} stream: the file ends mid-stream")
+
+
+class _Lines:
+    """Counts lines and refuses one longer than ``limit`` bytes, as the bytes pass (no
+    line is split or kept: the longest run between newlines is measured with jumps of
+    ``limit`` bytes, so the cost is a few ``find`` calls per piece)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.count = 0
+        self.run = 0  # bytes since the last newline
+
+    def feed(self, data: bytes) -> None:
+        last = data.rfind(b"\n")
+        if last < 0:
+            self._check(self.run + len(data), self.count + 1)
+            self.run += len(data)
+            return
+        first = data.find(b"\n")
+        self._check(self.run + first, self.count + 1)
+        at = first
+        while at < last:  # from a newline, the last one within ``limit`` + 1 bytes on
+            nxt = data.rfind(b"\n", at + 1, at + self.limit + 2)
+            if nxt < 0:
+                self._check(self.limit + 1, self.count + data.count(b"\n", 0, at) + 2)
+            at = nxt
+        self.count += data.count(b"\n")
+        self.run = len(data) - last - 1
+        self._check(self.run, self.count + 1)  # the line this piece leaves open
+
+    def finish(self) -> None:
+        if self.run:
+            self.count += 1  # a last line without its newline still is a line
+
+    def _check(self, length: int, line: int) -> None:
+        if length > self.limit:
+            raise LoadFailed(
+                f"line {line:,} is longer than {self.limit:,} bytes (DUMPS_MAX_LINE_BYTES)"
+            )
 
 
 @dataclass
@@ -246,6 +362,67 @@ class Options:
     block_rows: int | None = None  # rows per insert block (None: the server's default)
     cluster: str = ""  # CLICKHOUSE_CLUSTER: the bronze DDL ON CLUSTER, Replicated engines
     progress: Callable[[str], None] | None = None
+    limits: Limits = field(default_factory=lambda: Limits())
+
+
+GIB = 1 << 30
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one file may cost, whatever the site sends (README: the dumps' limits).
+
+    Decompressed bytes: at most ``max_ratio`` times the size the index lists and at most
+    ``max_decoded``; a line at most ``max_line`` bytes; the body at most the listed size
+    (+ ``SIZE_SLACK``); the whole file within ``file_seconds`` + listed size /
+    ``min_rate``. Redirects: only to the site's own scheme, host and port, or to a host of
+    ``redirect_hosts`` (same scheme) whose addresses are public."""
+
+    max_ratio: float = 50.0  # DUMPS_MAX_RATIO (real files: 4-10)
+    max_decoded: int = 64 * GIB  # DUMPS_MAX_DECODED_GB
+    max_line: int = 65536  # DUMPS_MAX_LINE_BYTES (real lines: under 2 KB)
+    file_seconds: float = 600.0  # DUMPS_FILE_SECONDS
+    min_rate: float = 50_000.0  # DUMPS_MIN_BYTES_PER_SECOND
+    redirect_hosts: frozenset[str] = frozenset()  # DUMPS_REDIRECT_HOSTS: host or host:port
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Limits:
+        if env is None:
+            env = environment()
+        limits = cls(
+            max_ratio=number(env, "DUMPS_MAX_RATIO", cls.max_ratio),
+            max_decoded=int(number(env, "DUMPS_MAX_DECODED_GB", cls.max_decoded / GIB) * GIB),
+            max_line=whole_number(env, "DUMPS_MAX_LINE_BYTES", cls.max_line),
+            file_seconds=number(env, "DUMPS_FILE_SECONDS", cls.file_seconds),
+            min_rate=number(env, "DUMPS_MIN_BYTES_PER_SECOND", cls.min_rate),
+            redirect_hosts=frozenset(
+                h.strip().lower()
+                for h in env.get("DUMPS_REDIRECT_HOSTS", "").split(",")
+                if h.strip()
+            ),
+        )
+        for name, value in (
+            ("DUMPS_MAX_RATIO", limits.max_ratio),
+            ("DUMPS_MAX_DECODED_GB", limits.max_decoded),
+            ("DUMPS_MAX_LINE_BYTES", limits.max_line),
+            ("DUMPS_FILE_SECONDS", limits.file_seconds),
+            ("DUMPS_MIN_BYTES_PER_SECOND", limits.min_rate),
+        ):
+            if not value > 0:
+                raise SettingError(f"{name}={env.get(name)!r} must be above 0")
+        return limits
+
+    def decoded(self, listed: int, compression: str) -> int:
+        """The most a file listed at ``listed`` bytes may decompress to."""
+        if compression == "none":
+            return min(self.max_decoded, listed + SIZE_SLACK)
+        return min(self.max_decoded, int(self.max_ratio * max(listed, 1)))
+
+    def seconds(self, listed: int) -> float:
+        return self.file_seconds + listed / self.min_rate
+
+
+SIZE_SLACK = 1 << 20  # bytes a body may exceed its listed size by (a listing's rounding)
 
 
 class Loader:
@@ -258,13 +435,39 @@ class Loader:
             timeout=httpx.Timeout(opts.timeout, connect=10),
             limits=httpx.Limits(max_connections=2, max_keepalive_connections=2),
             follow_redirects=True,
+            max_redirects=5,
+            event_hooks={"request": [self._allowed]},
         )
         self.progress = Progress()
         self._indexes: dict[str, tuple[float, dict[str, Listed]]] = {}
+        self._stop: Callable[[], bool] = lambda: False  # run()'s: ends waits and downloads
         schema.migrate(self.ch, opts.cluster)
 
     def close(self) -> None:
         self.http.close()
+
+    def _allowed(self, request: httpx.Request) -> None:
+        """Every request, redirects included (httpx calls this before each): to the
+        dumps site itself, or over the same scheme to a host the operator listed whose
+        addresses are public. Anything else is refused, and not retried."""
+        site = self.http.base_url
+        url = request.url
+        if (url.scheme, url.host, url.port) == (site.scheme, site.host, site.port):
+            return
+        where = f"{url.scheme}://{url.netloc.decode()}"
+        if url.scheme != site.scheme:
+            raise Refused(
+                f"refused a redirect to {where}: not the dumps site's scheme ({site.scheme})"
+            )
+        hosts = self.opts.limits.redirect_hosts
+        if url.host not in hosts and url.netloc.decode().lower() not in hosts:
+            raise Refused(
+                f"refused a redirect to {where}: not the dumps site "
+                f"({site.host}; list mirrors in DUMPS_REDIRECT_HOSTS)"
+            )
+        private = _private_address(url.host)
+        if private:
+            raise Refused(f"refused a redirect to {where}: {private}")
 
     # -- the ledger ------------------------------------------------------------------------
 
@@ -369,36 +572,76 @@ class Loader:
         cached = self._indexes.get(folder)
         if cached and not fresh and time.monotonic() - cached[0] < 60:
             return cached[1]
-        response = self._get(folder)
-        if response.status_code == 404:
-            files: dict[str, Listed] = {}
-        else:
-            response.raise_for_status()
-            files = parse_index(response.text)
+        status, _, body = self._get(folder, most=MAX_INDEX_BYTES)
+        if status >= 400 and status != 404:
+            raise LoadFailed(f"{folder}: HTTP {status}")
+        files = {} if status == 404 else parse_index(body.decode("utf-8", "replace"))
         self._indexes[folder] = (time.monotonic(), files)
         return files
 
-    def _get(self, url: str, **kwargs: Any) -> httpx.Response:
+    def listed(self, dataset: Dataset, period: dt.datetime, fresh: bool = False) -> Listed | None:
+        """The period's file as its folder's index lists it, None when it is not there.
+        When the index does not give its size and date (not nginx's), the file is asked
+        (HEAD; GET's headers where HEAD is not allowed): a 404 is "not there"."""
+        name = dataset.file(period)
+        found = self.listing(dataset.folder(period), fresh=fresh).get(name)
+        if found is None or found.known:
+            return found
+        url = dataset.folder(period) + name
+        status, headers, _ = self._get(url, method="HEAD", most=0)
+        if status in (405, 501):  # no HEAD here: a GET's headers, its body left unread
+            status, headers, _ = self._get(url, most=0)
+        if status == 404:
+            return None
+        size = _content_length(headers)
+        if status != 200 or size < 0:
+            raise LoadFailed(
+                f"{url}: the index gives no size and the file's headers neither "
+                f"(HTTP {status}, no Content-Length)"
+            )
+        modified = headers.get("last-modified")
+        when = email.utils.parsedate_to_datetime(modified) if modified else UNKNOWN
+        return Listed(name, size, _minute(when))
+
+    def _get(
+        self, url: str, method: str = "GET", most: int = MAX_INDEX_BYTES
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """(status, headers, body) of a small page, retried on 5xx, 429 and broken
+        connections; a body past ``most`` bytes is not read (``most`` 0: none is)."""
         for attempt in range(self.opts.retries + 1):
             try:
-                response = self.http.get(url, **kwargs)
-                if response.status_code < 500 and response.status_code != 429:
-                    return response
-                problem = f"HTTP {response.status_code}"
+                with self.http.stream(method, url) as response:
+                    status = response.status_code
+                    if status < 500 and status != 429:
+                        body = bytearray()
+                        if status < 400 and most:
+                            for chunk in response.iter_bytes():
+                                body += chunk
+                                if len(body) > most:
+                                    raise LoadFailed(
+                                        f"{url}: the page is larger than {most:,} bytes"
+                                    )
+                        return status, response.headers, bytes(body)
+                problem = f"HTTP {status}"
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}"
+                if attempt == self.opts.retries:
+                    raise LoadFailed(
+                        sentence("the dumps site", str(self.http.base_url.join(url)), exc, REMEDY)
+                    ) from exc
             if attempt == self.opts.retries:
-                raise LoadFailed(f"{url}: {problem}")
+                raise LoadFailed(f"{self.http.base_url.join(url)}: {problem}")
             wait = self.opts.backoff * 2**attempt
             log.warning("%s: %s; retry in %.1f s", url, problem, wait)
-            time.sleep(wait)
+            self._pause(wait)
         raise AssertionError("unreachable")
 
     # -- one file -------------------------------------------------------------------------------
 
     def load_file(self, dataset: Dataset, period: dt.datetime, listed: Listed) -> str:
         """Load one file unless the ledger has it (same size and date). Returns what happened:
-        ``skipped``, ``loaded``, ``replaced``, ``failed``."""
+        ``skipped``, ``loaded``, ``replaced``, ``failed``, ``stopped`` (asked to stop
+        mid-file: failed, loaded again at the next start)."""
         name = listed.name
         previous = [r for r in self.loads(dataset.name, name) if r["state"] == "done"]
         if previous:
@@ -422,7 +665,15 @@ class Loader:
                 log.warning("%s: %s; starting the file again", name, exc)
                 if attempt == self.opts.retries:
                     break
-                time.sleep(self.opts.backoff * 2**attempt)
+                try:
+                    self._pause(self.opts.backoff * 2**attempt)
+                except Interrupted:
+                    outcome = "stopped"
+                    break
+            except Interrupted as exc:
+                log.warning("%s: %s", name, exc)
+                outcome = "stopped"
+                break
             except LoadFailed as exc:
                 log.error("%s: %s", name, exc)
                 break
@@ -471,7 +722,7 @@ class Loader:
         self._ledger(
             **ident,
             size=meta["size"] if meta["size"] >= 0 else listed.size,  # no Content-Length: as listed
-            last_modified=meta["last_modified"],
+            last_modified=meta["last_modified"] or listed.modified,
             etag=meta["etag"],
             state="done",
             rows=rows,
@@ -551,11 +802,16 @@ class Loader:
     def _stream_into(
         self, source: str, dataset: Dataset, url: str, listed: Listed
     ) -> tuple[int, dict[str, Any]]:
-        """Download, decompress and insert; returns (lines sent, the file's headers)."""
+        """Download, decompress and insert; returns (lines sent, the file's headers).
+        Every byte is bounded (``Limits``): a file past a limit fails with the limit's
+        name, before ClickHouse or the disk pay for more."""
+        limits = self.opts.limits
         decoder = _Decoder(dataset.compression)
+        lines = _Lines(limits.max_line)
+        ceiling = limits.decoded(listed.size, dataset.compression)
+        deadline = time.monotonic() + limits.seconds(listed.size)
         meta: dict[str, Any] = {}
-        lines = 0
-        ends_with_newline = True
+        decoded = 0
         progress = self.progress
         progress.current, progress.current_size, progress.current_bytes = (
             listed.name,
@@ -564,19 +820,27 @@ class Loader:
         )
 
         def body() -> Iterator[bytes]:
-            nonlocal lines, ends_with_newline
-            for chunk in self._download(url, meta):
+            nonlocal decoded
+            for chunk in self._download(url, meta, listed.size + SIZE_SLACK, deadline):
                 progress.bytes += len(chunk)
                 progress.current_bytes += len(chunk)
-                data = decoder.feed(chunk)
-                if data:
-                    lines += data.count(b"\n")
-                    ends_with_newline = data.endswith(b"\n")
+                for data in decoder.feed(chunk):
+                    decoded += len(data)
+                    if decoded > ceiling:
+                        raise LoadFailed(
+                            f"decompresses to more than {ceiling:,} bytes "
+                            f"(DUMPS_MAX_RATIO {limits.max_ratio:g} x the listed "
+                            f"{listed.size:,} bytes, at most DUMPS_MAX_DECODED_GB "
+                            f"{limits.max_decoded / GIB:g} GiB)"
+                        )
+                    lines.feed(data)
                     yield data
+                _past(deadline, limits, listed)
+                if self._stop():
+                    raise Interrupted("stopped mid-file; it is loaded again at the next start")
                 self._tick()
             decoder.finish()
-            if not ends_with_newline:
-                lines += 1  # a last line without its newline still is a line
+            lines.finish()
 
         settings = {}
         if self.opts.block_rows:
@@ -588,10 +852,13 @@ class Loader:
             source, ["line"], insert_block=body(), fmt="LineAsString", settings=settings
         )
         progress.current = ""
-        return lines, meta
+        return lines.count, meta
 
-    def _download(self, url: str, meta: dict[str, Any]) -> Iterator[bytes]:
-        """The file's bytes; a broken connection resumes with Range when allowed."""
+    def _download(
+        self, url: str, meta: dict[str, Any], most: int, deadline: float
+    ) -> Iterator[bytes]:
+        """The file's bytes, at most ``most`` of them; a broken connection resumes with
+        Range when allowed."""
         offset, size, attempts = 0, None, 0
         while True:
             headers = {}
@@ -620,18 +887,26 @@ class Loader:
                             f"the same file ({response.headers.get('content-range')!r})"
                         )
                     if not offset:
-                        size = int(response.headers.get("content-length", -1))
+                        size = _content_length(response.headers)
+                        if size > most:
+                            raise LoadFailed(
+                                f"the server sends {size:,} bytes, more than the "
+                                f"{most - SIZE_SLACK:,} the index lists"
+                            )
                         meta["size"] = size
                         meta["etag"] = response.headers.get("etag", "")
                         meta["validator"] = if_range_validator(response.headers)
                         modified = response.headers.get("last-modified")
-                        meta["last_modified"] = (
-                            email.utils.parsedate_to_datetime(modified)
-                            if modified
-                            else dt.datetime.now(dt.UTC)
+                        meta["last_modified"] = (  # None: as listed
+                            email.utils.parsedate_to_datetime(modified) if modified else None
                         )
                     for chunk in response.iter_raw():
                         offset += len(chunk)
+                        if offset > most:
+                            raise LoadFailed(
+                                f"the body goes on past {most:,} bytes, more than the "
+                                f"{most - SIZE_SLACK:,} the index lists"
+                            )
                         yield chunk
                 if size is not None and size >= 0 and offset != size:
                     raise httpx.ReadError(f"short body: {offset} of {size} bytes")
@@ -643,8 +918,13 @@ class Loader:
                         f"download failed at byte {offset:,} after {attempts} attempts: {exc}"
                     ) from exc
                 wait = self.opts.backoff * 2 ** (attempts - 1)
+                if time.monotonic() + wait > deadline:
+                    raise LoadFailed(
+                        f"download failed at byte {offset:,} ({exc}) and no time is left "
+                        "to resume (DUMPS_FILE_SECONDS, DUMPS_MIN_BYTES_PER_SECOND)"
+                    ) from exc
                 log.warning("%s: %s at byte %d; resuming in %.1f s", url, exc, offset, wait)
-                time.sleep(wait)
+                self._pause(wait)
 
     def _verify(
         self, dataset: Dataset, load_id: int, period: dt.datetime, lines: int
@@ -678,10 +958,16 @@ class Loader:
                 f"INSERT INTO {schema.REJECTS} (load_id, dataset, name, reason, lines, example) "
                 f"SELECT load_id, {_sql_str(dataset.name)}, "
                 f"(SELECT any(name) FROM {schema.LEDGER} WHERE load_id = {load_id}), "
-                f"fault, count(), any(line) FROM {table} WHERE {this_load} AND fault != '' "
-                "GROUP BY load_id, fault"
+                "fault, count(), substring(any(line), 1, 4096) "  # an example, cut to 4 KB
+                f"FROM {table} WHERE {this_load} AND fault != '' GROUP BY load_id, fault"
             )
         return rows, rejected
+
+    def _pause(self, seconds: float) -> None:
+        """Wait ``seconds`` before a retry, unless asked to stop (then ``Interrupted``)."""
+        _sleep(seconds, self._stop)
+        if self._stop():
+            raise Interrupted("stopped while waiting to retry")
 
     def _tick(self) -> None:
         now = time.monotonic()
@@ -702,6 +988,22 @@ class Loader:
         """Load every file of ``datasets`` for periods in [start, end). ``follow``: then
         keep waiting for each next period (``end`` None = open ended)."""
         counts: dict[str, int] = {}
+        self._stop = stop
+        try:
+            self._walk(datasets, start, end, follow, counts)
+        except Interrupted as exc:  # between files, or a listing's retry: nothing begun
+            log.info("%s", exc)
+        return counts
+
+    def _walk(
+        self,
+        datasets: list[Dataset],
+        start: dt.datetime,
+        end: dt.datetime | None,
+        follow: bool,
+        counts: dict[str, int],
+    ) -> None:
+        stop = self._stop
         self.recover([d.name for d in datasets])
         if PAGEVIEWS in datasets:
             self._catch_up()
@@ -716,7 +1018,7 @@ class Loader:
             ready = True
             for dataset in datasets:
                 name = dataset.file(period)
-                listed = self.listing(dataset.folder(period), fresh=follow).get(name)
+                listed = self.listed(dataset, period, fresh=follow)
                 if listed is None:
                     if follow and period >= _latest_published(step):
                         ready = False  # not yet: the site publishes hours later
@@ -726,6 +1028,8 @@ class Loader:
                     continue
                 outcome = self.load_file(dataset, period, listed)
                 counts[outcome] = counts.get(outcome, 0) + 1
+                if outcome == "stopped":
+                    return
                 self.progress.files_done += 1
                 self._tick()
             if not ready:
@@ -736,7 +1040,6 @@ class Loader:
                 _sleep(self.opts.poll, stop)
                 continue
             period += step
-        return counts
 
 
 def if_range_validator(headers: httpx.Headers) -> str:
@@ -769,6 +1072,37 @@ def _resumes(headers: httpx.Headers, offset: int, size: int | None) -> bool:
     if not found or int(found.group(1)) != offset:
         return False
     return size is None or size < 0 or found.group(2) == str(size)
+
+
+def _content_length(headers: httpx.Headers) -> int:
+    """The body's announced length; -1 when none (or one that is not a number)."""
+    try:
+        return int(headers.get("content-length", -1))
+    except ValueError:
+        return -1
+
+
+def _past(deadline: float, limits: Limits, listed: Listed) -> None:
+    if time.monotonic() > deadline:
+        raise LoadFailed(
+            f"took more than {limits.seconds(listed.size):,.0f} s (DUMPS_FILE_SECONDS "
+            f"{limits.file_seconds:g} + the listed {listed.size:,} bytes at "
+            f"DUMPS_MIN_BYTES_PER_SECOND {limits.min_rate:g})"
+        )
+
+
+def _private_address(host: str) -> str:
+    """Why ``host`` is not a public address (loopback, private, link-local, ...): each
+    address it resolves to is checked; "" when all are public."""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        return f"{host} does not resolve ({exc})"
+    for info in infos:
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
+        if not address.is_global or address.is_multicast:
+            return f"{host} is {address}, not a public address"
+    return ""
 
 
 def _latest_published(step: dt.timedelta) -> dt.datetime:
@@ -814,9 +1148,15 @@ def _sql_str(value: str) -> str:
 def loader_from_env(**kwargs: Any) -> Loader:
     settings = Settings.from_env()
     opts = Options(
-        base_url=settings.dumps_url, contact=settings.contact, cluster=settings.cluster, **kwargs
+        base_url=settings.dumps_url,
+        contact=settings.contact,
+        cluster=settings.cluster,
+        limits=Limits.from_env(),
+        **kwargs,
     )
-    client = clickhouse_client(settings.clickhouse_url, send_receive_timeout=600)
+    client = clickhouse_client(
+        settings.dumps_clickhouse_url or settings.clickhouse_url, send_receive_timeout=600
+    )
     return Loader(client, opts)
 
 

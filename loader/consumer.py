@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -48,20 +49,21 @@ from typing import Any
 import pika
 import pika.exceptions
 
+from wiki_core.backoff import backoff
 from wiki_core.config import DEFAULT_AMQP_URL
 from wiki_core.event import Reject, Valid
 from wiki_core.metrics import Metric, counter, gauge
 from wiki_core.topology import (
     LOADER_QUEUE,
     QUARANTINE,
-    backoff,
     declare_topology,
     decode_batch,
-    retry,
     supports_quorum,
 )
+from wiki_core.unreachable import cause, without_password
 
 from .bronze import Bronze, Progress
+from .retry import retry
 
 log = logging.getLogger("loader")
 
@@ -154,6 +156,7 @@ class Loader:
         self.opts = opts
         self.stats = Stats()
         self._stop = False
+        self._stopping = threading.Event()  # the same, for waits that a stop cuts short
         self._bronze: Bronze | None = None
         self._pending: list[_Pending] = []
         self._pending_events = 0
@@ -165,6 +168,7 @@ class Loader:
 
     def stop(self) -> None:
         self._stop = True
+        self._stopping.set()
 
     def _clickhouse(self) -> Bronze:
         if self._bronze is None:
@@ -187,16 +191,17 @@ class Loader:
                     attempt += 1
                     delay = backoff(attempt, self.opts.max_backoff)
                     log.warning(
-                        "RabbitMQ connection lost (%s); reconnecting in %.1fs; "
+                        "RabbitMQ at %s lost or unreachable (%s); reconnecting in %.1fs; "
                         "%d unacked message(s) will be redelivered",
-                        type(exc).__name__,
+                        without_password(self.opts.amqp_url),
+                        cause(exc),
                         delay,
                         len(self._pending),
                     )
                     self._pending.clear()
                     self._pending_events = 0
                     self._first_at = None
-                    time.sleep(delay)
+                    self._stopping.wait(delay)  # SIGTERM ends it at once
         finally:
             self._pool.shutdown(wait=False)
             elapsed = max(time.monotonic() - self.stats.started, 1e-9)

@@ -14,9 +14,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from wiki_core.topology import Batch, retry
+from wiki_core.topology import Batch
 
 from .bronze import Bronze, Progress
+from .retry import retry
 
 log = logging.getLogger("loader.direct")
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pika
 import pika.exceptions
 
+from wiki_core.backoff import backoff
 from wiki_core.config import DEFAULT_AMQP_URL
 from wiki_core.topology import (
     EXCHANGE,
@@ -22,11 +23,11 @@ from wiki_core.topology import (
     QUARANTINE,
     Batch,
     Message,
-    backoff,
     declare_topology,
     encode_batch,
     supports_quorum,
 )
+from wiki_core.unreachable import cause
 
 log = logging.getLogger("reader.publisher")
 
@@ -49,6 +50,11 @@ def messages(batch: Batch) -> list[Message]:
         for r in batch.rejects
     ]
     return out
+
+
+class Stopped(Exception):
+    """Asked to stop (``stop``) while RabbitMQ could not be reached: what was not
+    confirmed is not checkpointed, so it is read again at the next start."""
 
 
 class Publisher:
@@ -96,14 +102,13 @@ class Publisher:
                 attempt += 1
                 delay = backoff(attempt, self.max_backoff)
                 log.warning(
-                    "RabbitMQ at %s unreachable (%s); retrying in %.1fs",
+                    "RabbitMQ at %s:%s unreachable (%s); retrying in %.1fs",
                     self.params.host,
-                    type(exc).__name__,
+                    self.params.port,
+                    cause(exc),
                     delay,
                 )
-                if self._stop():
-                    raise
-                time.sleep(delay)
+                self._wait(delay, f"RabbitMQ at {self.params.host} unreachable")
 
     def publish(self, batch: Batch) -> None:
         """Publish ``batch`` and wait for the broker's confirms of all its messages."""
@@ -151,7 +156,19 @@ class Publisher:
                     len(pending),
                     delay,
                 )
-                time.sleep(delay)
+                self._wait(delay, f"{len(pending)} message(s) not confirmed by RabbitMQ")
+
+    def _wait(self, seconds: float, why: str) -> None:
+        """Sleep ``seconds`` unless asked to stop (checked every 0.1 s): then ``Stopped``,
+        so a stop (SIGTERM) is never held up by a broker that is down."""
+        deadline = time.monotonic() + seconds
+        while True:
+            if self._stop():
+                raise Stopped(f"stopped while {why}; nothing unconfirmed was checkpointed")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(0.1, left))
 
     def tick(self) -> None:
         """Service heartbeats between publishes."""

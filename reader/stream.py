@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from wiki_core.backoff import backoff
 from wiki_core.config import user_agent
 from wiki_core.event import CANARY, Reject, Valid, judge
 from wiki_core.metrics import Metric, counter, gauge
 from wiki_core.timefmt import ms_text, parse_iso
-from wiki_core.topology import Batch, Sink, backoff
+from wiki_core.topology import Batch, Sink
 from wiki_core.unreachable import cause
 
 from .checkpoint import Checkpoint

@@ -1,9 +1,14 @@
 """Configuration from the environment (and a ``.env`` file when present).
 
-Every environment variable the Python code uses is read here, once, with the embedded
-defaults filled in, so nothing is hard-coded twice. The README's table lists every
-variable. (``WIKI_DBT_PROJECT`` and the ``DBT_CLICKHOUSE_*`` variables belong to dbt's
-runner, ``wiki_events/dbt.py``; the embedded server's users file to ``local_clickhouse``.)
+The connections and settings every stage shares are read here, once, with the embedded
+defaults filled in, so nothing is hard-coded twice; the README's table lists them. A
+setting only one part uses is read by that part, through ``environment()`` and the same
+checked parsers (``number``, ``whole_number``): the reader's and the loader's staleness
+limits (``reader/status.py``, ``loader/status.py``), the dbt marker and the compose
+profiles (``transform/marker.py``), the watchdog's and the alerts' settings
+(``wiki_events/watchdog.py``). (``WIKI_DBT_PROJECT`` and the ``DBT_CLICKHOUSE_*``
+variables belong to dbt's runner, ``transform/project.py``; the embedded server's users
+file to ``local_clickhouse``.)
 """
 
 from __future__ import annotations
@@ -23,7 +28,6 @@ DEFAULT_SILVER_RETENTION_DAYS = 90  # silver's, counted from ingestion; never be
 # a retention ClickHouse can hold: ingested_at + this many days stays below DateTime's end
 # (2106); past it the TTL's date wraps around and would drop every row at once
 MAX_RETENTION_DAYS = 50 * 365
-CHECKPOINT_FILE = "reader.checkpoint.json"  # the reader's position, in the data folder
 DEFAULT_DUMPS_URL = "https://dumps.wikimedia.org/other/"
 
 
@@ -31,7 +35,13 @@ class SettingError(ValueError):
     """A variable of the environment (or ``.env``) that cannot be used, named."""
 
 
-def _int(env: dict[str, str], name: str, default: int) -> int:
+def environment() -> dict[str, str]:
+    """The environment, with a ``.env`` file's values for what it does not set."""
+    load_dotenv(override=False)
+    return dict(os.environ)
+
+
+def whole_number(env: dict[str, str], name: str, default: int) -> int:
     """``env[name]`` as a whole number (``default`` when unset or empty)."""
     text = env.get(name) or str(default)
     try:
@@ -40,7 +50,7 @@ def _int(env: dict[str, str], name: str, default: int) -> int:
         raise SettingError(f"{name}={text!r} is not a whole number") from None
 
 
-def _float(env: dict[str, str], name: str, default: float) -> float:
+def number(env: dict[str, str], name: str, default: float) -> float:
     """``env[name]`` as a number (``default`` when unset or empty)."""
     text = env.get(name) or str(default)
     try:
@@ -51,12 +61,34 @@ def _float(env: dict[str, str], name: str, default: float) -> float:
 
 def _days(env: dict[str, str], name: str, default: int, least: int = 1) -> int:
     """``env[name]`` as a retention in days, ``least`` to ``MAX_RETENTION_DAYS``."""
-    days = _int(env, name, default)
+    days = whole_number(env, name, default)
     if not least <= days <= MAX_RETENTION_DAYS:
         raise SettingError(
             f"{name}={days} is not a number of days from {least} to {MAX_RETENTION_DAYS}"
         )
     return days
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _thresholds(env: dict[str, str], name: str, default: str) -> tuple[float, float]:
+    """``env[name]`` as two ages, amber then red: ``5m,30m`` (units s, m, h, d; a bare
+    number is seconds), the second after the first."""
+    text = env.get(name) or default
+    try:
+        ages = [
+            float(a[:-1]) * _UNITS[a[-1]] if a[-1] in _UNITS else float(a)
+            for a in (part.strip() for part in text.split(","))
+        ]
+    except (ValueError, IndexError):
+        ages = []
+    if len(ages) != 2 or not 0 < ages[0] < ages[1]:
+        raise SettingError(
+            f"{name}={text!r} is not two ages, amber then red, such as {default!r} "
+            "(units s, m, h, d)"
+        )
+    return ages[0], ages[1]
 
 
 def retentions(env: dict[str, str]) -> tuple[int, int]:
@@ -94,7 +126,7 @@ def _url(env: dict[str, str], name: str, default: str, schemes: tuple[str, ...])
 @dataclass(frozen=True)
 class Settings:
     clickhouse_url: str
-    dash_clickhouse_url: str
+    dash_clickhouse_url: str  # the dashboard's (DASH_CLICKHOUSE_URL, else CLICKHOUSE_URL)
     amqp_url: str
     stream_url: str
     data_dir: Path
@@ -104,18 +136,18 @@ class Settings:
     dash_basic_auth: str = ""  # "user:password": the dashboard behind HTTP basic auth
     dumps_url: str = DEFAULT_DUMPS_URL
     metrics_port: int = 0  # the reader's / loader's Prometheus endpoint; 0: none
+    metrics_host: str = "127.0.0.1"  # where it listens (compose: 0.0.0.0, its network)
     cluster: str = ""  # a ClickHouse cluster's name: bronze's and dbt's DDL run ON CLUSTER
-
-    @property
-    def checkpoint_path(self) -> Path:
-        """The reader's checkpoint file."""
-        return self.data_dir / CHECKPOINT_FILE
+    dumps_clickhouse_url: str = ""  # the dumps loaders' (DUMPS_CLICKHOUSE_URL, else ours)
+    # the dashboard's freshness pills turn amber, then red, past these ages (seconds)
+    dash_freshness_edits: tuple[float, float] = (300.0, 1800.0)
+    dash_freshness_views: tuple[float, float] = (4 * 3600.0, 12 * 3600.0)
+    dash_freshness_media: tuple[float, float] = (2 * 86400.0, 4 * 86400.0)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         if env is None:
-            load_dotenv(override=False)
-            env = dict(os.environ)
+            env = environment()
         http = ("http", "https")
         clickhouse_url = _url(env, "CLICKHOUSE_URL", DEFAULT_CLICKHOUSE_URL, http)
         bronze_days, silver_days = retentions(env)
@@ -130,8 +162,13 @@ class Settings:
             silver_retention_days=silver_days,
             dash_basic_auth=env.get("DASH_BASIC_AUTH", ""),
             dumps_url=_url(env, "DUMPS_URL", DEFAULT_DUMPS_URL, http),
-            metrics_port=_int(env, "METRICS_PORT", 0),
+            metrics_port=whole_number(env, "METRICS_PORT", 0),
+            metrics_host=env.get("METRICS_HOST") or "127.0.0.1",
             cluster=env.get("CLICKHOUSE_CLUSTER", ""),
+            dumps_clickhouse_url=_url(env, "DUMPS_CLICKHOUSE_URL", clickhouse_url, http),
+            dash_freshness_edits=_thresholds(env, "DASH_FRESHNESS_EDITS", "5m,30m"),
+            dash_freshness_views=_thresholds(env, "DASH_FRESHNESS_VIEWS", "4h,12h"),
+            dash_freshness_media=_thresholds(env, "DASH_FRESHNESS_MEDIA", "2d,4d"),
         )
 
 
@@ -147,42 +184,6 @@ def user_agent(contact: str, role: str = "") -> str:
     return (
         f"wiki-events/{__version__} ({role + '; ' if role else ''}{who}) httpx/{httpx.__version__}"
     )
-
-
-@dataclass(frozen=True)
-class Operations:
-    """The deployment's health, watchdog and alert settings (``wiki-events health``;
-    compose.yaml sets them), read once like the rest."""
-
-    dbt_marker: Path = Path("/dbt/dbt-built")  # "this version's models are built"
-    profiles: tuple[str, ...] = ()  # the compose profiles that are on (WIKI_EVENTS_PROFILES)
-    alert_webhook_url: str = ""
-    alert_webhook_format: str = "text"  # or "json" ({"text": ...}, as Slack wants)
-    reader_stale_seconds: float = 300.0
-    loader_stale_seconds: float = 300.0
-    compose_project: str = "wiki-events"
-    disk_alert_percent: float = 80.0
-    backup_expected: bool = False
-    watchdog_restart_timeout: int = 30
-
-    @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Operations:
-        if env is None:
-            load_dotenv(override=False)
-            env = dict(os.environ)
-        profiles = env.get("WIKI_EVENTS_PROFILES", "")
-        return cls(
-            dbt_marker=Path(env.get("DBT_MARKER") or "/dbt/dbt-built"),
-            profiles=tuple(p.strip() for p in profiles.split(",") if p.strip()),
-            alert_webhook_url=env.get("ALERT_WEBHOOK_URL", ""),
-            alert_webhook_format=env.get("ALERT_WEBHOOK_FORMAT") or "text",
-            reader_stale_seconds=_float(env, "READER_STALE_SECONDS", 300),
-            loader_stale_seconds=_float(env, "LOADER_STALE_SECONDS", 300),
-            compose_project=env.get("COMPOSE_PROJECT_NAME") or "wiki-events",
-            disk_alert_percent=_float(env, "DISK_ALERT_PERCENT", 80),
-            backup_expected=bool(env.get("BACKUP_EXPECTED")),
-            watchdog_restart_timeout=_int(env, "WATCHDOG_RESTART_TIMEOUT", 30),
-        )
 
 
 @dataclass(frozen=True)

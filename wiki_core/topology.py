@@ -1,5 +1,4 @@
-"""The broker contract: exchanges, queues, the message format, the sink interface, and
-the backoff every retry loop uses.
+"""The broker contract: exchanges, queues, the message format, the sink interface.
 
 Message format. The loader is the only reader of its queue, so a message carries a
 *batch*: the events of one wiki from one reader flush (up to 5,000), with the wiki as
@@ -28,12 +27,8 @@ Topology (declared idempotently at every connect):
 
 from __future__ import annotations
 
-import logging
-import random
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 
 import orjson
 import pika
@@ -47,8 +42,6 @@ QUARANTINE = "wiki.quarantine"
 DELIVERY_LIMIT = 5
 BATCH_CONTENT_TYPE = "application/vnd.wiki-events.batch"  # a keys line, then NDJSON
 NDJSON_CONTENT_TYPE = "application/x-ndjson"
-
-T = TypeVar("T")
 
 
 @dataclass
@@ -212,42 +205,3 @@ def declare_topology(
         channel.queue_bind(
             binding["destination"], binding["source"], routing_key=binding["routing_key"]
         )
-
-
-def backoff(attempt: int, cap: float, base: float = 0.5) -> float:
-    """Exponential backoff with full jitter, capped."""
-    return random.uniform(0, min(cap, base * 2 ** min(attempt, 16)))
-
-
-def retry(
-    action: Callable[[], T],
-    *,
-    what: Callable[[], str],
-    log: logging.Logger,
-    max_backoff: float,
-    stop: Callable[[], bool],
-    wait: Callable[[float], None] = time.sleep,
-    on_failure: Callable[[Exception], None] = lambda exc: None,
-    base: float = 1.0,
-    reraise: tuple[type[Exception], ...] = (),
-) -> T:
-    """``action()`` until it succeeds, with backoff between attempts; once ``stop()`` is
-    true, three more failures re-raise (so a stopping process does not hang forever on a
-    ClickHouse that is gone). ``wait`` sleeps (the loader's keeps heartbeats flowing);
-    the ``reraise`` exceptions are not retried here (the loader's lost broker connection,
-    which its caller handles by reconnecting)."""
-    attempt = 0
-    while True:
-        try:
-            return action()
-        except reraise:
-            raise
-        except Exception as exc:  # noqa: BLE001 - ClickHouse down or refusing: retry
-            attempt += 1
-            on_failure(exc)
-            delay = backoff(attempt, max_backoff, base=base)
-            reason = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
-            log.warning("%s failed (%s); retrying in %.1fs", what(), reason, delay)
-            if stop() and attempt > 3:
-                raise
-            wait(delay)

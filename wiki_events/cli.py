@@ -1,4 +1,10 @@
-"""The ``wiki-events`` command: one subcommand per job."""
+"""The ``wiki-events`` command: one subcommand per job.
+
+Each stage brings its own commands (its ``cli.py``): the reader ``stream`` and
+``replay``, the loader ``load``, the dashboard ``dash``, the dumps ``pageviews`` and
+``mediacounts``, their healthchecks under ``health``. Registered here with what belongs
+to no single stage: ``clickhouse`` (the embedded server), ``up``, ``status``, ``sql``.
+"""
 
 from __future__ import annotations
 
@@ -9,29 +15,14 @@ from typing import Any
 
 import click
 
+from dash_app.cli import dash
 from dumps.cli import mediacounts, pageviews
-from loader.consumer import Options as LoaderOptions
-from reader.emulator import Options as ReplayOptions
-from reader.stream import Options as StreamOptions
-from wiki_core import __version__
-from wiki_core.config import (
-    CHECKPOINT_FILE,
-    DEFAULT_RETENTION_DAYS,
-    SettingError,
-    Settings,
-    retentions,
-)
-from wiki_core.unreachable import cause, without_password
+from loader.cli import load
+from reader.cli import replay, stream
+from wiki_core import build
+from wiki_core.config import SettingError, Settings
 
 from .health import health
-
-# the reader's and the loader's Prometheus endpoint (serve_metrics)
-metrics_port_option = click.option(
-    "--metrics-port",
-    type=click.IntRange(0, 65535),
-    default=None,
-    help="Serve Prometheus metrics on this port [default: $METRICS_PORT; 0: none].",
-)
 
 
 class _Main(click.Group):
@@ -45,7 +36,7 @@ class _Main(click.Group):
 
 
 @click.group(cls=_Main)
-@click.version_option(__version__, prog_name="wiki-events")
+@click.version_option(build(), prog_name="wiki-events")
 def main() -> None:
     """wiki-events: Wikimedia recentchange, live in ClickHouse."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -74,266 +65,35 @@ def main() -> None:
     "users_file",
     type=click.Path(dir_okay=False, exists=True),
     default=None,
-    help="TOML file of users (see local_clickhouse/users.py).",
+    help="A ClickHouse users file (XML or YAML, as clickhouse-server's users.xml; its "
+    "users.d/ folder is merged onto it) [default: one passwordless `default` admin].",
 )
-def clickhouse(data: Path, host: str, port: int, users_file: str | None) -> None:
+@click.option(
+    "--users-d",
+    "users_d",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="A folder of users.d files, put on clickhouse-server's own users.xml as the "
+    "server image does (e.g. deploy/clickhouse/users.d).",
+)
+def clickhouse(
+    data: Path, host: str, port: int, users_file: str | None, users_d: str | None
+) -> None:
     """The embedded ClickHouse server (chDB over the HTTP interface)."""
     from local_clickhouse.serve import StartupError, serve
 
     try:
-        serve(data, host=host, port=port, users_file=users_file, log_level="warning")
+        serve(
+            data,
+            host=host,
+            port=port,
+            users_file=users_file,
+            users_d=users_d,
+            log_level="warning",
+        )
     except StartupError as exc:
         click.echo(f"wiki-events clickhouse: {exc}", err=True)
         sys.exit(2)
-
-
-@main.command()
-@click.option(
-    "--since",
-    default=None,
-    help="Backfill from this time when there is no checkpoint: ISO time, epoch ms, "
-    "or a duration such as 2h.",
-)
-@click.option("--reset", is_flag=True, help="Ignore the checkpoint (use with --since).")
-@click.option("--wiki", "wikis", multiple=True, help="Keep only these wikis (repeatable).")
-@click.option(
-    "--type",
-    "types",
-    multiple=True,
-    help="Keep only these event types: edit, new, log, categorize... (repeatable).",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help=f"Checkpoint file [default: $WIKI_EVENTS_DATA/{CHECKPOINT_FILE}].",
-)
-@click.option(
-    "--idle-timeout",
-    default=StreamOptions.idle_timeout,
-    show_default=True,
-    help="Seconds without a byte before the connection counts as dead.",
-)
-@click.option(
-    "--max-line",
-    default=StreamOptions.max_line,
-    show_default=True,
-    help="Bytes; a longer SSE line goes to the quarantine.",
-)
-@click.option(
-    "--resume-overlap",
-    default=StreamOptions.resume_overlap_ms,
-    show_default=True,
-    help="Milliseconds to re-read on resume, so events sharing the last event's timestamp "
-    "are not skipped (see reader/stream.py: resume_id).",
-)
-@metrics_port_option
-def stream(
-    metrics_port: int | None,
-    since: str | None,
-    reset: bool,
-    wikis: tuple[str, ...],
-    types: tuple[str, ...],
-    checkpoint: Path | None,
-    idle_timeout: float,
-    max_line: int,
-    resume_overlap: int,
-) -> None:
-    """The reader: EventStreams ($STREAM_URL) → RabbitMQ ($AMQP_URL)."""
-    import signal
-
-    from reader.checkpoint import Checkpoint
-    from reader.publisher import Publisher
-    from reader.stream import FatalStreamError, Reader
-
-    settings = Settings.from_env()
-    opts = StreamOptions(
-        url=settings.stream_url,
-        contact=settings.contact,
-        since=since,
-        reset=reset,
-        wikis=frozenset(wikis),
-        types=frozenset(types),
-        idle_timeout=idle_timeout,
-        max_line=max_line,
-        resume_overlap_ms=resume_overlap,
-    )
-    reader = Reader(
-        opts,
-        Publisher(settings.amqp_url),
-        Checkpoint(checkpoint or settings.checkpoint_path),
-    )
-    serve_metrics(metrics_port, settings, reader.stats.metrics)
-    signal.signal(signal.SIGTERM, lambda *_: reader.stop())
-    signal.signal(signal.SIGINT, lambda *_: reader.stop())
-    try:
-        reader.run()
-    except (FatalStreamError, ValueError, RuntimeError) as exc:
-        click.echo(f"wiki-events stream: {exc}", err=True)
-        sys.exit(2)
-
-
-@main.command()
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8765, show_default=True)
-@click.option(
-    "--speed",
-    default=ReplayOptions.speed,
-    show_default=True,
-    help="1 = real time by meta.dt, N = N times faster, 0 = as fast as possible.",
-)
-@click.option(
-    "--rate", default=ReplayOptions.rate, help="A fixed rate in events/s (overrides --speed)."
-)
-@click.option(
-    "--disconnect-every",
-    default=ReplayOptions.disconnect_every,
-    help="Close the stream after N events.",
-)
-@click.option(
-    "--disconnect-seconds",
-    default=ReplayOptions.disconnect_seconds,
-    help="Close the stream after S seconds.",
-)
-@click.option(
-    "--loop",
-    is_flag=True,
-    help="Replay the file forever, each pass with fresh ids and later times.",
-)
-def replay(
-    file: Path,
-    host: str,
-    port: int,
-    speed: float,
-    rate: float,
-    disconnect_every: int,
-    disconnect_seconds: float,
-    loop: bool,
-) -> None:
-    """The EventStreams emulator: replay a recorded NDJSON or SSE file over HTTP."""
-    import uvicorn
-
-    from reader.emulator import Emulator
-
-    emulator = Emulator(
-        file,
-        ReplayOptions(
-            speed=speed,
-            rate=rate,
-            disconnect_every=disconnect_every,
-            disconnect_seconds=disconnect_seconds,
-            loop=loop,
-        ),
-    )
-    click.echo(
-        f"replaying {file} ({len(emulator.log)} events) at "
-        f"http://{host}:{port}/v2/stream/recentchange",
-        err=True,
-    )
-    if emulator.warning:
-        click.echo(f"warning: {emulator.warning}", err=True)
-    uvicorn.run(
-        emulator.app(), host=host, port=port, log_level="warning", timeout_graceful_shutdown=2
-    )
-
-
-@main.command()
-@click.option(
-    "--prefetch",
-    default=LoaderOptions.prefetch,
-    show_default=True,
-    help="Unacked messages at most (each up to the reader's batch, 5000 events): bounds memory.",
-)
-@click.option(
-    "--batch-events",
-    default=LoaderOptions.batch_events,
-    show_default=True,
-    help="Events per insert at most.",
-)
-@click.option(
-    "--linger",
-    default=LoaderOptions.linger,
-    show_default=True,
-    help="Seconds a batch waits for more events before it is inserted.",
-)
-@click.option(
-    "--retention-days",
-    default=None,
-    type=int,
-    help=f"Bronze retention [default: $BRONZE_RETENTION_DAYS or {DEFAULT_RETENTION_DAYS}].",
-)
-@metrics_port_option
-def load(
-    prefetch: int,
-    batch_events: int,
-    linger: float,
-    retention_days: int | None,
-    metrics_port: int | None,
-) -> None:
-    """The loader: RabbitMQ ($AMQP_URL) → ClickHouse bronze ($CLICKHOUSE_URL)."""
-    import signal
-
-    from loader.bronze import migrate
-    from loader.consumer import Loader
-    from wiki_core.config import clickhouse_client
-
-    settings = Settings.from_env()
-    days = retention_days or settings.retention_days
-    if retention_days is not None:  # BRONZE_RETENTION_DAYS's rules: silver's at least
-        retentions(
-            {
-                "BRONZE_RETENTION_DAYS": str(retention_days),
-                "SILVER_RETENTION_DAYS": str(settings.silver_retention_days),
-            }
-        )
-    try:
-        version = migrate(clickhouse_client(settings.clickhouse_url), days, settings.cluster)
-    except Exception as exc:  # noqa: BLE001 - one clear line for the operator
-        where = without_password(settings.clickhouse_url)
-        click.echo(f"wiki-events load: cannot prepare bronze at {where}: {cause(exc)}", err=True)
-        sys.exit(2)
-    logging.getLogger("loader").info("bronze schema version %d, retention %d days", version, days)
-    loader = Loader(
-        lambda: clickhouse_client(settings.clickhouse_url),
-        LoaderOptions(
-            amqp_url=settings.amqp_url, prefetch=prefetch, batch_events=batch_events, linger=linger
-        ),
-    )
-    serve_metrics(metrics_port, settings, loader.stats.metrics)
-    signal.signal(signal.SIGTERM, lambda *_: loader.stop())
-    signal.signal(signal.SIGINT, lambda *_: loader.stop())
-    loader.run()
-
-
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8050, show_default=True, type=int)
-@click.option("--debug", is_flag=True, help="Dash's debug mode (reloads on code changes).")
-def dash(host: str, port: int, debug: bool) -> None:
-    """The dashboard on http://HOST:PORT, reading gold ($DASH_CLICKHOUSE_URL or $CLICKHOUSE_URL).
-
-    Production: gunicorn dash_app.app:server.
-    """
-    from dash_app.app import create_app
-
-    click.echo(f"wiki-events dash: open http://{host}:{port}/")
-    create_app().run(host=host, port=port, debug=debug)
-
-
-def serve_metrics(port: int | None, settings: Settings, collect: Any) -> None:
-    """The stage's Prometheus endpoint, when a port is given (option, else METRICS_PORT)."""
-    port = settings.metrics_port if port is None else port
-    if not 0 <= port <= 65535:
-        raise click.UsageError(f"METRICS_PORT={port} is not a port (0-65535; 0: none)")
-    if port:
-        from wiki_core.metrics import serve
-
-        try:
-            serve(port, collect)
-        except OSError as exc:
-            raise click.ClickException(f"cannot serve metrics on :{port}: {exc.strerror}") from exc
-        logging.getLogger("wiki_events").info("Prometheus metrics on :%d/metrics", port)
 
 
 @main.command()
@@ -425,16 +185,28 @@ def status() -> None:
     help="ClickHouse output format [default: PrettyCompactMonoBlock on a terminal, "
     "TSVWithNames in a pipe].",
 )
-def sql(query: str | None, fmt: str | None) -> None:
+@click.option(
+    "--admin",
+    is_flag=True,
+    help="As $CLICKHOUSE_URL's user itself (the administrator), not the analyst that "
+    "`wiki-events up` made for the console.",
+)
+def sql(query: str | None, fmt: str | None, admin: bool) -> None:
     """A SQL console against ClickHouse ($CLICKHOUSE_URL).
 
+    Against the ClickHouse that `wiki-events up` runs, as its analyst (reads bronze,
+    silver and gold; builds in dev_analyst); --admin for the administrator.
     With QUERY, runs it and exits (1 on error); QUERY "-" reads one query from stdin.
     Without, an interactive console: end statements with ;  and leave with \\q.
     """
+    from .accounts import ANALYST, role_urls
     from .console import Console, interactive
 
     settings = Settings.from_env()
-    console = Console(settings.clickhouse_url, fmt)
+    url = settings.clickhouse_url
+    if not admin:
+        url = role_urls(url, settings.data_dir)[ANALYST]
+    console = Console(url, fmt)
     try:
         if query is not None:
             ok, text = console.run(sys.stdin.read() if query == "-" else query)
@@ -446,6 +218,5 @@ def sql(query: str | None, fmt: str | None) -> None:
         console.close()
 
 
-main.add_command(health)
-main.add_command(pageviews)
-main.add_command(mediacounts)
+for command in (stream, replay, load, dash, pageviews, mediacounts, health):
+    main.add_command(command)

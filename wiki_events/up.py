@@ -33,13 +33,15 @@ import httpx
 import pika
 import pika.exceptions
 
+from transform.project import build_summary, run_dbt
+from transform.status import gold_exists, gold_total
 from wiki_core.config import ClickHouseURL, Settings, clickhouse_client
+from wiki_core.health import clickhouse_answers
 from wiki_core.timefmt import age_text
 from wiki_core.topology import Sink
 from wiki_core.unreachable import without_password
 
-from .dbt import build_summary, run_dbt
-from .status import gold_exists, gold_total
+from .accounts import ANALYST, PASSWORDS, SERVICES, LocalAccounts, role_urls
 
 log = logging.getLogger("up")
 
@@ -85,11 +87,13 @@ class Threads:
                 thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def clickhouse_answers(url: str) -> bool:
+def clickhouse_up(url: str) -> bool:
+    """Whether a ClickHouse answers at ``url`` now."""
     try:
-        return httpx.get(f"{ClickHouseURL.parse(url).base}ping", timeout=2).text.strip() == "Ok."
-    except httpx.HTTPError:
+        clickhouse_answers(url, timeout=2)
+    except (httpx.HTTPError, ConnectionError):
         return False
+    return True
 
 
 def is_local(url: str) -> bool:
@@ -123,11 +127,14 @@ def stop_process(proc: subprocess.Popen[Any] | None, timeout: float = 30.0) -> N
             proc.kill()
 
 
-def clickhouse_command(data: Path, port: int, users: Path | None = None) -> list[str]:
+def clickhouse_command(
+    data: Path, port: int, users: Path | None = None, users_d: Path | None = None
+) -> list[str]:
     """``wiki-events clickhouse`` on ``data`` and ``port``, run by this Python."""
     command = [sys.executable, "-m", "wiki_events", "clickhouse", "--data", str(data)]
     command += ["--port", str(port)]
-    return command + (["--users", str(users)] if users else [])
+    command += ["--users", str(users)] if users else []
+    return command + (["--users-d", str(users_d)] if users_d else [])
 
 
 @dataclass
@@ -136,6 +143,8 @@ class EmbeddedClickHouse:
 
     data: Path
     port: int
+    users_d: Path | None = None  # the users.d folder it loads (else its built-in admin)
+    env: dict[str, str] = field(default_factory=dict)  # its users' passwords
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path = field(init=False)
 
@@ -145,18 +154,19 @@ class EmbeddedClickHouse:
     def start(self, url: str, timeout: float = 90.0) -> None:
         self.data.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as out:
+            env = {k: v for k, v in os.environ.items() if k != "CLICKHOUSE_URL"}
             self.proc = subprocess.Popen(
-                clickhouse_command(self.data, self.port),
+                clickhouse_command(self.data, self.port, users_d=self.users_d),
                 stdout=out,
                 stderr=out,
-                env={k: v for k, v in os.environ.items() if k != "CLICKHOUSE_URL"},
+                env={**env, **self.env},
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 tail = self.log_path.read_text(errors="replace").strip().splitlines()[-3:]
                 raise RuntimeError("the embedded ClickHouse exited: " + " / ".join(tail))
-            if clickhouse_answers(url):
+            if clickhouse_up(url):
                 return
             time.sleep(0.2)
         raise RuntimeError(f"the embedded ClickHouse did not answer within {timeout:.0f}s")
@@ -175,7 +185,7 @@ class Unavailable(Exception):
 def start_clickhouse(stack: contextlib.ExitStack, settings: Settings, say: Say) -> None:
     """ClickHouse at ``CLICKHOUSE_URL``: the one running there, or the embedded one."""
     url = settings.clickhouse_url
-    if clickhouse_answers(url):
+    if clickhouse_up(url):
         say(f"  ClickHouse   already running at {without_password(url)}")
         return
     if not is_local(url):
@@ -184,12 +194,24 @@ def start_clickhouse(stack: contextlib.ExitStack, settings: Settings, say: Say) 
             "start it or fix CLICKHOUSE_URL"
         )
     clickhouse = EmbeddedClickHouse(settings.data_dir / "clickhouse", ClickHouseURL.parse(url).port)
+    accounts = None
+    if LocalAccounts.available() and ClickHouseURL.parse(url).user == "default":
+        # production's users, each part logging in as its own (wiki_events/accounts.py)
+        accounts = LocalAccounts.prepare(settings.data_dir)
+        clickhouse.users_d = accounts.folder
+        clickhouse.env = accounts.server_env()
     stack.callback(clickhouse.stop)  # also when it fails to answer in time
     clickhouse.start(url)
     say(
         f"  ClickHouse   embedded, data in {clickhouse.data}, at {without_password(url)} "
         f"(log: {clickhouse.log_path})"
     )
+    if accounts is not None:
+        say(
+            "               users: production's (deploy/clickhouse/users.d): the parts log "
+            f"in as {', '.join(SERVICES)}; `wiki-events sql` as {ANALYST} "
+            f"(passwords in {settings.data_dir / PASSWORDS})"
+        )
 
 
 def prepare_warehouse(settings: Settings, say: Say, with_dumps: bool = False) -> None:
@@ -198,24 +220,27 @@ def prepare_warehouse(settings: Settings, say: Say, with_dumps: bool = False) ->
     from dumps import service as dumps_service
     from loader import bronze
 
-    client = clickhouse_client(settings.clickhouse_url)
+    urls = role_urls(settings.clickhouse_url, settings.data_dir)
+    client = clickhouse_client(urls["loader"])
     try:
         bronze.migrate(client, settings.retention_days, settings.cluster)
-        if with_dumps:
-            dumps_service.prepare(client, settings.cluster)
     finally:
         client.close()
+    if with_dumps:
+        client = clickhouse_client(urls["dumps"])
+        try:
+            dumps_service.prepare(client, settings.cluster)
+        finally:
+            client.close()
     say("  dbt          dbt build (silver and gold materialized views, tests)...")
     args = ["build", "--vars", dumps_service.DBT_VARS] if with_dumps else ["build"]
-    done = run_dbt(
-        args, settings.clickhouse_url, work_dir=settings.data_dir / "dbt", cluster=settings.cluster
-    )
+    done = run_dbt(args, urls["dbt"], work_dir=settings.data_dir / "dbt", cluster=settings.cluster)
     summary, problems = build_summary(done.stdout)
     say(f"               {summary}")
     if done.returncode != 0:
         for line in problems:
             say(f"               {line}")
-        if not gold_exists(settings.clickhouse_url):
+        if not gold_exists(urls["dbt"]):
             raise Unavailable("  dbt build failed and gold does not exist: stopping (see above)")
         say("               some dbt tests failed; the pipeline runs on (run `dbt test` to see)")
 
@@ -282,7 +307,7 @@ def start_transport(
 ) -> Transport:
     """RabbitMQ and a loader thread when ``AMQP_URL`` answers, else the direct hand-off.
     ``stop`` tells the sink's retries to give up (set when the reader stops)."""
-    url = settings.clickhouse_url
+    url = role_urls(settings.clickhouse_url, settings.data_dir)["loader"]
     problem = broker_problem(settings.amqp_url)
     if problem is not None:
         from loader.direct import DirectSink
@@ -328,11 +353,11 @@ def start_reader(
     say: Say,
 ) -> Any:
     """The reader thread, from its checkpoint; its stop flushes and checkpoints."""
-    from reader.checkpoint import Checkpoint
+    from reader.checkpoint import Checkpoint, path_in
     from reader.stream import Options as StreamOptions
     from reader.stream import Reader
 
-    checkpoint = Checkpoint(settings.checkpoint_path)
+    checkpoint = Checkpoint(path_in(settings.data_dir))
     resumed = checkpoint.load()
     opts = StreamOptions(url=stream_url, contact=settings.contact, since=since)
     reader = Reader(opts, sink, checkpoint)
@@ -357,6 +382,9 @@ def start_dumps(
     """The dumps' followers: each new hour of page views and day of media counts."""
     from dumps import service as dumps_service
 
+    # the followers read their ClickHouse from the environment, as their service does
+    own = role_urls(settings.clickhouse_url, settings.data_dir)["dumps"]
+    os.environ.setdefault("DUMPS_CLICKHOUSE_URL", own)
     followers = dumps_service.start(stop)
     say(f"  dumps        following page views and media counts at {settings.dumps_url}")
 
@@ -368,11 +396,17 @@ def start_dumps(
     stack.callback(stop_followers)
 
 
-def start_dashboard(stack: contextlib.ExitStack, threads: Threads, host: str, port: int) -> str:
+def start_dashboard(
+    stack: contextlib.ExitStack, settings: Settings, threads: Threads, host: str, port: int
+) -> str:
     """The dashboard on ``host:port``; returns its address."""
     from werkzeug.serving import make_server
 
     from dash_app.app import create_app
+
+    # the dashboard reads its ClickHouse from the environment, as its service does
+    own = role_urls(settings.clickhouse_url, settings.data_dir)["dashboard"]
+    os.environ.setdefault("DASH_CLICKHOUSE_URL", own)
 
     server = make_server(host, port, create_app().server, threaded=True)
     threads.start("dashboard", server.serve_forever)
@@ -415,7 +449,7 @@ def up(opts: UpOptions, settings: Settings, say: Say) -> int:
             if opts.dumps:
                 start_dumps(stack, stop, settings, say)
             if opts.dashboard:
-                address = start_dashboard(stack, threads, opts.dash_host, opts.dash_port)
+                address = start_dashboard(stack, settings, threads, opts.dash_host, opts.dash_port)
                 say(f"  dashboard    {address}")
             say("Ctrl-C stops everything; running `wiki-events up` again resumes where this stops.")
             return watch(opts, settings, threads, reader, transport, say)

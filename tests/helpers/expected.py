@@ -99,7 +99,7 @@ class Expected:
         self.new_pages += name == "new"
         if name in ("edit", "new"):
             self.page_edits[(wiki, event["title"])] += 1
-        if name != "categorize":
+        if name in ("edit", "new"):  # an editor's edits: edits and page creations
             self.editor_edits[(wiki, event.get("user") or "")] += 1
 
 

@@ -55,9 +55,11 @@ def run_dbt(
     capture: bool = True,
     timeout: float | None = None,
     cluster: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``dbt ARGS`` on the project; ``work_dir`` holds target/ and logs/ when given."""
-    env = dbt_env(clickhouse_url, cluster=cluster)
+    """``dbt ARGS`` on the project; ``work_dir`` holds target/ and logs/ when given;
+    ``env`` on top of this process's environment (what it sets wins over the URL)."""
+    env = dbt_env(clickhouse_url, {**os.environ, **(env or {})}, cluster=cluster)
     if work_dir is not None:
         env["DBT_TARGET_PATH"] = str(work_dir / "target")
         env["DBT_LOG_PATH"] = str(work_dir / "logs")

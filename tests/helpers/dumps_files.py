@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .domains import CODES, HIVE_ERA_CODES, Code
+from dumps.domains import CODES, HIVE_ERA_CODES, Code
 
 _SYLLABLE_TEXT = (
     "ban bel cor dan del fon gar hel ion jar kel lam mar nor ost par qui ros sal tor "

@@ -14,7 +14,15 @@ What it reproduces (``shared/data/dumps-format.md``, "Index HTML" and "Politenes
   sleep per 64 KiB), ``cut_after`` (send that many bytes of a body, then drop the
   connection; ``cuts`` counts down how many responses are cut), ``ranges`` (False: the
   server ignores Range, as some mirrors do), ``etag`` (False: no ETag, only
-  Last-Modified), ``requests`` and ``if_ranges`` (a log of what was asked).
+  Last-Modified), ``requests`` and ``if_ranges`` (a log of what was asked);
+- other servers' index pages, as mirrors serve them (``listing``): ``apache`` (mod_autoindex's
+  table: sizes rounded to K/M/G, dates in the server's local time), ``python`` (Python's
+  http.server: names only), ``plain`` (bare links, single-quoted, absolute paths), ``huge``
+  (nginx's, padded to 40 MiB); ``head``
+  False answers HEAD with 405, as some servers do;
+- a hostile site's faults: ``endless`` (a file's body goes on after its bytes, its last
+  line again and again, with no Content-Length), ``redirect`` (every file asked without
+  a query answered with a 302 to that Location).
 
 A changed file is simply a file rewritten on disk: size, mtime and ETag follow.
 """
@@ -27,7 +35,9 @@ import email.utils
 import html
 import threading
 import time
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +60,10 @@ class Faults:
     etag: bool = True  # False: no ETag header (only Last-Modified), as some servers do
     requests: list[tuple[str, str]] = field(default_factory=list)  # (path, Range header)
     if_ranges: list[str | None] = field(default_factory=list)  # If-Range of each Range ask
+    listing: str = "nginx"  # nginx, apache, python, plain
+    head: bool = True
+    endless: bool = False
+    redirect: str | None = None
 
 
 def etag(path: Path) -> str:
@@ -77,6 +91,88 @@ def autoindex(url_path: str, folder: Path) -> str:
         pad = " " * (50 - len(name if len(name) <= 50 else name[:50]))
         rows.append(f'<a href="{html.escape(name)}">{shown}</a>{pad} {when} {size:>19}\r\n')
     return head + "".join(rows) + "</pre><hr></body>\r\n</html>\r\n"
+
+
+def _files(folder: Path) -> list[Path]:
+    return sorted(
+        (p for p in folder.iterdir() if not p.name.endswith(".tmp")),
+        key=lambda p: (not p.is_dir(), p.name.encode()),
+    )
+
+
+def _rounded(size: int) -> str:
+    """Apache's size column: 512, 4.5K, 45M."""
+    if size < 1024:
+        return str(size)
+    value, units = size / 1024, "KMG"
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.1f}{units[0]}" if value < 10 else f"{value:.0f}{units[0]}"
+
+
+def apache_index(url_path: str, folder: Path) -> str:
+    """Apache 2.4's mod_autoindex (FancyIndexing, HTMLTable) in a UTC+2 server's time."""
+    local = dt.timezone(dt.timedelta(hours=2))
+    rows = [
+        '<tr><td valign="top"><img src="/icons/back.gif" alt="[PARENTDIR]"></td>'
+        f'<td><a href="{html.escape(url_path.rstrip("/").rsplit("/", 1)[0])}/">Parent Directory</a>'
+        '</td><td>&nbsp;</td><td align="right">  - </td><td>&nbsp;</td></tr>'
+    ]
+    for entry in _files(folder):
+        st = entry.stat()
+        name = entry.name + ("/" if entry.is_dir() else "")
+        when = dt.datetime.fromtimestamp(st.st_mtime, local).strftime("%Y-%m-%d %H:%M")
+        size = "  - " if entry.is_dir() else _rounded(st.st_size)
+        rows.append(
+            '<tr><td valign="top"><img src="/icons/unknown.gif" alt="[   ]"></td>'
+            f'<td><a href="{html.escape(name)}">{html.escape(name)}</a></td>'
+            f'<td align="right">{when}  </td><td align="right">{size:>4}</td><td>&nbsp;</td></tr>'
+        )
+    return (
+        '<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<html>\n <head>\n'
+        f"  <title>Index of {url_path}</title>\n </head>\n <body>\n<h1>Index of {url_path}</h1>\n"
+        '  <table>\n   <tr><th valign="top"><img src="/icons/blank.gif" alt="[ICO]"></th>'
+        '<th><a href="?C=N;O=D">Name</a></th><th><a href="?C=M;O=A">Last modified</a></th>'
+        '<th><a href="?C=S;O=A">Size</a></th><th><a href="?C=D;O=A">Description</a></th></tr>\n'
+        + "\n".join(rows)
+        + "\n</table>\n<address>Apache/2.4.58 (Ubuntu) Server</address>\n</body></html>\n"
+    )
+
+
+def python_index(url_path: str, folder: Path) -> str:
+    """Python's ``http.server`` directory listing: names only."""
+    items = "".join(
+        f'<li><a href="{urllib.parse.quote(p.name + ("/" if p.is_dir() else ""))}">'
+        f"{html.escape(p.name)}</a></li>\n"
+        for p in _files(folder)
+    )
+    return (
+        '<!DOCTYPE HTML>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f"<title>Directory listing for {url_path}</title>\n</head>\n<body>\n"
+        f"<h1>Directory listing for {url_path}</h1>\n<hr>\n<ul>\n{items}</ul>\n<hr>\n"
+        "</body>\n</html>\n"
+    )
+
+
+def plain_index(url_path: str, folder: Path) -> str:
+    """A hand-made page: links with absolute paths, single-quoted, nothing else."""
+    return "".join(
+        f"<a href='{url_path}{p.name}'>{p.name}</a><br>\n" for p in _files(folder) if p.is_file()
+    )
+
+
+def huge_index(url_path: str, folder: Path) -> str:
+    """nginx's page grown past any real index (40 MiB of padding after it)."""
+    return autoindex(url_path, folder) + "<!--" + "x" * (40 << 20) + "-->"
+
+
+LISTINGS = {
+    "huge": huge_index,
+    "nginx": autoindex,
+    "apache": apache_index,
+    "python": python_index,
+    "plain": plain_index,
+}
 
 
 def _parse_range(header: str, size: int) -> tuple[int, int] | None:
@@ -113,10 +209,16 @@ class DumpsSite:
         if target.is_dir():
             if not url_path.endswith("/"):
                 return Response(status_code=301, headers={"Location": url_path + "/"})
-            return HTMLResponse(autoindex(url_path, target))
+            return HTMLResponse(LISTINGS[self.faults.listing](url_path, target))
         return self._file(request, target)
 
     def _file(self, request: Request, path: Path) -> Response:
+        if request.method == "HEAD" and not self.faults.head:
+            return Response(status_code=405, headers={"Allow": "GET"})
+        if self.faults.redirect is not None and not request.url.query:
+            return Response(status_code=302, headers={"Location": self.faults.redirect})
+        if self.faults.endless:
+            return StreamingResponse(self._endless(path))
         st = path.stat()
         size = st.st_size
         tag = etag(path) if self.faults.etag else None
@@ -173,6 +275,17 @@ class DumpsSite:
                 if self.faults.slow:
                     await asyncio.sleep(self.faults.slow)
 
+    async def _endless(self, path: Path) -> AsyncIterator[bytes]:
+        """Chunked, no Content-Length: the file's bytes, then its last line for ever
+        (until the client goes)."""
+        data = path.read_bytes()
+        yield data
+        last = data.rstrip(b"\n").rsplit(b"\n", 1)[-1] + b"\n"
+        block = last * max(1, CHUNK // len(last))
+        while True:
+            yield block
+            await asyncio.sleep(0)
+
 
 class ServerThread:
     """The site under uvicorn in a background thread (tests, the benchmark)."""
@@ -197,3 +310,23 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.should_exit = True
         self.thread.join(10)
+
+
+@dataclass
+class Site:
+    """A running local dumps site: its folder, its faults, its ``DUMPS_URL``."""
+
+    root: Path
+    faults: Faults
+    url: str
+
+
+@contextmanager
+def serve(root: Path) -> Iterator[Site]:
+    """The site over ``root`` (made if missing) on a free port, for a ``with`` block."""
+    from .ports import free_port
+
+    root.mkdir(parents=True, exist_ok=True)
+    faults = Faults()
+    with ServerThread(DumpsSite(root, faults), free_port()) as server:
+        yield Site(root, faults, server.url)
