@@ -6,6 +6,7 @@
     python3 deploy/envfile.py set .env NAME=VALUE ...    # e.g. the backup bucket's keys
     python3 deploy/envfile.py set .env NAME ...          # the value asked for (a secret:
                                                          # on no command line, no history)
+    python3 deploy/envfile.py release .env NAME ...      # the settings' value wins again
     python3 deploy/envfile.py example > .env.example     # the documented template
 
 Settings that are not secret (domain, contact, version, data folder...) come from a JSON
@@ -15,10 +16,25 @@ first boot, and kept on the data volume with the rest of the state; ``init`` kee
 secrets an existing ``.env`` already has, so running it again (a replaced server with the
 old volume) changes nothing but the settings.
 
+``init`` merges, it does not overwrite. Terraform owns its settings, the operator owns
+what they set by hand: ``set`` records each name it writes (``ENVFILE_SET_BY_HAND``), and
+``init`` keeps such a value even where the settings say otherwise (a bucket set over SSH,
+a retention raised by hand), naming each value it keeps and each it changes; ``release``
+hands a name back to the settings. Nor does ``init`` blank a value with an empty setting
+(a ``.env`` from before the record). ``WIKI_EVENTS_VERSION`` belongs to neither:
+``deploy/bin/stack`` writes the commit it built and started.
+
 Every value is written single-quoted: Docker Compose (v1 and v2) takes a single-quoted
 ``.env`` value literally, so a bcrypt hash such as ``$2a$14$abc...`` is not interpolated
 (unquoted and double-quoted values are: ``$2a$10$abcdefghij`` becomes ``$2a$10``). A value
-holding a single quote or a line break cannot be written that way and is refused.
+that would not be read back byte for byte is refused, naming the variable (``quote``): a
+single quote; a backslash (Compose v2 reads a trailing one as escaping the closing quote
+and swallows the next line, so ``READER_STALE_SECONDS='300\'`` turns the next setting's
+text into a variable of its own; python-dotenv reads ``\\`` as one); a line break, or
+any control, line or paragraph separator character (NUL, ``\x0b``, ``\x1c``, ``\x85``,
+U+2028...: ``splitlines`` breaks lines there, and a process's environment cannot hold a
+NUL). ``parse`` splits on ``\n`` alone, as ``render`` writes, so a file holding such a
+value from before still reads, and ``set`` can replace it.
 
 Standard library only: it runs on the server's own python3 before any image exists.
 """
@@ -32,6 +48,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -42,7 +59,12 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
         "ops@example.org",
         "who runs this (Wikimedia's User-Agent policy asks for a contact)",
     ),
-    ("WIKI_EVENTS_VERSION", "local", "image tag of wiki-events (the Dockerfile's build)"),
+    (
+        "WIKI_EVENTS_VERSION",
+        "local",
+        "the image tag of wiki-events: the commit deploy/bin/stack built and started (it "
+        "writes this; plain `docker compose run` then uses the same image)",
+    ),
     ("STREAM_URL", "https://stream.wikimedia.org/v2/stream/recentchange", ""),
     ("DOMAIN", "wiki-events.example.org", "the public side: Caddy gets a certificate for DOMAIN"),
     ("ACME_EMAIL", "ops@example.org", ""),
@@ -64,9 +86,31 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
         "ALERT_WEBHOOK_URL",
         "",
         "alerts (freshness, dbt tests, backups, disk, restarts) are POSTed here as text: "
-        "an ntfy topic URL, a Slack incoming webhook, a mail relay's HTTP endpoint",
+        "an ntfy topic URL, a Slack incoming webhook, a mail relay's HTTP endpoint; "
+        'ALERT_WEBHOOK_FORMAT=json sends {"text": ...} instead, as Slack wants',
     ),
-    ("DISK_ALERT_PERCENT", "80", ""),
+    ("ALERT_WEBHOOK_FORMAT", "text", ""),
+    ("DISK_ALERT_PERCENT", "80", "the watchdog alerts when the data volume is this full (%)"),
+    (
+        "HEARTBEAT_URL",
+        "",
+        "a dead-man's switch (a healthchecks-style ping URL), called every few minutes so "
+        "that a dead server is noticed from outside; empty = none",
+    ),
+    ("HEARTBEAT_EVERY", "300", "seconds between pings (the watchdog's, after a pass that worked)"),
+    (
+        "ROOT_DISK_ALERT_PERCENT",
+        "80",
+        "the host check (deploy/hostcheck.py, a systemd timer): the root disk's alert, and "
+        "days before the HTTPS certificate's end that it alerts",
+    ),
+    ("CERT_ALERT_DAYS", "14", ""),
+    (
+        "DUMPS_STALE_SECONDS",
+        "14400",
+        "a dumps follower is unhealthy (alerted) when its newest file is this much later than "
+        "the dumps' publication delay explains (8 h for page views, 2 days for media counts)",
+    ),
     (
         "READER_STALE_SECONDS",
         "300",
@@ -91,6 +135,19 @@ FIELDS: tuple[tuple[str, str, str], ...] = (
         "models built by the dbt service (deploy.md, Page views and media traffic)",
     ),
     ("DUMPS_URL", "https://dumps.wikimedia.org/other/", "where the dumps are read"),
+    (
+        "DUMPS_REDIRECT_HOSTS",
+        "",
+        "hosts (host or host:port, comma-separated) the dumps site may redirect to, besides "
+        "its own; other redirects are refused",
+    ),
+    (
+        "CLICKHOUSE_CLUSTER",
+        "",
+        "past one machine (deploy.md, section 9): the ClickHouse cluster's name in "
+        "remote_servers (deploy/cluster: wiki); bronze's and dbt's DDL then run ON CLUSTER "
+        "with Replicated engines. Empty = one server",
+    ),
     ("RABBITMQ_VHOST", "wiki-events", "RabbitMQ: rendered into definitions at start"),
     ("RABBITMQ_ADMIN_USER", "admin", ""),
 )
@@ -109,6 +166,10 @@ SECRETS = (
 )
 DERIVED = ("DASH_PASSWORD_HASH",)  # bcrypt of DASH_PASSWORD, for Caddy's basic auth
 SETTINGS = tuple(name for name, _, _ in FIELDS)
+# the names `set` wrote, space-separated: `init` keeps their values over the settings'
+SET_BY_HAND = "ENVFILE_SET_BY_HAND"
+# written by deploy/bin/stack (the checked-out commit), never taken from the settings
+STACK_OWNED = ("WIKI_EVENTS_VERSION",)
 _NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _LINE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
@@ -118,16 +179,40 @@ class EnvError(ValueError):
 
 
 def quote(name: str, value: str) -> str:
-    if "'" in value or "\n" in value or "\r" in value:
-        raise EnvError(f"{name}: a value may not hold a single quote or a line break")
+    """``'value'``, or ``EnvError`` naming ``name`` when the value would not come back
+    from Compose (or python-dotenv, or ``parse``) exactly as it went in."""
+    for char in value:
+        why = _unwritable(char)
+        if why:
+            raise EnvError(
+                f"{name}: a value may not hold {why} (found {char!r}); "
+                f"replace it: envfile.py set .env {name}=..."
+            )
     return f"'{value}'"
 
 
+def _unwritable(char: str) -> str:
+    if char == "'":
+        return "a single quote"
+    if char == "\\":
+        return "a backslash (Compose reads a trailing one as escaping the closing quote)"
+    if char in "\r\n":
+        return "a line break"
+    kind = unicodedata.category(char)
+    if kind == "Cc":  # C0 and C1 controls: NUL, \t, \x0b, \x0c, \x1c-\x1e, \x7f, \x85 ...
+        return "a control character"
+    if kind in ("Zl", "Zp"):  # U+2028, U+2029
+        return "a line or paragraph separator"
+    return ""
+
+
 def parse(text: str) -> dict[str, str]:
-    """Read a .env: KEY='literal', KEY="..." or KEY=bare; comments and blanks skipped."""
+    """Read a .env: KEY='literal', KEY="..." or KEY=bare; comments and blanks skipped.
+    Lines end at ``\n`` alone (as ``render`` writes them, and as Compose reads them):
+    no other character ``splitlines`` knows ends a line here."""
     values: dict[str, str] = {}
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.strip()
+    for number, raw in enumerate(text.split("\n"), 1):
+        line = raw.strip(" \t\r")
         if not line or line.startswith("#"):
             continue
         match = _LINE.match(line)
@@ -153,7 +238,12 @@ def render(values: Mapping[str, str]) -> str:
     lines += ["", "# secrets: generated on the server at first boot (envfile.py init / rotate)"]
     for name in (*SECRETS, *DERIVED):
         lines.append(f"{name}={quote(name, values.get(name, ''))}")
-    extra = sorted(set(values) - set(SETTINGS) - set(SECRETS) - set(DERIVED))
+    lines += [
+        "",
+        "# set by hand (envfile.py set): init keeps these over the settings' (envfile.py release)",
+        f"{SET_BY_HAND}={quote(SET_BY_HAND, values.get(SET_BY_HAND, ''))}",
+    ]
+    extra = sorted(set(values) - set(SETTINGS) - set(SECRETS) - set(DERIVED) - {SET_BY_HAND})
     if extra:
         lines += ["", "# other settings"]
         lines += [f"{name}={quote(name, values[name])}" for name in extra]
@@ -207,13 +297,51 @@ def with_secrets(values: dict[str, str], renew: tuple[str, ...] = ()) -> dict[st
     return out
 
 
+def hand_set(values: Mapping[str, str]) -> list[str]:
+    return values.get(SET_BY_HAND, "").split()
+
+
+def merge(
+    values: Mapping[str, str], settings: Mapping[str, object]
+) -> tuple[dict[str, str], list[str]]:
+    """``values`` (a .env) with ``settings`` (terraform's) merged in, and what was done:
+    a value set by hand is kept, an empty setting never blanks a value, the stack's own
+    are left alone; every other setting is taken."""
+    out = dict(values)
+    said = []
+    by_hand = set(hand_set(values))
+    for name, raw in settings.items():
+        new, old = str(raw), values.get(name)
+        if old is None or old == new:
+            out[name] = new
+        elif name in STACK_OWNED:
+            said.append(
+                f"{name}: kept {old!r}, written by deploy/bin/stack (the settings' {new!r} ignored)"
+            )
+        elif name in by_hand:
+            said.append(
+                f"{name}: kept {old!r}, set by hand; the settings say {new!r} "
+                f"(envfile.py release .env {name} to take theirs)"
+            )
+        elif not new:
+            said.append(f"{name}: kept {old!r}; the settings' empty value blanks nothing")
+        else:
+            out[name] = new
+            said.append(f"{name}: {old!r} -> {new!r} (settings)")
+    return out, said
+
+
 def init(settings: Mapping[str, object], env_path: Path) -> dict[str, str]:
-    """Write ``env_path`` from settings, keeping its secrets when it exists."""
+    """Write ``env_path`` from settings, keeping its secrets and what was set by hand."""
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
         raise EnvError(f"unknown settings: {', '.join(unknown)}")
     values = parse(env_path.read_text()) if env_path.exists() else {}
-    values.update({name: str(value) for name, value in settings.items()})
+    fresh = not values
+    values, said = merge(values, settings)
+    if not fresh:
+        for line in said:
+            sys.stderr.write(f"envfile: {line}\n")
     values = with_secrets(values)
     write(env_path, values)
     return values
@@ -268,11 +396,20 @@ def main(argv: list[str]) -> int:
         elif argv[:1] == ["set"] and len(argv) >= 3:
             path = Path(argv[1])
             values = parse(path.read_text())
+            by_hand = hand_set(values)
             for item in argv[2:]:
                 name, sep, value = item.partition("=")
-                if not _NAME.match(name):
+                if not _NAME.match(name) or name == SET_BY_HAND:
                     raise EnvError(f"{item!r}: expected NAME=VALUE or NAME")
                 values[name] = value if sep else ask(name)
+                if name not in by_hand and name not in STACK_OWNED:
+                    by_hand.append(name)
+            values[SET_BY_HAND] = " ".join(by_hand)
+            write(path, values)
+        elif argv[:1] == ["release"] and len(argv) >= 3:
+            path = Path(argv[1])
+            values = parse(path.read_text())
+            values[SET_BY_HAND] = " ".join(n for n in hand_set(values) if n not in argv[2:])
             write(path, values)
         else:
             sys.stderr.write(__doc__ or "")

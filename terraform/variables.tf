@@ -35,7 +35,25 @@ variable "image" {
 
 variable "ssh_public_keys" {
   type        = map(string)
-  description = "Administrators' SSH public keys, by name; they log in as root."
+  description = "Administrators' SSH public keys, by name; they log in as root. A key already in the Hetzner project (under any name) is used as it is, not created again."
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in values(var.ssh_public_keys) : can(regex("^(\\S+)\\s+(\\S+)", trimspace(k)))])
+    error_message = "ssh_public_keys holds OpenSSH public keys: \"ssh-ed25519 AAAA... comment\"."
+  }
+}
+
+variable "existing_ssh_key_names" {
+  type        = list(string)
+  description = "Names of SSH keys already in the Hetzner project (console: Security, SSH keys) that may log in as root, beside ssh_public_keys."
+  default     = []
+}
+
+variable "ssh_private_key_file" {
+  type        = string
+  description = "Private key terraform logs in with (as root, from a network in admin_cidrs) to send the settings; empty: the keys of the running ssh-agent."
+  default     = ""
 }
 
 variable "admin_cidrs" {
@@ -45,6 +63,17 @@ variable "admin_cidrs" {
   validation {
     condition     = length(var.admin_cidrs) > 0 && alltrue([for c in var.admin_cidrs : can(cidrnetmask(c)) || can(cidrhost(c, 0))])
     error_message = "admin_cidrs must list at least one CIDR block."
+  }
+}
+
+variable "analyst_cidrs" {
+  type        = list(string)
+  description = "Networks allowed to reach ClickHouse over HTTPS on port 8443 (the analysts' dbt, DBeaver, notebooks, console, docs; each logs in as a ClickHouse user of its own). Default: everywhere; narrow it to the analysts' offices or VPN when they have fixed addresses."
+  default     = ["0.0.0.0/0", "::/0"]
+
+  validation {
+    condition     = length(var.analyst_cidrs) > 0 && alltrue([for c in var.analyst_cidrs : can(cidrnetmask(c)) || can(cidrhost(c, 0))])
+    error_message = "analyst_cidrs must list at least one CIDR block."
   }
 }
 
@@ -70,7 +99,7 @@ variable "repo_url" {
 
 variable "git_ref" {
   type        = string
-  description = "Branch or tag of repo_url to deploy."
+  description = "Branch or tag of repo_url a new server clones at its first boot. A running server is upgraded by hand (deploy.md, section 3): changing this changes nothing there."
   default     = "main"
 }
 
@@ -109,8 +138,26 @@ variable "silver_retention_days" {
 
 variable "alert_webhook_url" {
   type        = string
-  description = "Where alerts are POSTed (ntfy topic URL, Slack incoming webhook...): freshness, dbt tests, backups, disk, restarts. Empty: alerts only in the logs."
+  description = "Where the server's alerts are POSTed (an ntfy topic URL, a Slack incoming webhook...): freshness, dbt tests, backups, disk, restarts. A secret: it reaches the server over SSH, never in user-data or the state. Required: \"none\" to say you want no alerts."
+  sensitive   = true
   default     = ""
+
+  validation {
+    condition     = var.alert_webhook_url == "none" || can(regex("^https://[^\\s']+$", var.alert_webhook_url))
+    error_message = "alert_webhook_url is not set (or not an https:// URL): without it the server's alerts (a stuck loader, a failed backup, a full disk) stay in its logs, where nobody reads them. Set it to an ntfy topic or a Slack incoming webhook (https://...), better as TF_VAR_alert_webhook_url in the environment than in terraform.tfvars; or write alert_webhook_url = \"none\" to say you want no alerts."
+  }
+}
+
+variable "heartbeat_url" {
+  type        = string
+  description = "A dead-man's switch (a healthchecks.io-style ping URL) the server calls every few minutes, so that a dead server, Docker or network is noticed from outside. A secret like alert_webhook_url. Required: \"none\" to say you want none."
+  sensitive   = true
+  default     = ""
+
+  validation {
+    condition     = var.heartbeat_url == "none" || can(regex("^https://[^\\s']+$", var.heartbeat_url))
+    error_message = "heartbeat_url is not set (or not an https:// URL): without a dead-man's switch nothing notices a server that died, since a dead server sends no alert. Set it to a ping URL of a healthchecks service (https://...), better as TF_VAR_heartbeat_url in the environment; or write heartbeat_url = \"none\" to say you want none."
+  }
 }
 
 variable "backup_s3_url" {
@@ -127,6 +174,6 @@ variable "backup_keep_days" {
 
 variable "protection" {
   type        = bool
-  description = "Delete and rebuild protection on the server and the volume; set false before a deliberate destroy."
+  description = "Hetzner's delete (and rebuild) protection on the server, the volume and the addresses: the console and the API refuse to delete them. The provider does not lift it to delete a server: set false for a deliberate replacement or destroy (deploy.md, section 6)."
   default     = true
 }
