@@ -3,8 +3,10 @@ in production.
 
 A Dash Pages app: each module of ``dash_app/pages`` is a page (the edits page at ``/``),
 registered here with ``dash.register_page`` and given its callbacks; the pages share
-the header, navigation and freshness line (``page_parts``) and the URL-driven controls
-(``controls``). Every callback request passes ``guard`` first: malformed ones get a 4xx.
+the header, navigation and freshness pills (``page_parts``), the panels and their
+callbacks (``panels``) and the URL-driven controls (``controls``). Every callback
+request passes ``guard`` first: malformed ones get a 4xx. Text answers are compressed
+by the app (``compress``).
 """
 
 from __future__ import annotations
@@ -17,26 +19,40 @@ import dash
 from dash import Dash
 
 from . import guard, pages
+from .compress import Compressor
+from .page_parts import DashConfig, Freshness
 from .queries import Gold
 
 
-def create_app(gold: Gold | None = None) -> Dash:
+def create_app(gold: Gold | None = None, config: DashConfig | None = None) -> Dash:
+    """The app; ``gold`` and ``config`` from the environment (wiki_core.config) unless
+    given."""
     if gold is None:
         gold = Gold(_client_factory())
-    app = Dash(__name__, title="wiki-events", update_title="", use_pages=True, pages_folder="")
+    if config is None:
+        config = _config()
+    app = Dash(
+        __name__,
+        title="wiki-events",
+        update_title="",
+        use_pages=True,
+        pages_folder="",
+        meta_tags=[{"name": "viewport", "content": "width=device-width, initial-scale=1"}],
+    )
     for page in pages.modules():
+        drawn = page.register_callbacks(app, gold, config)
         dash.register_page(
             page.__name__,
             path=page.PATH,
             name=page.NAME,
             title=page.TITLE,
             order=page.ORDER,
-            layout=page.layout,
+            layout=drawn or page.layout,
         )
-        page.register_callbacks(app, gold)
     app.layout = dash.page_container
     _basic_auth(app)
     guard.install(app, pages.input_rules())
+    Compressor().install(app.server)
     return app
 
 
@@ -45,6 +61,17 @@ def _client_factory() -> Any:
 
     url = Settings.from_env().dash_clickhouse_url
     return lambda: clickhouse_client(url, connect_timeout=3, send_receive_timeout=30)
+
+
+def _config() -> DashConfig:
+    from wiki_core.config import Settings
+
+    settings = Settings.from_env()
+    return DashConfig(
+        edits=Freshness(*settings.dash_freshness_edits),
+        views=Freshness(*settings.dash_freshness_views),
+        media=Freshness(*settings.dash_freshness_media),
+    )
 
 
 def _basic_auth(app: Dash) -> None:

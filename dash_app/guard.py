@@ -61,6 +61,24 @@ def texts(items: int = 100, limit: int = 200) -> Check:
     )
 
 
+def store(limit: int = 16_000) -> Check:
+    """A dcc.Store's data as this app writes it: an object of JSON values, at most
+    ``limit`` characters as JSON, or nothing (what comes back is checked again where it
+    is read: ``panels.View.from_store``)."""
+
+    def check(value: Any) -> bool:
+        if value is None:
+            return True
+        if not isinstance(value, dict):
+            return False
+        try:
+            return len(json.dumps(value)) <= limit
+        except (TypeError, ValueError, RecursionError):
+            return False
+
+    return check
+
+
 # Dash Pages' own router (dash.page_container)
 ROUTER_RULES: dict[str, Check] = {
     "_pages_location.pathname": text(2_000),

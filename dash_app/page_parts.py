@@ -1,22 +1,22 @@
-"""Layout pieces every page uses: the header with the navigation and the page's freshness
-line, the message banner, panels and tables, and the texts they show.
+"""Layout pieces every page uses: the header with the navigation and the freshness pills,
+the message banner, the filter drawer, and the texts and numbers they show.
 
-A page builds its layout from these functions (ids are the page's own), so the pages look
-and behave alike: ``header`` lists every registered page (``dash.page_registry``), a
-new page shows up in the navigation by being registered.
+A page builds its layout from these functions (ids carry the page's prefix), so the
+pages look and behave alike: ``header`` links every page module (``pages.modules()``), a
+new page shows up in the navigation by being one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
-import dash
-from dash import dash_table, dcc, html
+from dash import dcc, html
 
+from wiki_core.config import Settings
 from wiki_core.timefmt import age_text
-
-from . import figures
 
 RETRY_MS = 5_000
 # a table cell shows at most this much of a title or user name (titles are <= 255 bytes;
@@ -24,126 +24,202 @@ RETRY_MS = 5_000
 CELL_CHARS = 300
 HIDDEN = {"display": "none"}
 SHOWN = {"display": "block"}
+# the URL's keys a link to another page keeps (the lookup page's own are its own)
+SHARED_KEYS = ("wikis", "range", "start", "end", "users", "refresh", "special")
 
 
-def header(active: str, subtitle: str, freshness_id: str) -> html.Div:
-    """The title, a link per page (``active``: the path of the page shown) and the
-    page's freshness line (filled by the page's callback)."""
+@dataclass(frozen=True)
+class Freshness:
+    """How old a dataset's newest data may be before its pill turns amber, then red
+    (seconds; settings: DASH_FRESHNESS_EDITS / _VIEWS / _MEDIA)."""
+
+    amber: float
+    red: float
+
+    def status(self, age: float) -> str:
+        return "red" if age >= self.red else "amber" if age >= self.amber else "ok"
+
+
+def _default(name: str) -> Freshness:
+    """A threshold's default, as wiki_core.config.Settings has it."""
+    return Freshness(*Settings.__dataclass_fields__[name].default)  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class DashConfig:
+    """The dashboard's settings (wiki_core.config.Settings, or a test's)."""
+
+    edits: Freshness = field(default_factory=lambda: _default("dash_freshness_edits"))
+    views: Freshness = field(default_factory=lambda: _default("dash_freshness_views"))
+    media: Freshness = field(default_factory=lambda: _default("dash_freshness_media"))
+    # newest event this much older than its ingestion: the data is a replay (or a
+    # backfill), and the header says so
+    replay_lag: float = 3600
+
+
+def nav_ids(prefix: str) -> list[str]:
+    from . import pages
+
+    return [f"{prefix}nav-{module.__name__.rsplit('.', 1)[1]}" for module in _linked(pages)]
+
+
+def _linked(pages: Any) -> list[Any]:
+    return [m for m in pages.modules() if not m.__name__.endswith("not_found_404")]
+
+
+def header(active: str, prefix: str, subtitle: str) -> html.Div:
+    """The title, a link per page (``active``: the path of the page shown; the view
+    callback carries the view's wikis and window into the links) and the page's
+    freshness pills (filled by its view callback)."""
+    from . import pages
+
     links = [
         dcc.Link(
-            page["name"],
-            href=page["relative_path"],
-            className="nav-link active" if page["path"] == active else "nav-link",
+            module.NAME,
+            id=link_id,
+            href=module.PATH,
+            className="nav-link active" if active == module.PATH else "nav-link",
         )
-        for page in dash.page_registry.values()
-        if not page["module"].endswith("not_found_404")
+        for module, link_id in zip(_linked(pages), nav_ids(prefix), strict=True)
     ]
     return html.Div(
         [
-            html.H1("wiki-events"),
-            html.Nav(links, className="nav"),
+            html.Div([html.H1("wiki-events"), html.Nav(links, className="nav")], className="brand"),
             html.Div(subtitle, className="subtitle"),
-            freshness_line(freshness_id),
+            html.Div(id=f"{prefix}freshness", className="freshness"),
         ],
         className="header",
     )
 
 
-def freshness_line(component_id: str) -> html.Div:
-    """How current the page's data is; ``freshness_text`` (or a page's own) fills it."""
-    return html.Div(id=component_id, className="freshness")
+def shared_query(search: str) -> str:
+    """The part of a view's query string another page keeps (``SHARED_KEYS``)."""
+    from urllib.parse import parse_qsl, urlencode
+
+    kept = [(k, v) for k, v in parse_qsl(search.lstrip("?")) if k in SHARED_KEYS]
+    return "?" + urlencode(kept) if kept else ""
 
 
-def freshness_text(
-    newest: dt.datetime | None, last_insert: dt.datetime | None, now: dt.datetime | None
-) -> str:
-    if not (newest and now):
-        return "no events yet"
-    age = (now - newest).total_seconds()
-    text = f"newest event {age_text(age)} ago ({when(newest)} UTC)"
-    if last_insert:
-        text += f" · last insert {age_text((now - last_insert).total_seconds())} ago"
-        text += f" · ingestion lag {age_text((last_insert - newest).total_seconds())}"
-    return text
+def nav_hrefs(prefix: str, search: str) -> list[str]:
+    """The navigation's links for a view: each page with the view's shared keys."""
+    from . import pages
+
+    return [module.PATH + shared_query(search) for module in _linked(pages)]
 
 
-def banner(component_id: str) -> html.Div:
+def pill(
+    label: str, age: float | None, limits: Freshness, detail: str, when: str = ""
+) -> html.Span:
+    """A freshness pill: ``label`` and how old its newest data is, green, amber or red
+    by that age; ``detail`` in its tooltip."""
+    if age is None:
+        return html.Span(f"{label}: none", className="pill none", title=detail)
+    status = limits.status(age)
+    words = {"ok": "current", "amber": "late", "red": "stale"}[status]
+    text = f"{label} {age_text(age)} old" if not when else f"{label} {when}"
+    return html.Span(
+        text,
+        className=f"pill {status}",
+        title=f"{detail} ({words}: amber after {age_text(limits.amber)}, "
+        f"red after {age_text(limits.red)})",
+    )
+
+
+def replay_badge(newest: dt.datetime, last_insert: dt.datetime, limit: float) -> html.Span | None:
+    """When the newest event is much older than its arrival, the data is a replay of a
+    recording (or a backfill): the header says so, with both times."""
+    lag = (last_insert - newest).total_seconds()
+    if lag < limit:
+        return None
+    return html.Span(
+        "replay",
+        className="pill replay",
+        title=f"the newest event happened {when(newest)} UTC and arrived {when(last_insert)} "
+        f"UTC, {age_text(lag)} later: these events are a replay of a recording (or a "
+        "backfill), not the live stream",
+    )
+
+
+def banner(prefix: str) -> html.Div:
     """A message across the page (no data, ClickHouse down, a range cut); hidden when
     there is nothing to say."""
-    return html.Div(id=component_id, className="banner", style=HIDDEN)
+    return html.Div(id=f"{prefix}banner", className="banner", style=HIDDEN)
 
 
-def panel(graph_id: str, width: str = "49%") -> html.Div:
-    return html.Div(
-        dcc.Graph(id=graph_id, config={"displaylogo": False}),
-        className="panel",
-        style={"width": width},
+def drawer(prefix: str, controls: html.Div) -> html.Div:
+    """The controls; on a phone behind a "Filters" toggle (a checkbox and CSS's
+    ``:has``, no callback)."""
+    toggle = dcc.Checklist(
+        id=f"{prefix}drawer", options=[{"label": "Filters", "value": "open"}], value=[]
     )
+    return html.Div([html.Div(toggle, className="drawer-toggle"), controls], className="drawer")
 
 
-def table(
-    table_id: str, title: str, columns: list[str], width: str = "32%", page_size: int = 10
-) -> html.Div:
-    """A top-N table under its title (id ``<table_id>-title``), and below it a note (id
-    ``<table_id>-note``) for when it is empty."""
-    return html.Div(
-        [
-            html.H4(title, id=f"{table_id}-title"),
-            dash_table.DataTable(  # type: ignore[attr-defined]
-                id=table_id,
-                columns=[{"name": c.replace("_", " "), "id": c} for c in columns],
-                data=[],
-                page_size=page_size,
-                style_cell={
-                    "fontFamily": "inherit",
-                    "fontSize": 13,
-                    "textAlign": "left",
-                    "maxWidth": 360,
-                    "overflow": "hidden",
-                    "textOverflow": "ellipsis",
-                },
-                style_header={"fontWeight": "bold"},
-                style_table={"overflowX": "auto"},
-            ),
-            html.Div(id=f"{table_id}-note", className="empty-note"),
-        ],
-        className="panel",
-        style={"width": width},
-    )
+def age_text_of(delta: dt.timedelta) -> str:
+    return age_text(delta.total_seconds())
 
 
-def records(columns: list[str], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    """Rows for a DataTable: floats rounded, text cut to CELL_CHARS."""
-    return [{c: _cell(v) for c, v in zip(columns, row, strict=True)} for row in rows]
+def when(moment: dt.datetime | dt.date) -> str:
+    if isinstance(moment, dt.datetime):
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.isoformat()
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 2)
-    if isinstance(value, str):
-        return figures.short(value, CELL_CHARS)
-    return value
+def span(first: dt.datetime, last: dt.datetime) -> str:
+    """``2026-12-01 13:00–15:00`` (one day) or ``2026-12-01 13:00 – 2026-12-02 02:00``."""
+    if first.date() == last.date():
+        return f"{when(first)}–{last:%H:%M}"
+    return f"{when(first)} – {when(last)}"
 
 
-def failed_view(
-    graphs: list[str], tables: list[str], message: str, texts: dict[str, str]
-) -> dict[str, Any]:
-    """A page's outputs when it has nothing to show (no data yet, ClickHouse down):
-    blank charts and tables, ``message`` in the banner, ``texts`` for the page's other
-    outputs, and the retry timer on."""
-    blank = figures.empty("", "no data")
-    return {
-        **{g: blank for g in graphs},
-        **{t: [] for t in tables},
-        **{f"{t}-note": "" for t in tables},
-        "freshness": "",
-        **texts,
-        "banner": message,
-        "banner-style": SHOWN,
-        "tick-interval": RETRY_MS,
-        "tick-disabled": False,
-    }
+def count(value: Any) -> str:
+    """A count for people: 1,234 (a float is rounded)."""
+    if value is None:
+        return ""
+    return f"{round(value):,}"
 
 
-def when(moment: dt.datetime) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M")
+def ratio(value: float | None) -> str:
+    """A ratio to three significant figures, never in exponent form and never rounded
+    to 0: 0.00184, 0.0312, 1.50, 12.3, 1,234."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if value == 0:
+        return "0"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    decimals = max(0, 2 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def size(value: float) -> str:
+    """Bytes with their unit: 812 B, 1.5 kB, 100 GB."""
+    for unit in ("B", "kB", "MB", "GB", "TB", "PB"):
+        if abs(value) < 1000 or unit == "PB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1000
+    return ""  # not reached
+
+
+def hours(start: dt.datetime, end: dt.datetime) -> list[dt.datetime]:
+    """The hours overlapping [start, end)."""
+    hour = start.replace(minute=0, second=0, microsecond=0)
+    out = []
+    while hour < end:
+        out.append(hour)
+        hour += dt.timedelta(hours=1)
+    return out
+
+
+def hour_ranges(hours: list[dt.datetime]) -> str:
+    """Hours as ranges: ``12:00–15:00, 2026-12-02 03:00–04:00`` (each range's end is the
+    end of its last hour)."""
+    ranges: list[list[dt.datetime]] = []
+    for hour in sorted(hours):
+        if ranges and hour - ranges[-1][1] == dt.timedelta(hours=1):
+            ranges[-1][1] = hour
+        else:
+            ranges.append([hour, hour])
+    shown = [span(first, last + dt.timedelta(hours=1)) for first, last in ranges[:4]]
+    more = f" and {len(ranges) - 4} more" if len(ranges) > 4 else ""
+    return ", ".join(shown) + more

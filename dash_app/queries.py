@@ -1,10 +1,15 @@
-"""Every query the dashboard runs: gold (and, for the drill-down's page views, silver's
-page-level views read by their primary key), every value a server-side parameter, every
-answer limited in rows.
+"""Every query the dashboard runs, every value a server-side parameter, every answer
+limited in rows: gold, the dumps' ledger, and silver's page-level rows by their primary
+key (page views for the exact top pages, the lookup page and the drill-down; media
+counts for the exact top media files).
 
 ``Gold`` wraps a clickhouse-connect client (the read-only dashboard user in production)
 and caches each answer for the refresh interval, so a hundred viewers of the same view
 cost ClickHouse one query per panel per interval; the cache is bounded in bytes.
+
+Top-N lists are exact: the candidates come from gold's approximate topK states (Filtered
+Space-Saving: fast, but its counts are bounds, and merged states undercount too), the
+counts shown are the candidates' exact sums, ordered by them.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +34,16 @@ _FILL_MINUTES = "ORDER BY minute WITH FILL FROM {start:DateTime} TO {end:DateTim
 # every query returns at most MAX_ROWS rows; Gold binds limit = MAX_ROWS + 1, so one
 # row more than that says the answer was cut
 _LIMIT = "LIMIT {limit:UInt32}"
+# one definition of an edit on every page: edits and page creations; log entries are
+# "actions"; "events" are every change the stream reports
+_EDITS = "type IN ('edit', 'new')"
 
 # the newest event not dated in the future (the judge lets through up to 10 min ahead):
 # a wiki whose last event is ahead of this clock is left out, so it cannot say "0 s old"
 FRESHNESS = """
 SELECT maxIf(last_event_at, last_event_at <= now64(3)) AS newest,
        max(last_ingested_at) AS last_insert,
-       now64(3) AS now, sum(events) AS events
+       now64(3) AS now, sum(events) AS events, min(first_event_at) AS first
 FROM gold.wiki_totals
 LIMIT {limit:UInt32}
 """
@@ -46,7 +55,7 @@ def _wiki_options(table: str, weight: str) -> str:
     """The wiki picker's names, busiest first, from a gold table."""
     return f"""
 SELECT wiki, sum({weight}) AS weight FROM gold.{table}
-WHERE match(wiki, concat('^', {{pattern:String}}, '$'))
+WHERE match(wiki, {{pattern:String}})
 GROUP BY wiki ORDER BY weight DESC LIMIT 5000
 """
 
@@ -57,22 +66,49 @@ KNOWN_WIKIS = f"""
 SELECT wiki FROM gold.wiki_totals WHERE has({{wikis:Array(String)}}, wiki)
 GROUP BY wiki {_LIMIT}
 """
-PER_MINUTE = f"""
-SELECT minute, sum(events) AS events FROM gold.events_per_minute
-WHERE {_MINUTES} AND {_KINDS} GROUP BY minute {_FILL_MINUTES} {_LIMIT}
+# the hours of the window in which the stream delivered anything (a gap: the pipeline
+# was not running, or the recording does not cover it)
+HOURS_WITH_EVENTS = f"""
+SELECT hour FROM gold.events_per_hour WHERE {_HOURS}
+GROUP BY hour HAVING sum(events) > 0 ORDER BY hour {_LIMIT}
 """
-PER_MINUTE_WIKIS = f"""
-SELECT minute, sum(events) AS events FROM gold.events_per_minute_wiki
-WHERE {_MINUTES} AND {_WIKIS} AND {_KINDS} GROUP BY minute {_FILL_MINUTES} {_LIMIT}
+
+# the window's events for the filters (none: the page says so): minutes up to a day,
+# the hours overlapping it past a day
+EVENTS_IN_VIEW = f"""
+SELECT sum(events) AS events FROM gold.events_per_minute_wiki
+WHERE {_MINUTES} AND {_WIKIS} AND {_KINDS} {_LIMIT}
 """
+EVENTS_IN_VIEW_HOURLY = f"""
+SELECT sum(events) AS events FROM gold.events_per_hour_wiki
+WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} {_LIMIT}
+"""
+
+
+def _per_minute(table: str, where: str) -> str:
+    """A minute series by user kind (quiet minutes as 0, each kind its own column)."""
+    return f"""
+SELECT minute,
+       sumIf(events, user_kind = 'registered') AS registered,
+       sumIf(events, user_kind = 'anonymous') AS anonymous,
+       sumIf(events, user_kind = 'bot') AS bot
+FROM gold.{table}
+WHERE {_MINUTES} AND {where} GROUP BY minute {_FILL_MINUTES} {_LIMIT}
+"""
+
+
+PER_MINUTE = _per_minute("events_per_minute", _KINDS)
+PER_MINUTE_WIKIS = _per_minute("events_per_minute_wiki", f"{_WIKIS} AND {_KINDS}")
+
+_BUCKETS = {
+    "hour": ("hour", "toStartOfHour({start:DateTime})", 3600),
+    "day": ("toStartOfDay(hour)", "toStartOfDay({start:DateTime})", 86400),
+}
 
 
 def _series(table: str, bucket: str, values: str, where: str) -> str:
     """A series from an hourly table by hour or by day, quiet buckets as 0."""
-    key, first, step = {
-        "hour": ("hour", "toStartOfHour({start:DateTime})", 3600),
-        "day": ("toStartOfDay(hour)", "toStartOfDay({start:DateTime})", 86400),
-    }[bucket]
+    key, first, step = _BUCKETS[bucket]
     return f"""
 SELECT {key} AS {bucket}, {values} FROM gold.{table}
 WHERE {_HOURS} AND {where} GROUP BY {bucket}
@@ -80,34 +116,38 @@ ORDER BY {bucket} WITH FILL FROM {first} TO {{end:DateTime}} STEP {step} {_LIMIT
 """
 
 
-_EVENTS = "sum(events) AS events"
+_BY_KIND = (
+    "sumIf(events, user_kind = 'registered') AS registered, "
+    "sumIf(events, user_kind = 'anonymous') AS anonymous, "
+    "sumIf(events, user_kind = 'bot') AS bot"
+)
 _BYTES = "sum(bytes_added) AS added, sum(bytes_removed) AS removed"
 _DRILL = "wiki = {wiki:String} AND " + _KINDS
-PER_HOUR = _series("events_per_hour", "hour", _EVENTS, _KINDS)
-PER_DAY = _series("events_per_hour", "day", _EVENTS, _KINDS)
-PER_HOUR_WIKIS = _series("events_per_hour_wiki", "hour", _EVENTS, f"{_WIKIS} AND {_KINDS}")
-PER_DAY_WIKIS = _series("events_per_hour_wiki", "day", _EVENTS, f"{_WIKIS} AND {_KINDS}")
-BYTES = _series("events_per_hour_wiki", "hour", _BYTES, f"{_WIKIS} AND {_KINDS}")
-BYTES_DAILY = _series("events_per_hour_wiki", "day", _BYTES, f"{_WIKIS} AND {_KINDS}")
-DRILL_HOUR = _series("events_per_hour_wiki", "hour", _EVENTS, _DRILL)
-DRILL_DAY = _series("events_per_hour_wiki", "day", _EVENTS, _DRILL)
-# the series panels' query by bucket (minutes come from the minute tables)
+# by bucket: all wikis, picked wikis, bytes, the drill-down wiki
 SERIES = {
-    "hour": (PER_HOUR, PER_HOUR_WIKIS, BYTES, DRILL_HOUR),
-    "day": (PER_DAY, PER_DAY_WIKIS, BYTES_DAILY, DRILL_DAY),
+    bucket: (
+        _series("events_per_hour", bucket, _BY_KIND, _KINDS),
+        _series("events_per_hour_wiki", bucket, _BY_KIND, f"{_WIKIS} AND {_KINDS}"),
+        _series("events_per_hour_wiki", bucket, _BYTES, f"{_WIKIS} AND {_KINDS}"),
+        _series("events_per_hour_wiki", bucket, _BY_KIND, _DRILL),
+    )
+    for bucket in _BUCKETS
 }
+PER_HOUR, PER_HOUR_WIKIS, BYTES, DRILL_HOUR = SERIES["hour"]
+PER_DAY, PER_DAY_WIKIS, BYTES_DAILY, DRILL_DAY = SERIES["day"]
 TOP_WIKIS = f"""
 SELECT wiki, sum(events) AS events FROM gold.events_per_minute_wiki
 WHERE {_MINUTES} AND {_KINDS} GROUP BY wiki ORDER BY events DESC, wiki LIMIT 15
 """
 USER_KINDS = f"""
 SELECT user_kind, sum(events) AS events FROM gold.events_per_minute_wiki
-WHERE {_MINUTES} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
+WHERE {_MINUTES} AND {_WIKIS} AND {_KINDS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
 """
 TYPE_MIX = f"""
 SELECT type, sum(events) AS events FROM gold.events_per_hour_wiki
-WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY type ORDER BY events DESC {_LIMIT}
+WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY type ORDER BY events DESC, type {_LIMIT}
 """
+# Picked wikis: the wiki is part of the primary key, the window's rows are few: exact.
 TOP_PAGES = f"""
 SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
 FROM gold.page_edits_per_hour
@@ -115,16 +155,17 @@ WHERE {_HOURS} AND {_WIKIS} AND {_KINDS}
 GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10
 """
 TOP_EDITORS = f"""
-SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits,
+SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS actions,
        sum(bytes_added) AS bytes_added, sum(bytes_removed) AS bytes_removed
 FROM gold.editor_edits_per_hour
 WHERE {_HOURS} AND {_WIKIS} AND {_KINDS}
-GROUP BY wiki, user ORDER BY edits DESC, wiki, user LIMIT 10
+GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
 """
-# All wikis: the candidates from the hourly topK states (gold.top_pages_per_hour, a few
-# thousand states for a week), then their edits summed exactly. Must match the dbt var
-# top_candidates, and the load factor top_load_factor: both are part of the states' type
-# (a test checks).
+# All wikis, any window: two phases. The candidates from the hourly topK states
+# (gold.top_pages_per_hour, a few thousand states for a week), then their edits summed
+# exactly and ordered by that sum: the counts shown are exact, topK only picks whom to
+# count. Must match the dbt var top_candidates, and the load factor top_load_factor:
+# both are part of the states' type (a test checks).
 TOP_CANDIDATES = 100
 TOP_LOAD_FACTOR = 3
 _TOPK = f"topKWeightedMerge({TOP_CANDIDATES}, {TOP_LOAD_FACTOR}, 'counts')"
@@ -147,31 +188,12 @@ WITH candidates AS (
     SELECT arrayJoin({_TOPK}(editors)).1 AS editor
     FROM gold.top_editors_per_hour WHERE {_HOURS} AND {_KINDS}
 )
-SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits,
+SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS actions,
        sum(bytes_added) AS bytes_added, sum(bytes_removed) AS bytes_removed
 FROM gold.editor_edits_per_hour
 PREWHERE {_HOURS} AND user IN (SELECT editor.2 FROM candidates)
 WHERE {_KINDS} AND (wiki, user) IN candidates
-GROUP BY wiki, user ORDER BY edits DESC, wiki, user LIMIT 10
-"""
-# Windows longer than a day, all wikis: the ranking and the counts straight from the
-# merged topK states (a few hundred for a week). count is an upper bound and
-# count - error a lower one; the page shows both when they differ.
-TOP_PAGES_APPROX = f"""
-SELECT x.1.1 AS wiki, x.1.2 AS title, x.2 AS edits, x.3 AS error
-FROM (
-    SELECT arrayJoin({_TOPK}(pages)) AS x
-    FROM gold.top_pages_per_hour WHERE {_HOURS} AND {_KINDS}
-)
-ORDER BY edits DESC, wiki, title LIMIT 10
-"""
-TOP_EDITORS_APPROX = f"""
-SELECT x.1.1 AS wiki, x.1.2 AS user, x.2 AS edits, x.3 AS error
-FROM (
-    SELECT arrayJoin({_TOPK}(editors)) AS x
-    FROM gold.top_editors_per_hour WHERE {_HOURS} AND {_KINDS}
-)
-ORDER BY edits DESC, wiki, user LIMIT 10
+GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
 """
 # Longer than a day: hourly rows instead of minute rows (24x fewer), hours overlapping
 TOP_WIKIS_HOURLY = f"""
@@ -180,53 +202,113 @@ WHERE {_HOURS} AND {_KINDS} GROUP BY wiki ORDER BY events DESC, wiki LIMIT 15
 """
 USER_KINDS_HOURLY = f"""
 SELECT user_kind, sum(events) AS events FROM gold.events_per_hour_wiki
-WHERE {_HOURS} AND {_WIKIS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
+WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY user_kind ORDER BY user_kind {_LIMIT}
 """
-# The last hour of the window against the wiki's own average for this weekday and hour
-# in the other weeks observed, where at least one other week was observed: a spike has
-# at least SPIKE_MIN_EVENTS events and SPIKE_MIN_RATIO times the average.
-SPIKE_MIN_EVENTS = 20
-SPIKE_MIN_RATIO = 3.0
-SPIKES = """
-WITH toStartOfHour({end:DateTime} - INTERVAL 1 MINUTE) AS slot,
-current AS (
-    SELECT wiki, sum(events) AS events FROM gold.events_per_minute_wiki
-    WHERE minute >= {end:DateTime} - INTERVAL 1 HOUR AND minute < {end:DateTime}
-    GROUP BY wiki
-),
--- the same weekday and hour in the other weeks observed (an hour counts as observed
--- when the stream delivered anything in it): the profile of wiki_weekday_hour_profile,
--- computed for this one slot only
-weeks AS (
-    SELECT count() AS observed FROM (
-        SELECT hour FROM gold.events_per_hour
-        WHERE toDayOfWeek(hour) = toDayOfWeek(slot) AND toHour(hour) = toHour(slot)
-          AND hour != slot
+# "Usual" is the average of the same weekday and hour in the other weeks observed, among
+# the last USUAL_WEEKS: those hours are named one by one, so each read is a few primary
+# key lookups, however long gold's history (a scan of every hour of a weekday and hour
+# took 0.9-1.7 s over 90 days). An hour counts as observed when the stream delivered
+# anything in it.
+USUAL_WEEKS = 13
+_SLOT = "toStartOfHour({end:DateTime} - INTERVAL 1 MINUTE)"
+_SLOTS = f"arrayMap(k -> {_SLOT} - toIntervalWeek(k), range(1, {USUAL_WEEKS + 1}))"
+_OBSERVED = f"""(
+    SELECT count() FROM (
+        SELECT hour FROM gold.events_per_hour WHERE has({_SLOTS}, hour)
         GROUP BY hour HAVING sum(events) > 0
     )
+)"""
+# The last hour of the window against the wiki's own usual for this weekday and hour:
+# a spike has at least SPIKE_MIN_EVENTS events and SPIKE_MIN_RATIO times the usual. The
+# editors filter applies to both sides, the wiki filter to the wikis listed.
+SPIKE_MIN_EVENTS = 20
+SPIKE_MIN_RATIO = 3.0
+SPIKES = f"""
+WITH {_OBSERVED} AS observed,
+current AS (
+    SELECT wiki, sum(events) AS events FROM gold.events_per_minute_wiki
+    WHERE minute >= {{end:DateTime}} - INTERVAL 1 HOUR AND minute < {{end:DateTime}}
+      AND {_WIKIS} AND {_KINDS}
+    GROUP BY wiki
 ),
 baseline AS (
-    SELECT wiki, sum(events) / greatest((SELECT observed FROM weeks), 1) AS usual
+    SELECT wiki, sum(events) / greatest(observed, 1) AS usual
     FROM gold.events_per_hour_wiki
-    WHERE toDayOfWeek(hour) = toDayOfWeek(slot) AND toHour(hour) = toHour(slot)
-      AND hour != slot
+    WHERE has({_SLOTS}, hour) AND {_WIKIS} AND {_KINDS}
     GROUP BY wiki
 )
-SELECT wiki, current.events AS events, round(baseline.usual, 1) AS baseline,
-       round(current.events / greatest(baseline.usual, 1), 1) AS ratio
+SELECT wiki, current.events AS events, baseline.usual AS baseline,
+       current.events / greatest(baseline.usual, 1) AS ratio
 FROM current INNER JOIN baseline USING (wiki)
-WHERE current.events >= {min_events:UInt32} AND ratio >= {min_ratio:Float64}
-  AND (SELECT observed FROM weeks) >= 1
+WHERE current.events >= {{min_events:UInt32}} AND ratio >= {{min_ratio:Float64}}
+  AND observed >= 1
 ORDER BY ratio DESC, wiki LIMIT 10
 """
-DRILL_MINUTE = f"""
-SELECT minute, sum(events) AS events FROM gold.events_per_minute_wiki
-WHERE {_MINUTES} AND {_DRILL}
-GROUP BY minute {_FILL_MINUTES} {_LIMIT}
+# the drill-down wiki's usual week: its average events per weekday and hour over the
+# weeks observed among the last USUAL_WEEKS (wiki_weekday_hour_profile's average, over
+# a bounded span: the view reads every hour of gold)
+HEATMAP = f"""
+WITH slots AS (
+    SELECT toDayOfWeek(hour) AS weekday, toHour(hour) AS hour_of_day, count() AS weeks
+    FROM (
+        SELECT hour FROM gold.events_per_hour
+        WHERE hour >= {{end:DateTime}} - INTERVAL {USUAL_WEEKS} WEEK AND hour < {{end:DateTime}}
+        GROUP BY hour HAVING sum(events) > 0
+    )
+    GROUP BY weekday, hour_of_day
+)
+SELECT weekday, hour_of_day, sum(events) / any(slots.weeks) AS avg_events
+FROM gold.events_per_hour_wiki
+INNER JOIN slots ON toDayOfWeek(hour) = slots.weekday AND toHour(hour) = slots.hour_of_day
+WHERE hour >= {{end:DateTime}} - INTERVAL {USUAL_WEEKS} WEEK AND hour < {{end:DateTime}}
+  AND wiki = {{wiki:String}}
+GROUP BY weekday, hour_of_day {_LIMIT}
 """
+DRILL_MINUTE = _per_minute("events_per_minute_wiki", _DRILL)
 HEATMAP = f"""
 SELECT weekday, hour_of_day, avg_events FROM gold.wiki_weekday_hour_profile
 WHERE wiki = {{wiki:String}} {_LIMIT}
+"""
+
+# -- "now": the headline figures, at the window's end ------------------------------------
+# edits (edits and page creations) per minute over the last NOW_MINUTES minutes, by
+# user kind and wiki (gold.edits_per_minute_wiki), and over the last hour
+NOW_MINUTES = 10
+NOW = f"""
+SELECT
+    sumIf(edits, minute >= {{end:DateTime}} - INTERVAL {NOW_MINUTES} MINUTE
+                 AND {_KINDS}) / {NOW_MINUTES} AS per_minute,
+    sumIf(edits, user_kind = 'bot') AS hour_bot_edits,
+    sum(edits) AS hour_edits,
+    uniqExactIf(wiki, {_KINDS} AND edits > 0) AS active_wikis
+FROM gold.edits_per_minute_wiki
+WHERE minute >= {{end:DateTime}} - INTERVAL 1 HOUR AND minute < {{end:DateTime}} AND {_WIKIS}
+{_LIMIT}
+"""
+# the usual edits per minute for this weekday and hour: the slot's edits in the other
+# weeks observed (among the last USUAL_WEEKS), averaged over those weeks, per minute
+NOW_USUAL = f"""
+SELECT {_OBSERVED} AS weeks, sum(events) / greatest(weeks, 1) / 60 AS usual_per_minute
+FROM gold.events_per_hour_wiki
+WHERE has({_SLOTS}, hour) AND {_EDITS} AND {_WIKIS} AND {_KINDS}
+{_LIMIT}
+"""
+# the views of the newest loaded hour (the dumps, when built), for the picked wikis
+NOW_VIEWS = f"""
+SELECT hour, sum(views) AS views FROM gold.pageviews_hour_wiki
+WHERE hour = (SELECT max(hour) FROM gold.pageviews_hour_wiki WHERE {_WIKIS}) AND {_WIKIS}
+GROUP BY hour {_LIMIT}
+"""
+# The latest notable edits of the window (gold.notable_edits: edits and page creations
+# of at least the dbt var notable_bytes bytes either way), newest first
+NOTABLE_LIMIT = 20
+NOTABLE = f"""
+SELECT event_time, wiki, type, title, user, user_kind, byte_delta,
+       revision_old, revision_new
+FROM gold.notable_edits
+WHERE event_time >= {{start:DateTime}} AND event_time < {{end:DateTime}}
+  AND {_WIKIS} AND {_KINDS}
+ORDER BY event_time DESC, wiki, title LIMIT {NOTABLE_LIMIT}
 """
 
 
@@ -284,6 +366,7 @@ DRILL_VIEWS_ANY_CODE = _page_views("")
 READERS_MODELS = [
     "dumps_freshness",
     "pageviews_hour_wiki",
+    "pageviews_day_wiki",
     "media_day",
     "top_pages_day",
     "top_media_day",
@@ -299,9 +382,40 @@ DUMPS_FRESHNESS = f"""
 SELECT dataset, files, newest_file, data_until, seconds_behind FROM gold.dumps_freshness
 {_LIMIT}
 """
+# What each source holds, for the panels' coverage: how long each table keeps its rows
+# (its TTL, read from the schema: the dbt vars dumps_*_days), and what the ledger
+# publishes (every gold read of the dumps shows the published loads only).
+RETENTION_TABLES = {
+    "hourly": ("gold", "pageviews_hour_wiki_loads"),
+    "daily": ("gold", "pageviews_day_wiki_loads"),
+    "top_pages": ("gold", "top_pages_day_loads"),
+    "media": ("gold", "media_day_loads"),
+    "top_media": ("gold", "top_media_day_loads"),
+    "page_rows": ("silver", "pageviews"),
+    "media_rows": ("silver", "mediacounts"),
+}
+RETENTIONS = f"""
+SELECT database, name, engine_full FROM system.tables
+WHERE (database, name) IN {{tables:Array(Tuple(String, String))}} {_LIMIT}
+"""
+# per dataset, the first and last period published (a pageviews file's period is the
+# hour in its name), and the same for the loads silver still holds page rows of (rows
+# kept N days from loading: the loads finished in the last N days)
+LOADED = f"""
+SELECT dataset, min(period) AS first, max(period) AS last, count() AS files
+FROM bronze.dumps_visible GROUP BY dataset {_LIMIT}
+"""
+ROWS_LOADED = f"""
+SELECT dataset, min(period) AS first, max(period) AS last FROM bronze.dumps_files FINAL
+WHERE state = 'done' AND load_id IN (SELECT load_id FROM bronze.dumps_visible)
+  AND finished_at >= now() - toIntervalDay({{days:UInt32}})
+  AND dataset = {{dataset:String}}
+GROUP BY dataset {_LIMIT}
+"""
 READERS_WIKI_OPTIONS = _wiki_options("pageviews_day_wiki", "views")
+# the daily totals keep a wiki longest: a wiki is known while any of its days is kept
 READERS_KNOWN_WIKIS = f"""
-SELECT wiki FROM gold.pageviews_hour_wiki WHERE has({{wikis:Array(String)}}, wiki)
+SELECT wiki FROM gold.pageviews_day_wiki WHERE has({{wikis:Array(String)}}, wiki)
 GROUP BY wiki {_LIMIT}
 """
 # desktop, mobile, and other (access unknown: the empty domain code, Wikifunctions);
@@ -311,6 +425,11 @@ _SPLIT = (
     "total - desktop - mobile AS other"
 )
 _ACCESS = f"sum(views) AS total, {_SPLIT}"
+_DAY_ACCESS = (
+    "sum(views) AS total, sum(desktop_views) AS desktop, sum(mobile_views) AS mobile, "
+    "total - desktop - mobile AS other"
+)
+_DAYS_OF_WINDOW = "day >= toDate({start:DateTime}) AND day < toDate({end:DateTime} - 1) + 1"
 
 
 # Views per hour (per day past a week), desktop and mobile apart. Not filled with 0: an
@@ -324,6 +443,18 @@ WHERE {_HOURS} AND {_WIKIS} GROUP BY {bucket} ORDER BY {bucket} {_LIMIT}
 
 VIEWS_HOUR = _views_series("hour", "hour")
 VIEWS_DAY = _views_series("day", "toStartOfDay(hour)")
+# past the hourly table's retention, the daily totals (with how many of the day's 24
+# hours are loaded)
+VIEWS_DAILY = f"""
+SELECT day, {_DAY_ACCESS}, max(hours) AS hours FROM gold.pageviews_day_wiki
+WHERE {_DAYS_OF_WINDOW} AND {_WIKIS} GROUP BY day ORDER BY day {_LIMIT}
+"""
+# the hours of the window with any views loaded (of any wiki): a picked wiki missing in
+# one of them was left out of that hour's file by a filtered load (--wiki, --project)
+LOADED_HOURS = f"""
+SELECT hour FROM gold.pageviews_hour_wiki WHERE {_HOURS}
+GROUP BY hour ORDER BY hour {_LIMIT}
+"""
 # the window's busiest wikis (or the picked ones), by views
 _TOP_VIEWED = f"""
 SELECT wiki FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
@@ -341,53 +472,138 @@ GROUP BY {bucket}, wiki ORDER BY wiki, {bucket} {_LIMIT}
 
 VIEWS_WIKIS_HOUR = _views_wikis("hour", "hour")
 VIEWS_WIKIS_DAY = _views_wikis("day", "toStartOfDay(hour)")
+VIEWS_WIKIS_DAILY = f"""
+SELECT day, wiki, sum(views) AS views FROM gold.pageviews_day_wiki
+WHERE {_DAYS_OF_WINDOW} AND wiki IN (
+    SELECT wiki FROM gold.pageviews_day_wiki WHERE {_DAYS_OF_WINDOW} AND {_WIKIS}
+    GROUP BY wiki ORDER BY sum(views) DESC, wiki LIMIT 8
+)
+GROUP BY day, wiki ORDER BY wiki, day {_LIMIT}
+"""
 # by bucket: the views series, and the busiest wikis' series
-VIEWS = {"hour": (VIEWS_HOUR, VIEWS_WIKIS_HOUR), "day": (VIEWS_DAY, VIEWS_WIKIS_DAY)}
+VIEWS = {
+    "hour": (VIEWS_HOUR, VIEWS_WIKIS_HOUR),
+    "day": (VIEWS_DAY, VIEWS_WIKIS_DAY),
+    "daily": (VIEWS_DAILY, VIEWS_WIKIS_DAILY),
+}
 VIEWS_BY_WIKI = f"""
 SELECT wiki, {_ACCESS}
 FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND {_WIKIS}
 GROUP BY wiki ORDER BY total DESC, wiki LIMIT 15
 """
+VIEWS_BY_WIKI_DAILY = f"""
+SELECT wiki, {_DAY_ACCESS}
+FROM gold.pageviews_day_wiki WHERE {_DAYS_OF_WINDOW} AND {_WIKIS}
+GROUP BY wiki ORDER BY total DESC, wiki LIMIT 15
+"""
 _DAYS = "day >= {first_day:Date} AND day < {end_day:Date}"
-_FILL_DAYS = "ORDER BY day WITH FILL FROM {first_day:Date} TO {end_day:Date}"
-# media traffic per day by type, and by hosting wiki (the busiest 8); the wiki filter
-# is the hosting wiki's (Commons hosts most files every wiki shows)
+# media traffic per day by type, and by hosting wiki (the busiest 8; `host`, not an
+# alias `wiki`, which would shadow the column in the WHERE: files hosted nowhere, '',
+# would never be listed); the wiki filter is the hosting wiki's (Commons hosts most
+# files every wiki shows)
 MEDIA_TYPES = f"""
 SELECT day, media_type, sum(bytes) AS bytes, sum(transfers) AS transfers FROM gold.media_day
 WHERE {_DAYS} AND {_WIKIS} GROUP BY day, media_type ORDER BY media_type, day {_LIMIT}
 """
 MEDIA_WIKIS = f"""
-SELECT day, if(wiki = '', '(none)', wiki) AS wiki, sum(bytes) AS bytes FROM gold.media_day
+SELECT day, if(wiki = '', '(none)', wiki) AS host, sum(bytes) AS bytes FROM gold.media_day
 WHERE {_DAYS} AND wiki IN (
     SELECT wiki FROM gold.media_day WHERE {_DAYS} AND {_WIKIS}
     GROUP BY wiki ORDER BY sum(bytes) DESC, wiki LIMIT 8
 )
-GROUP BY day, wiki ORDER BY wiki, day {_LIMIT}
+GROUP BY day, host ORDER BY host, day {_LIMIT}
 """
-MEDIA_TOTAL = f"""
-SELECT day, sum(bytes) AS bytes, sum(transfers) AS transfers FROM gold.media_day
-WHERE {_DAYS} AND {_WIKIS} GROUP BY day {_FILL_DAYS} {_LIMIT}
+# the wikis whose top pages a day shows when none is picked: the day's busiest
+TOP_PAGES_WIKIS = 3
+BUSIEST_ON_DAY = f"""
+SELECT wiki FROM gold.pageviews_day_wiki WHERE day = {{day:Date}}
+GROUP BY wiki ORDER BY sum(views) DESC, wiki LIMIT {TOP_PAGES_WIKIS}
 """
-TOP_PAGES_DAY = f"""
-SELECT wiki, rank, replaceAll(title, '_', ' ') AS title, views FROM gold.top_pages_day
-WHERE day = {{day:Date}} AND {_WIKIS} AND rank <= 10
-ORDER BY views DESC, wiki, rank LIMIT 20
+# how many of the day's 24 hours are loaded, for the wikis listed
+DAY_HOURS = f"""
+SELECT max(hours) AS hours FROM gold.pageviews_day_wiki
+WHERE day = {{day:Date}} AND has({{wikis:Array(String)}}, wiki) {_LIMIT}
 """
-TOP_MEDIA_DAY = f"""
-SELECT rank, base_name AS file, transfers FROM gold.top_media_day
-WHERE day = {{day:Date}} AND rank <= 15 ORDER BY rank {_LIMIT}
+# of a day's published pageviews files (their periods in [first, last)), how many
+# silver still holds the page rows of (loaded in the last `days` days)
+DAY_ROWS_HELD = f"""
+SELECT countIf(finished_at >= now() - toIntervalDay({{days:UInt32}})) AS held, count() AS loaded
+FROM bronze.dumps_files FINAL
+WHERE dataset = 'pageviews' AND state = 'done'
+  AND load_id IN (SELECT load_id FROM bronze.dumps_visible)
+  AND period >= {{first:DateTime}} AND period < {{last:DateTime}}
+{_LIMIT}
 """
-# Edits (the live stream: `edit` + `new`) and views (the dumps) per wiki and hour, as
-# gold.edits_views_hour_wiki defines them (a test checks they agree), with the window's
-# filters inside each side: ClickHouse does not push a filter on the view through its
-# FULL JOIN, so reading the view scans both tables whole.
+TOP_PAGES_SHOWN = 10
+# The main page and special pages lead every wiki's views and say little (the Pageviews
+# tool's Topviews leaves them out too): left out unless asked for. The dumps write `_`
+# for spaces; `-` stands for titles they could not keep.
+_LEFT_OUT = """(
+    NOT {special:Bool} AND (
+        has({main_pages:Array(String)}, title)
+        OR match(title, {special_pattern:String})
+    )
+)"""
+# Two phases, exact: the candidates are the day's topK states' (gold.top_pages_day, per
+# wiki), their views summed exactly from silver's page rows, read by silver.pageviews'
+# primary key (hour, domain code, title: the day's 24 hours, the wiki's codes that day,
+# the candidates). Only while silver holds the day's page rows (dumps_page_level_days).
+TOP_PAGES_EXACT = f"""
+WITH candidates AS (
+    SELECT wiki, title FROM gold.top_pages_day
+    WHERE day = {{day:Date}} AND has({{wikis:Array(String)}}, wiki) AND NOT {_LEFT_OUT}
+),
+codes AS (
+    SELECT DISTINCT domain_code FROM silver.projectviews
+    WHERE hour >= toDateTime({{day:Date}}) AND hour < toDateTime({{day:Date}}) + INTERVAL 1 DAY
+      AND has({{wikis:Array(String)}}, wiki)
+),
+keys AS (
+    SELECT toDateTime({{day:Date}}) + INTERVAL h HOUR AS hour, domain_code, title
+    FROM (SELECT DISTINCT title FROM candidates) AS titles
+    CROSS JOIN codes
+    CROSS JOIN (SELECT arrayJoin(range(24)) AS h) AS hours
+)
+SELECT wiki, title, sum(views) AS views FROM silver.pageviews
+WHERE (hour, domain_code, title) IN keys
+  AND (wiki, title) IN candidates
+  AND load_id IN (SELECT load_id FROM bronze.dumps_visible)
+GROUP BY wiki, title
+ORDER BY wiki, views DESC, title LIMIT {TOP_PAGES_SHOWN} BY wiki {_LIMIT}
+"""
+# Past silver's page rows, the topK merge's own counts: estimates (Space-Saving's count
+# is an upper bound for one state; states merged can undercount too), labelled so.
+TOP_PAGES_ESTIMATED = f"""
+SELECT wiki, title, views FROM gold.top_pages_day
+WHERE day = {{day:Date}} AND has({{wikis:Array(String)}}, wiki) AND NOT {_LEFT_OUT}
+ORDER BY wiki, views DESC, title LIMIT {TOP_PAGES_SHOWN} BY wiki {_LIMIT}
+"""
+TOP_MEDIA_SHOWN = 15
+# media: each file is one row per day in a load, so a file's day is exact in silver;
+# the candidates (the day's topK, gold.top_media_day) go into PREWHERE, the day is the
+# key's first column. While silver holds the day (dumps_media_file_days).
+TOP_MEDIA_EXACT = f"""
+SELECT base_name, sum(transfers) AS transfers, sum(bytes) AS bytes FROM silver.mediacounts
+PREWHERE day = {{day:Date}}
+    AND base_name IN (SELECT base_name FROM gold.top_media_day WHERE day = {{day:Date}})
+WHERE load_id IN (SELECT load_id FROM bronze.dumps_visible) AND {_WIKIS}
+GROUP BY base_name ORDER BY transfers DESC, base_name LIMIT {TOP_MEDIA_SHOWN}
+"""
+TOP_MEDIA_ESTIMATED = f"""
+SELECT base_name, transfers FROM gold.top_media_day
+WHERE day = {{day:Date}} ORDER BY transfers DESC, base_name LIMIT {TOP_MEDIA_SHOWN}
+"""
+# Edits (the live stream: edits and page creations) and views (the dumps) per wiki and
+# hour, as gold.edits_views_hour_wiki defines them (a test checks they agree), with the
+# window's filters inside each side: ClickHouse does not push a filter on the view
+# through its FULL JOIN, so reading the view scans both tables whole.
 
 
 def _edits_views(select: str) -> str:
     return f"""
 WITH stream AS (
     SELECT hour, wiki, sum(events) AS edits FROM gold.events_per_hour_wiki
-    WHERE {_HOURS} AND {_WIKIS} AND type IN ('edit', 'new') GROUP BY hour, wiki
+    WHERE {_HOURS} AND {_WIKIS} AND {_EDITS} GROUP BY hour, wiki
 ),
 dumps AS (
     SELECT hour, wiki, sum(views) AS views FROM gold.pageviews_hour_wiki
@@ -407,7 +623,7 @@ ORDER BY hour WITH FILL FROM toStartOfHour({{start:DateTime}}) TO {{end:DateTime
 # per wiki over the hours whose views are loaded, edits per 1,000 views
 EDITS_VIEWS_WIKI = _edits_views(
     """SELECT wiki, sum(edits) AS edits, sum(views) AS views,
-       round(edits * 1000 / views, 3) AS edits_per_1000_views
+       edits * 1000 / views AS edits_per_1000_views
 FROM (
     SELECT wiki, stream.edits AS edits, dumps.views AS views
     FROM stream RIGHT JOIN dumps USING (hour, wiki) WHERE dumps.views > 0
@@ -422,7 +638,7 @@ WHERE {_HOURS} AND {_WIKIS} ORDER BY views DESC, hour, wiki, title LIMIT 10
 # both kinds in one pass (the views spikes are stored per loaded hour; the view reads
 # the edits and the heavily edited pages' views when asked), 10 of each
 ATTENTION_SPIKES = f"""
-SELECT kind, hour, wiki, title, views, round(baseline_views, 1) AS usual_views, edits
+SELECT kind, hour, wiki, title, views, baseline_views AS usual_views, edits
 FROM gold.page_attention_spikes_hour
 WHERE {_HOURS} AND {_WIKIS}
   -- the view knows which hours are loaded, not which wikis: a file loaded with --wiki
@@ -434,12 +650,46 @@ ORDER BY kind, if(kind = 'views_without_edits', views, edits) DESC, hour, wiki, 
 LIMIT 10 BY kind {_LIMIT}
 """
 
+# -- the lookup page (/lookup): pages side by side, views and edits per hour -------------
+# the wiki's domain codes in the window's hours (from projectviews), then its pages'
+# views per hour by silver.pageviews' primary key
+LOOKUP_CODES = f"""
+SELECT DISTINCT domain_code FROM silver.projectviews
+WHERE {_HOURS} AND wiki = {{wiki:String}} {_LIMIT}
+"""
+LOOKUP_VIEWS = f"""
+WITH keys AS (
+    SELECT toStartOfHour({{start:DateTime}}) + INTERVAL h HOUR AS hour, code AS domain_code,
+           page AS title
+    FROM (SELECT arrayJoin(range(toUInt32(dateDiff('hour', toStartOfHour({{start:DateTime}}),
+                                                   {{end:DateTime}} - 1) + 1))) AS h) AS hours
+    CROSS JOIN (SELECT arrayJoin({{codes:Array(String)}}) AS code) AS codes
+    CROSS JOIN (SELECT arrayJoin({{pages:Array(String)}}) AS page) AS pages
+)
+SELECT hour, title, sum(views) AS views FROM silver.pageviews
+WHERE (hour, domain_code, title) IN keys AND hour < {{end:DateTime}}
+  AND load_id IN (SELECT load_id FROM bronze.dumps_visible)
+GROUP BY hour, title ORDER BY title, hour {_LIMIT}
+"""
+LOOKUP_EDITS = f"""
+SELECT hour, title, sum(edits) AS edits FROM gold.page_edits_per_hour
+WHERE {_HOURS} AND wiki = {{wiki:String}} AND title IN {{titles:Array(String)}}
+GROUP BY hour, title ORDER BY title, hour {_LIMIT}
+"""
+# the hours of the window with the wiki's views loaded (the lookup's views of 0 are
+# quiet only there)
+LOOKUP_LOADED = f"""
+SELECT hour FROM gold.pageviews_hour_wiki WHERE {_HOURS} AND wiki = {{wiki:String}}
+GROUP BY hour ORDER BY hour {_LIMIT}
+"""
+
 
 class Unavailable(Exception):
     """ClickHouse could not answer; the message says why, for the page."""
 
 
 MAX_ROWS = 5_000
+PARALLEL_QUERIES = 8
 CACHE_BYTES = 64 * 2**20
 CACHE_ENTRIES = 5_000
 
@@ -500,6 +750,18 @@ class Gold:
         self.cache_bytes = 0  # bytes of the answers held now
         self.queries_run = 0
 
+    def run_all(
+        self, queries: Sequence[tuple[str, dict[str, Any]]], ttl: float | None = None
+    ) -> list[Table]:
+        """Several independent queries side by side (a panel's row waits for its slowest
+        query, not for their sum); their answers in order. Raises Unavailable."""
+        if len(queries) < 2:
+            return [self.run(sql, p, ttl) for sql, p in queries]
+        # threads for this call only: none outlives its request
+        with ThreadPoolExecutor(max_workers=min(len(queries), PARALLEL_QUERIES)) as pool:
+            futures = [pool.submit(self.run, sql, p, ttl) for sql, p in queries]
+            return [future.result() for future in futures]
+
     def run(
         self, sql: str, params: dict[str, Any] | None = None, ttl: float | None = None
     ) -> Table:
@@ -533,6 +795,12 @@ class Gold:
             ):
                 self._forget(next(iter(self._cache)))
         return table
+
+    def clear(self) -> None:
+        """Forget every cached answer (a cold page, for tests and benchmarks)."""
+        with self._lock:
+            self._cache.clear()
+            self.cache_bytes = 0
 
     def cached_sizes(self) -> list[int]:
         """Each cached answer's size, measured again now (for tests of the accounting)."""

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qs, urlencode
 
+from wiki_core.event import WIKI_PATTERN
+
 RANGES = {
     "1h": dt.timedelta(hours=1),
     "6h": dt.timedelta(hours=6),
@@ -25,9 +27,8 @@ USER_FILTERS = {
 }
 REFRESH = {"off": 0, "10s": 10, "60s": 60}
 MAX_WIKIS = 20
-# a wiki's database name: letters, digits, underscores (enwiki, zh_min_nanwiki); the
-# wiki picker lists only names of this form (bound into WIKI_OPTIONS as a parameter)
-WIKI_PATTERN = "[a-z0-9_]{1,64}"
+# a wiki's database name, by the judge's rule (wiki_core.event.WIKI_PATTERN): the view
+# keeps only such names, and the wiki picker lists only them (bound into WIKI_OPTIONS)
 _WIKI = re.compile(WIKI_PATTERN)
 # The longest window a view may ask for: a longer custom range is clipped to its last
 # MAX_RANGE (up to now), and the page says so.
@@ -38,6 +39,12 @@ MINUTE_UP_TO = dt.timedelta(hours=24)
 HOUR_UP_TO = dt.timedelta(days=7)
 
 
+# the lookup page: at most this many titles, each at most TITLE_CHARS characters (a
+# title is at most 255 bytes); typed as the Pageviews tool takes them, `|` between
+MAX_TITLES = 10
+TITLE_CHARS = 255
+
+
 @dataclass(frozen=True)
 class ViewState:
     wikis: tuple[str, ...] = field(default_factory=tuple)
@@ -46,6 +53,9 @@ class ViewState:
     refresh: str = "off"
     start: str = ""  # custom range, ISO dates or date-times (UTC)
     end: str = ""
+    special: bool = False  # top pages keep the main page and Special: pages
+    titles: tuple[str, ...] = field(default_factory=tuple)  # the lookup page's pages
+    log: bool = False  # the lookup page's log scale
 
     @property
     def kinds(self) -> list[str]:
@@ -60,15 +70,21 @@ class ViewState:
                 query[key] = getattr(self, key)
         if self.range == "custom":
             query["start"], query["end"] = self.start, self.end
+        if self.special:
+            query["special"] = "1"
+        if self.titles:
+            query["titles"] = "|".join(self.titles)
+        if self.log:
+            query["log"] = "1"
         return "?" + urlencode(query) if query else ""
 
     @classmethod
     def from_search(cls, search: str | None) -> ViewState:
-        params = parse_qs((search or "").lstrip("?")[:4096])
+        params = parse_qs((search or "").lstrip("?")[:8192])
 
-        def one(key: str) -> str:
+        def one(key: str, limit: int = 100) -> str:
             values = params.get(key) or [""]
-            return values[0][:100]
+            return values[0][:limit]
 
         return cls.build(
             wikis=",".join(params.get("wikis") or [])[:2000].split(","),
@@ -77,6 +93,9 @@ class ViewState:
             refresh=one("refresh"),
             start=one("start"),
             end=one("end"),
+            special=one("special") == "1",
+            titles=one("titles", MAX_TITLES * (TITLE_CHARS + 1)),
+            log=one("log") == "1",
         )
 
     @classmethod
@@ -88,11 +107,19 @@ class ViewState:
         refresh: object = "off",
         start: object = "",
         end: object = "",
+        special: object = False,
+        titles: object = "",
+        log: object = False,
     ) -> ViewState:
         """A valid state from whatever the controls or the URL hold."""
         names = wikis if isinstance(wikis, list | tuple) else []
         clean = tuple(dict.fromkeys(w for w in names if isinstance(w, str) and _WIKI.fullmatch(w)))
-        state = cls(wikis=clean[:MAX_WIKIS])
+        state = cls(
+            wikis=clean[:MAX_WIKIS],
+            special=_flag(special),
+            titles=parse_titles(titles),
+            log=_flag(log),
+        )
         if range in RANGES or range == "custom":
             state = replace(state, range=str(range))
         if users in USER_FILTERS:
@@ -135,6 +162,23 @@ class ViewState:
         else:
             note += "partly in the future: showing it up to now."
         return start, end, note
+
+
+def parse_titles(value: object) -> tuple[str, ...]:
+    """Page titles typed as the Pageviews tool takes them (``Cat|Dog``; underscores or
+    spaces), in the wiki's form (spaces, first letter as typed), at most MAX_TITLES."""
+    if not isinstance(value, str):
+        return ()
+    titles = (" ".join(t.replace("_", " ").split()) for t in value.split("|"))
+    kept = (t for t in titles if t and len(t) <= TITLE_CHARS and t.isprintable())
+    return tuple(dict.fromkeys(kept))[:MAX_TITLES]
+
+
+def _flag(value: object) -> bool:
+    """A checkbox's value (a list of the checked options), or a flag."""
+    if isinstance(value, list):
+        return bool(value)
+    return value is True
 
 
 def parse_time(value: object) -> dt.datetime | None:

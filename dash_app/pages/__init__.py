@@ -5,10 +5,12 @@ figures in ``figures.py``. It defines:
 
 - ``PATH``, ``NAME``, ``TITLE``, ``ORDER``: where it lives, its link text in the
   header's navigation, the browser tab's title, and its place among the links;
-- ``layout(**query)``: the page's layout (Dash Pages passes the URL's query values; the
-  controls read the URL themselves), built from ``layout.py``'s pieces and
-  ``controls.py``;
-- ``register_callbacks(app, gold)``: its callbacks, reading gold through ``gold``;
+- ``layout(**query)``: the page's layout, unfilled, built from ``page_parts``,
+  ``panels`` and ``controls``;
+- ``register_callbacks(app, gold, config)``: its callbacks, reading gold through
+  ``gold``, with the dashboard's settings (``page_parts.DashConfig``); it may return
+  the layout the pages router should call instead of ``layout`` (``panels.drawn``: the
+  page drawn with its view and controls already filled for the URL);
 - ``INPUT_RULES``: a rule for each of its callbacks' inputs (``guard.py``).
 
 ``create_app`` registers each with ``dash.register_page`` (explicitly, not at import: the

@@ -1,24 +1,33 @@
 """The edits page (``/``): what Wikimedia's editors do, from the recentchange stream.
 
-Every panel reads gold through ``Gold`` (cached, parameterised, limited in rows). A view
-with no rows is a page that says so, panel by panel; when ClickHouse is unreachable or
-gold is empty the page says that and keeps retrying on its own.
+A view callback resolves the window (it ends at the newest event) and the freshness;
+a callback per row of panels fills them from gold (``Gold``: cached, parameterised,
+limited in rows), side by side. A view with no rows is a page that says so, panel by
+panel; when ClickHouse is unreachable or gold is empty the page says that and keeps
+retrying on its own.
+
+Words mean one thing on every page: an **edit** is an edit or a page creation (types
+``edit`` and ``new``), a log entry is an **action**, an **event** is anything the stream
+reports (edits, actions, categorizations, Wikidata's external changes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dash import Dash, Input, Output, dcc, html
+from dash import Dash, dcc, html
 
 from wiki_core.timefmt import naive_utc
 
-from .. import controls, figures, guard
+from .. import controls, figures, guard, sites
 from .. import page_parts as parts
+from .. import panels as pn
 from .. import queries as q
+from ..page_parts import DashConfig
+from ..panels import PAGE, WIKI, Cell, Column, Panel, Result, Tile, View
 from ..queries import Gold, Table, Unavailable
 from ..state import RANGES, REFRESH, ViewState, resolution
 
@@ -27,48 +36,192 @@ NAME = "Edits"
 TITLE = "wiki-events · edits"
 ORDER = 0
 
-PARALLEL_QUERIES = 4
-# past this, panels read hourly rows, top-N lists come from topK states, and the minute
-# charts show the window's last day
+PREFIX = ""
+# past this, the shares read hourly rows (24x fewer than minute rows)
 LONG_WINDOW = dt.timedelta(hours=24)
+WEEK = RANGES["7d"]
+BY = {"minute": "per minute", "hour": "per hour", "day": "per day"}
+EVENTS_ARE = (
+    "every change the stream reports: edits, page creations, log actions, "
+    "categorizations and Wikidata's external changes"
+)
+EDITS_ARE = "edits and page creations (the stream's types edit and new)"
 
-GRAPHS = [
-    "per-minute",
-    "per-hour",
+NOW = Panel(
+    "now",
+    "Now",
+    "The window's last minutes: edits per minute against the usual for this weekday and "
+    "hour, the bots' share of the last hour's edits, the wikis edited in it, and the views "
+    f"of the newest hour of page-view dumps loaded. An edit: {EDITS_ARE}.",
+    kind="tiles",
+    width="full",
+)
+ACTIVITY = Panel(
+    "activity",
+    "Events",
+    f"Events, {EVENTS_ARE}, over the window by who made them: per minute up to a day, "
+    "per hour up to a week, then per day. The wikis and editors filters apply.",
+)
+CONTEXT = Panel(
+    "context",
+    "The last 7 days",
+    "The same events over the 7 days that end with the window (or the window, when it is "
+    "longer), per hour (per day past a week); the window is shaded. Filters apply.",
+)
+TOP_WIKIS = Panel(
     "top-wikis",
+    "Top wikis",
+    "Events per wiki in the window, the 15 busiest; each name links to the wiki. The "
+    "editors filter applies; the wiki filter does not: every wiki is ranked.",
+    width="third",
+)
+USER_KINDS = Panel(
     "user-kinds",
+    "Who made the events",
+    "The window's events by who made them: bots (the bot flag), anonymous (an IP "
+    "address or a temporary account) and registered users. Both filters apply.",
+    width="third",
+)
+TYPE_MIX = Panel(
     "type-mix",
+    "Event types",
+    "The window's events by type: edits, page creations, log actions (moves, blocks, "
+    "uploads...), categorizations, external (Wikidata). Both filters apply.",
+    width="third",
+)
+BYTES = Panel(
     "bytes",
-    "drill-minute",
-    "drill-hour",
+    "Bytes added and removed",
+    "Text added (the growth of pages) and removed, per hour (per day past a week), "
+    "summed over every change with a size: the hours overlapping the window. Both "
+    "filters apply.",
+    width="full",
+)
+TOP_PAGES = Panel(
+    "top-pages",
+    "Top pages",
+    f"The 10 pages with the most edits ({EDITS_ARE}) in the window, with their net change "
+    "in bytes. Exact: the candidates come from hourly top-k summaries, their edits are "
+    "counted exactly and ranked by that count. Both filters apply.",
+    kind="table",
+    columns=(
+        WIKI,
+        PAGE,
+        Column("edits", "edits", "count", EDITS_ARE),
+        Column("byte_delta", "bytes", "bytes", "the net change of the page's size"),
+    ),
+)
+TOP_EDITORS = Panel(
+    "top-editors",
+    "Top editors",
+    f"The 10 users with the most edits ({EDITS_ARE}) in the window, with their log "
+    "actions beside (not counted as edits). Exact, as the top pages. Both filters apply.",
+    kind="table",
+    columns=(
+        WIKI,
+        Column("user", "user", "title", tip="links to the user's contributions"),
+        Column("kind", "kind", tip="bot, anonymous or registered"),
+        Column("edits", "edits", "count", EDITS_ARE),
+        Column("actions", "actions", "count", "log actions: moves, blocks, uploads..."),
+        Column("bytes_added", "added", "count", "bytes added"),
+        Column("bytes_removed", "removed", "count", "bytes removed"),
+    ),
+)
+NOTABLE = Panel(
+    "notable",
+    "Notable edits",
+    "The window's latest edits and page creations that changed the page by at least "
+    "2,000 bytes either way (the dbt var notable_bytes), newest first: the page, the user "
+    "and the change, each a link (the change opens the diff). Both filters apply.",
+    kind="table",
+    columns=(
+        Column("time", "time (UTC)", "time"),
+        WIKI,
+        PAGE,
+        Column("user", "user", "title", tip="links to the user's contributions"),
+        Column("change", "change", tip="bytes added (+) or removed (-); links to the diff"),
+        Column("type", "type"),
+        Column("kind", "kind"),
+    ),
+    width="two-thirds",
+)
+SPIKES = Panel(
+    "spikes",
+    "Spikes",
+    "Wikis whose last hour has at least 3× their usual events for this weekday and hour "
+    f"(the average of the other weeks observed among the last {q.USUAL_WEEKS}) and at "
+    f"least {q.SPIKE_MIN_EVENTS} events. Both filters apply.",
+    kind="table",
+    columns=(
+        WIKI,
+        Column("events", "events", "count", "events in the window's last 60 minutes"),
+        Column("baseline", "usual", "ratio", "the wiki's average for this weekday and hour"),
+        Column("ratio", "ratio", "ratio", "events / usual"),
+    ),
+    width="third",
+)
+DRILL_ACTIVITY = Panel(
+    "drill-activity",
+    "Drill-down: events",
+    "The drill-down wiki (the first picked, else the busiest of the window): its events "
+    "over the window by who made them. The editors filter applies.",
+    width="third",
+)
+DRILL_CONTEXT = Panel(
+    "drill-context",
+    "Drill-down: the last 7 days",
+    "The drill-down wiki's events over the 7 days that end with the window, the window "
+    "shaded. The editors filter applies.",
+    width="third",
+)
+HEATMAP = Panel(
     "heatmap",
-]
-TABLES = ["top-pages", "top-editors", "spikes", "drill-views"]
-TABLE_EMPTY = {
+    "Drill-down: a usual week",
+    "The drill-down wiki's average events per weekday and hour (UTC) over the weeks "
+    f"observed among the last {q.USUAL_WEEKS}: all editors, whatever the window and the "
+    "editors filter.",
+    width="third",
+)
+DRILL_VIEWS_TITLE = "Views of the pages edited in the last hour"
+DRILL_VIEWS = Panel(
+    "drill-views",
+    DRILL_VIEWS_TITLE,
+    f"The drill-down wiki's {q.DRILL_PAGES} most edited pages of the hours overlapping "
+    "the window's last 60 minutes, with their views in the newest hour of page-view "
+    "dumps loaded for the wiki (the dumps lag the stream by hours); 0: no view that hour.",
+    kind="table",
+    columns=(
+        PAGE,
+        Column("edits", "edits", "count", EDITS_ARE),
+        Column("views", "views", "count", "views in the hour the note names"),
+    ),
+    width="full",
+)
+ROWS: dict[str, tuple[list[Panel], str]] = {
+    "now": ([NOW], ""),
+    "activity": ([ACTIVITY, CONTEXT], ""),
+    "mix": ([TOP_WIKIS, USER_KINDS, TYPE_MIX], ""),
+    "bytes": ([BYTES], ""),
+    "top": ([TOP_PAGES, TOP_EDITORS], "Pages and editors"),
+    "notable": ([NOTABLE, SPIKES], ""),
+    "drill": ([DRILL_ACTIVITY, DRILL_CONTEXT, HEATMAP], "Drill-down"),
+    "drill-views": ([DRILL_VIEWS], ""),
+}
+PANELS = [panel for panels, _ in ROWS.values() for panel in panels]
+EMPTY_TABLE = {
     "top-pages": "no edits in this window",
     "top-editors": "no edits in this window",
+    "notable": "no notable edit in this window",
     "spikes": "no spike: no wiki's last hour is 3× its usual",
 }
-DRILL_VIEWS_TITLE = "Views of the pages edited in the last hour"
 # the dumps are opt-in: without them the panel says so, quietly
 NO_DUMPS = (
     "no page views: the page-view dumps are not loaded (they are opt-in; "
     "the Readers page says how to load them)"
 )
-TEXTS = ["freshness", "window", "drill-title", "drill-views-title", "banner"]
-# every output of the page's callback, by name (Dash's flexible callback signature)
-OUTPUTS = {
-    **{g: Output(g, "figure") for g in GRAPHS},
-    **{t: Output(t, "data") for t in TABLES},
-    **{f"{t}-note": Output(f"{t}-note", "children") for t in TABLES},
-    **{name: Output(name, "children") for name in TEXTS},
-    "banner-style": Output("banner", "style"),
-    "tick-interval": Output("tick", "interval"),
-    "tick-disabled": Output("tick", "disabled"),
-}
 INPUT_RULES: dict[str, guard.Check] = {
-    **controls.input_rules(),
-    "tick.n_intervals": guard.count(),
+    **controls.input_rules(PREFIX),
+    **pn.input_rules(PREFIX),
 }
 
 
@@ -77,181 +230,103 @@ class NoData(Exception):
 
 
 def layout(**_query: Any) -> html.Div:
-    """The page; the URL's query is read by the controls' callback, not here."""
+    """The page, unfilled: `register_callbacks` returns it drawn for a URL (panels.drawn)."""
     return html.Div(
         [
-            controls.location(),
-            dcc.Interval(id="tick", interval=parts.RETRY_MS, disabled=True),
-            parts.header(PATH, "Wikimedia recent changes, live", "freshness"),
-            parts.banner("banner"),
-            controls.controls(),
-            html.Div(id="window", className="window"),
-            html.Div([parts.panel("per-minute"), parts.panel("per-hour")], className="row"),
-            html.Div(
-                [parts.panel(g, "32%") for g in ("top-wikis", "user-kinds", "type-mix")],
-                className="row",
-            ),
-            html.Div([parts.panel("bytes", "99%")], className="row"),
-            html.Div(
-                [
-                    parts.table("top-pages", "Top pages", ["wiki", "title", "edits", "byte_delta"]),
-                    parts.table(
-                        "top-editors",
-                        "Top editors",
-                        ["wiki", "user", "kind", "edits", "bytes_added", "bytes_removed"],
-                    ),
-                    parts.table(
-                        "spikes",
-                        "Spikes: last hour vs the wiki's usual for this hour",
-                        ["wiki", "events", "baseline", "ratio"],
-                    ),
-                ],
-                className="row",
-            ),
-            html.H2(id="drill-title", children="Drill-down"),
-            html.Div(
-                [parts.panel(g, "32%") for g in ("drill-minute", "drill-hour", "heatmap")],
-                className="row",
-            ),
-            html.Div(
-                [
-                    parts.table(
-                        "drill-views",
-                        DRILL_VIEWS_TITLE,
-                        ["title", "edits", "views"],
-                        "99%",
-                        page_size=q.DRILL_PAGES,
-                    )
-                ],
-                className="row",
-            ),
+            controls.location(PREFIX),
+            dcc.Interval(id=f"{PREFIX}tick", interval=parts.RETRY_MS, disabled=True),
+            pn.view_store(PREFIX),
+            parts.header(PATH, PREFIX, "Wikimedia recent changes, live"),
+            parts.banner(PREFIX),
+            parts.drawer(PREFIX, controls.controls(PREFIX)),
+            html.Div(id=f"{PREFIX}window", className="window"),
+            *[pn.row(PREFIX, panels, heading) for panels, heading in ROWS.values()],
         ],
         className="page",
     )
 
 
-def build_view(gold: Gold, state: ViewState) -> dict[str, Any]:
-    """Everything the page shows for a view: figures, tables, texts, keyed by OUTPUTS'
-    names (all but the refresh timer's). Raises Unavailable, NoData."""
+# -- the view: window, freshness, banner ---------------------------------------------------
+
+
+def resolve(gold: Gold, state: ViewState, config: DashConfig) -> dict[str, Any]:
+    """The view callback's outputs for ``state``: the resolved View (its store), the
+    freshness pills, the banner, the window line. Raises Unavailable, NoData."""
     ttl = REFRESH[state.refresh] or gold.cache_seconds
     fresh = gold.run(q.FRESHNESS, ttl=ttl)
-    newest, last_insert, now, total = fresh.rows[0] if fresh else (None, None, None, 0)
+    newest, last_insert, now, total, first = fresh.rows[0] if fresh else (None,) * 5
     if not total:
         raise NoData()
-    newest = naive_utc(newest)
+    newest, last_insert, now = naive_utc(newest), naive_utc(last_insert), naive_utc(now)
+    first = naive_utc(first)
     start, end, range_note = state.bounded_window(newest)
-    long = end - start > LONG_WINDOW
     params = q.window_params(start, end, state.wikis, state.kinds)
-    # the context series: at least the last 7 days, by hour (by day past a week)
-    context_start = min(start, end - RANGES["7d"])
-    context = "day" if resolution(end - context_start) == "day" else "hour"
-    per_bucket, per_bucket_wikis, _, drill_series = q.SERIES[context]
-    bytes_bucket = "day" if resolution(end - start) == "day" else "hour"
-    context_params = {**params, "start": context_start}
-    # minutes for at most the window's last day: past it the context chart tells more
-    minute_params = {**params, "start": max(start, end - LONG_WINDOW)}
-
-    def run(sql: str, p: dict[str, Any] = params) -> Table:
-        return gold.run(sql, p, ttl=ttl)
-
-    queries: dict[str, tuple[str, dict[str, Any]]] = {
-        "per-minute": (q.PER_MINUTE_WIKIS if state.wikis else q.PER_MINUTE, minute_params),
-        "per-hour": (per_bucket_wikis if state.wikis else per_bucket, context_params),
-        # past a day, hourly rows (24x fewer) for the window's shares
-        "top-wikis": (q.TOP_WIKIS_HOURLY if long else q.TOP_WIKIS, params),
-        "user-kinds": (q.USER_KINDS_HOURLY if long else q.USER_KINDS, params),
-        "type-mix": (q.TYPE_MIX, params),
-        "bytes": (q.SERIES[bytes_bucket][2], params),
-        "top-pages": (_pick(state, long, q.TOP_PAGES, q.TOP_PAGES_ALL, q.TOP_PAGES_APPROX), params),
-        "top-editors": (
-            _pick(state, long, q.TOP_EDITORS, q.TOP_EDITORS_ALL, q.TOP_EDITORS_APPROX),
-            params,
-        ),
-        "spikes": (
-            q.SPIKES,
-            {"end": end, "min_events": q.SPIKE_MIN_EVENTS, "min_ratio": q.SPIKE_MIN_RATIO},
-        ),
-    }
-    if state.wikis:
-        queries["known"] = (q.KNOWN_WIKIS, params)
-    # the panels' queries run side by side: the page waits for the slowest, not the sum
-    with ThreadPoolExecutor(max_workers=PARALLEL_QUERIES) as pool:
-        pending = {key: pool.submit(run, sql, p) for key, (sql, p) in queries.items()}
-        top = pending["top-wikis"].result()
-        drill = state.wikis[0] if state.wikis else (top.rows[0][0] if top else "")
-        drill_params = {"end": end, "wiki": drill, "kinds": state.kinds}
-        pending["drill-minute"] = pool.submit(
-            run, q.DRILL_MINUTE, {**drill_params, "start": minute_params["start"]}
-        )
-        pending["drill-hour"] = pool.submit(
-            run, drill_series, {**drill_params, "start": context_start}
-        )
-        pending["heatmap"] = pool.submit(run, q.HEATMAP, {"wiki": drill})
-        views = pool.submit(drill_views, gold, drill, end, state.kinds, ttl)
-        got = {key: future.result() for key, future in pending.items()}
-        drilled = views.result()
+    counting = q.EVENTS_IN_VIEW_HOURLY if end - start > LONG_WINDOW else q.EVENTS_IN_VIEW
+    answers = gold.run_all(
+        [(q.HOURS_WITH_EVENTS, params), (counting, params), (q.KNOWN_WIKIS, params)], ttl=ttl
+    )
+    hours = answers[0].column("hour")
+    in_view = answers[1].rows[0][0] if answers[1] else 0
+    known = set(answers[2].column("wiki")) if state.wikis else set()
 
     scope = ", ".join(state.wikis) if state.wikis else "all wikis"
     label = f"{parts.when(start)} – {parts.when(end)} UTC"
     users = controls.USER_LABELS[state.users]
-    last_day = " (the window's last 24 h)" if long else ""
-    name = figures.short(drill)
-    by = {"hour": "per hour", "day": "per day"}
-    view: dict[str, Any] = {
-        "freshness": parts.freshness_text(newest, naive_utc(last_insert), naive_utc(now)),
-        "window": f"{scope} · {label} · {users}",
-        "per-minute": figures.series(got["per-minute"], "minute", "Events per minute" + last_day),
-        "per-hour": figures.series(
-            got["per-hour"], context, f"Events {by[context]} (at least the last 7 days)"
-        ),
-        "top-wikis": figures.bars(
-            top, "wiki", "Top wikis" + (" (all wikis)" if state.wikis else "")
-        ),
-        "user-kinds": figures.user_kinds(got["user-kinds"], "Bot / anonymous / registered"),
-        "type-mix": figures.bars(got["type-mix"], "type", "Event types", horizontal=False),
-        "bytes": figures.bytes_flow(
-            got["bytes"], bytes_bucket, f"Bytes added and removed {by[bytes_bucket]}"
-        ),
-        "drill-title": f"Drill-down: {name}" if drill else "Drill-down",
-        "drill-minute": figures.series(
-            got["drill-minute"], "minute", f"{name}: events per minute{last_day}"
-        ),
-        "drill-hour": figures.series(got["drill-hour"], context, f"{name}: events {by[context]}"),
-        "heatmap": figures.heatmap(got["heatmap"], f"{name}: average events by weekday and hour"),
-        "top-pages": _ranked(got["top-pages"]),
-        "top-editors": _ranked(got["top-editors"]),
-        "spikes": parts.records(got["spikes"].columns, got["spikes"].rows),
-        "drill-views": drilled.rows,
-        "drill-views-title": f"{name}: {drilled.title}" if drill else drilled.title,
-        "drill-views-note": drilled.note,
-    }
-    for t in TABLE_EMPTY:
-        view[f"{t}-note"] = "" if view[t] else TABLE_EMPTY[t]
+    expected = parts.hours(start, end)
+    seen = {naive_utc(h) for h in hours}
+    missing = [h for h in expected if h not in seen]
+    window = f"{scope} · {label} · {users}"
+    if seen and missing:
+        window += (
+            f" · the stream delivered events in {len(expected) - len(missing)} of the "
+            f"window's {len(expected)} hours; none in {parts.hour_ranges(missing)} UTC"
+        )
     messages = [range_note] if range_note else []
-    known = set(got["known"].column("wiki")) if state.wikis else set()
     unknown = [w for w in state.wikis if w not in known]
     if unknown:
         messages.append(f"No wiki named {', '.join(unknown)} in gold: pick one from the list.")
-    # the minute chart is the whole window up to a day, the type mix (hourly) past it
-    some = got["type-mix"] if long else any(got["per-minute"].column("events"))
     every_pick_unknown = bool(state.wikis) and len(unknown) == len(state.wikis)
-    if not some and not every_pick_unknown:  # (an unknown wiki is said above)
-        messages.append(
-            f"No events for this view ({scope} · {label} · {users}). "
-            "Pick other wikis, a longer window or all editors."
+    if not in_view and not every_pick_unknown and "in the future" not in range_note:
+        if first and end <= first:
+            messages.append(
+                f"No events for this view: the stream's events in gold begin "
+                f"{parts.when(first)} UTC, after this window."
+            )
+        else:
+            messages.append(
+                f"No events for this view ({scope} · {label} · {users}). "
+                "Pick other wikis, a longer window or all editors."
+            )
+    age = (now - newest).total_seconds() if newest and now else None
+    detail = f"newest event {parts.when(newest)} UTC" if newest else "no event"
+    if last_insert and now:
+        detail += (
+            f"; last insert {parts.age_text_of(now - last_insert)} ago; ingestion lag "
+            f"{parts.age_text_of(last_insert - newest)}"
         )
-    view["banner"] = " ".join(messages)
-    view["banner-style"] = parts.SHOWN if messages else parts.HIDDEN
-    return view
+    pills: list[Any] = [parts.pill("newest event", age, config.edits, detail)]
+    if newest and last_insert:
+        badge = parts.replay_badge(newest, last_insert, config.replay_lag)
+        if badge is not None:
+            pills.append(badge)
+    view = View(state, start, end, now, {"newest": newest.isoformat() if newest else None})
+    return {
+        "view": view.to_store(),
+        "freshness": pills,
+        **pn.shown(messages),
+        "window": window,
+    }
 
 
-def render(gold: Gold, search: str | None) -> dict[str, Any]:
-    """The page's callback: every output for the view in the URL, never an exception
-    for lack of data."""
+def render(gold: Gold, search: str | None, config: DashConfig | None = None) -> dict[str, Any]:
+    """The view callback: every output for the view in the URL, never an exception for
+    lack of data."""
+    config = config or DashConfig()
     state = ViewState.from_search(search)
     every = REFRESH[state.refresh]
+    nav = parts.nav_hrefs(PREFIX, state.to_search())
     try:
-        view = build_view(gold, state)
+        out = resolve(gold, state, config)
     except (Unavailable, NoData) as exc:
         message = (
             "No events in gold yet. Is the loader running? `wiki-events status` shows "
@@ -259,53 +334,347 @@ def render(gold: Gold, search: str | None) -> dict[str, Any]:
             if isinstance(exc, NoData)
             else f"ClickHouse {exc}. Retrying every {parts.RETRY_MS // 1000} s."
         )
-        return parts.failed_view(
-            GRAPHS,
-            TABLES,
-            message,
-            {"window": "", "drill-title": "Drill-down", "drill-views-title": DRILL_VIEWS_TITLE},
-        )
-    return {**view, "tick-interval": (every or 60) * 1000, "tick-disabled": not every}
+        return pn.waiting(message, nav, parts.RETRY_MS)
+    return pn.refreshing(out, every, nav)
 
 
-def register_callbacks(app: Dash, gold: Gold) -> None:
-    controls.register(app, gold)
+# -- the rows ------------------------------------------------------------------------------
 
-    @app.callback(
-        output=OUTPUTS,
-        inputs={"search": Input("url", "search"), "tick": Input("tick", "n_intervals")},
+
+def _params(view: View) -> dict[str, Any]:
+    return q.window_params(view.start, view.end, view.state.wikis, view.state.kinds)
+
+
+def _ttl(gold: Gold, view: View) -> float:
+    return REFRESH[view.state.refresh] or gold.cache_seconds
+
+
+def _run(gold: Gold, view: View, sql: str, params: dict[str, Any]) -> Table:
+    return gold.run(sql, params, ttl=_ttl(gold, view))
+
+
+def _run_all(gold: Gold, view: View, *queries: tuple[str, dict[str, Any]]) -> list[Table]:
+    return gold.run_all(queries, ttl=_ttl(gold, view))
+
+
+def now_row(gold: Gold, view: View) -> dict[str, Result]:
+    """The headline figures at the window's end."""
+    p = _params(view)
+    got, usual, built = _run_all(
+        gold,
+        view,
+        (q.NOW, p),
+        (q.NOW_USUAL, p),
+        (q.READERS_BUILT, {"models": ["pageviews_hour_wiki"]}),
     )
-    def update(search: str | None, tick: int | None) -> dict[str, Any]:
-        return render(gold, search)
+    per_minute, bot_edits, hour_edits, active = got.rows[0] if got else (0, 0, 0, 0)
+    weeks, usual_per_minute = usual.rows[0] if usual else (0, 0.0)
+    slot = view.end - dt.timedelta(minutes=1)
+    slot_name = f"{figures.WEEKDAYS[slot.weekday()]} {slot:%H}:00 UTC"
+    if weeks:
+        versus = f"usual for {slot_name}: {parts.ratio(usual_per_minute)} ({weeks} weeks)"
+        if weeks == 1:
+            versus = versus.replace("1 weeks", "1 week")
+    else:
+        versus = f"usual for {slot_name}: not known yet (no other week observed)"
+    share = f"{parts.ratio(100 * bot_edits / hour_edits)}%" if hour_edits else "–"
+    picked = f" of the {len(view.state.wikis)} picked" if view.state.wikis else ""
+    items = [
+        Tile(
+            "Edits per minute",
+            parts.ratio(per_minute),
+            f"the last {q.NOW_MINUTES} min; {versus}",
+            f"{EDITS_ARE}, per minute, over the window's last {q.NOW_MINUTES} minutes; the "
+            "usual: this weekday and hour's average in the other weeks observed (among the "
+            f"last {q.USUAL_WEEKS}). Both filters apply.",
+        ),
+        Tile(
+            "Bots' share",
+            share,
+            f"of the last hour's {parts.count(hour_edits)} edits · all editors",
+            "The bots' edits in the window's last 60 minutes, of everyone's: the editors "
+            "filter does not apply (it is the split). The wiki filter applies.",
+        ),
+        Tile(
+            "Active wikis",
+            parts.count(active),
+            f"with an edit in the last hour{picked}",
+            "Wikis with at least one edit in the window's last 60 minutes. Both filters apply.",
+        ),
+        _views_tile(gold, view, bool(built)),
+    ]
+    return {"now": Result(tiles=items)}
 
 
-def _pick(state: ViewState, long: bool, exact: str, candidates: str, approx: str) -> str:
-    """Top pages / editors: picked wikis, exact over their rows; all wikis, topK
-    candidates with exact counts up to a day, the topK bounds past it."""
-    if state.wikis:
-        return exact
-    return approx if long else candidates
+def _views_tile(gold: Gold, view: View, built: bool) -> Tile:
+    tip = (
+        "Page views of the newest hour the page-view dumps have loaded (they lag the "
+        "stream by hours), for the picked wikis. Links to the Readers page."
+    )
+    got = (
+        _run(gold, view, q.NOW_VIEWS, {"wikis": list(view.state.wikis)}) if built else Table([], [])
+    )
+    if not got:
+        return Tile("Views, newest loaded hour", "–", "page views not loaded", tip, "/readers")
+    hour, views = got.rows[0]
+    hour = naive_utc(hour)
+    return Tile(
+        "Views, newest loaded hour",
+        parts.count(views),
+        f"{parts.span(hour, hour + dt.timedelta(hours=1))} UTC",
+        tip,
+        "/readers" + parts.shared_query(view.state.to_search()),
+    )
 
 
-def _ranked(table: Table) -> list[dict[str, Any]]:
-    """Rows for a top-N table; an approximate count (topK: count is an upper bound,
-    count - error a lower one) shows as its bounds."""
-    rows = parts.records(table.columns, table.rows)
-    for row in rows:
-        error = row.pop("error", 0)
-        if error:
-            row["edits"] = f"{row['edits'] - error}–{row['edits']}"
-    return rows
+def _buckets(view: View) -> tuple[str, dt.datetime, str]:
+    """The window's bucket, the context's start and its bucket."""
+    bucket = resolution(view.end - view.start)
+    context_start = min(view.start, view.end - WEEK)
+    context = "day" if view.end - context_start > WEEK else "hour"
+    return bucket, context_start, context
+
+
+def _activity(
+    view: View, wiki: str | None = None
+) -> tuple[list[tuple[str, dict[str, Any]]], str, str, tuple[dt.datetime, dt.datetime]]:
+    """The queries of the window's series and of its context's (for all wikis, the
+    picked ones or one), their buckets and the context's span."""
+    bucket, context_start, context = _buckets(view)
+    p = {**_params(view), "wiki": wiki}
+    picked = 1 if view.state.wikis else 0
+    if bucket == "minute":
+        sql = q.DRILL_MINUTE if wiki else (q.PER_MINUTE_WIKIS if picked else q.PER_MINUTE)
+    else:
+        sql = q.SERIES[bucket][3 if wiki else picked]
+    queries = [(sql, p), (q.SERIES[context][3 if wiki else picked], {**p, "start": context_start})]
+    return queries, bucket, context, (context_start, view.end)
+
+
+def activity_row(gold: Gold, view: View) -> dict[str, Result]:
+    queries, bucket, context, span = _activity(view)
+    main, ctx = _run_all(gold, view, *queries)
+    kinds = view.state.kinds
+    return {
+        "activity": Result(
+            figure=figures.by_kind(main, bucket, kinds, view.window),
+            csv=main,
+            title=f"Events {BY[bucket]}",
+        ),
+        "context": Result(
+            figure=figures.by_kind(ctx, context, kinds, span, shade=view.window),
+            csv=ctx,
+            title=_context_title(view),
+        ),
+    }
+
+
+def _context_title(view: View) -> str:
+    if view.end - view.start >= WEEK:
+        return f"The window, {BY[_buckets(view)[2]]}"
+    return f"The last 7 days, {BY[_buckets(view)[2]]} (the window shaded)"
+
+
+def _long(view: View) -> bool:
+    return view.end - view.start > LONG_WINDOW
+
+
+def mix_row(gold: Gold, view: View) -> dict[str, Result]:
+    p = _params(view)
+    long = _long(view)
+    top, kinds, types = _run_all(
+        gold,
+        view,
+        (q.TOP_WIKIS_HOURLY if long else q.TOP_WIKIS, p),
+        (q.USER_KINDS_HOURLY if long else q.USER_KINDS, p),
+        (q.TYPE_MIX, p),
+    )
+    hourly = " (the hours overlapping the window)" if long else ""
+    top_note = (
+        "every wiki is ranked: the wiki filter does not apply here" if view.state.wikis else ""
+    )
+    kinds_note = (
+        f"{controls.USER_LABELS[view.state.users]}: the editors filter applies"
+        if view.state.users != "all"
+        else ""
+    )
+    return {
+        "top-wikis": Result(figure=figures.wiki_bars(top), csv=top, note=top_note + hourly),
+        "user-kinds": Result(figure=figures.user_kinds(kinds), csv=kinds, note=kinds_note),
+        "type-mix": Result(
+            figure=figures.type_mix(types), csv=types, note="the hours overlapping the window"
+        ),
+    }
+
+
+def bytes_row(gold: Gold, view: View) -> dict[str, Result]:
+    bucket = "day" if resolution(view.end - view.start) == "day" else "hour"
+    got = _run(gold, view, q.SERIES[bucket][2], _params(view))
+    return {
+        "bytes": Result(
+            figure=figures.bytes_flow(got, bucket, view.window),
+            csv=got,
+            title=f"Bytes added and removed {BY[bucket]}",
+        )
+    }
+
+
+def top_row(gold: Gold, view: View) -> dict[str, Result]:
+    p = _params(view)
+    picked = bool(view.state.wikis)
+    pages, editors = _run_all(
+        gold,
+        view,
+        (q.TOP_PAGES if picked else q.TOP_PAGES_ALL, p),
+        (q.TOP_EDITORS if picked else q.TOP_EDITORS_ALL, p),
+    )
+    page_rows = [
+        [_wiki(w), Cell(sites.display_title(t), sites.page_url(w, t)), n, delta]
+        for w, t, n, delta in pages.rows
+    ]
+    editor_rows = [
+        [_wiki(w), Cell(u, sites.user_url(w, u)), kind, n, actions, added, removed]
+        for w, u, kind, n, actions, added, removed in editors.rows
+    ]
+    return {
+        "top-pages": Result(rows=page_rows, note="" if page_rows else EMPTY_TABLE["top-pages"]),
+        "top-editors": Result(
+            rows=editor_rows, note="" if editor_rows else EMPTY_TABLE["top-editors"]
+        ),
+    }
+
+
+def _wiki(wiki: str) -> Cell:
+    return Cell(wiki, sites.wiki_url(wiki))
+
+
+def notable_row(gold: Gold, view: View) -> dict[str, Result]:
+    spiking = {
+        "end": view.end,
+        "wikis": list(view.state.wikis),
+        "kinds": view.state.kinds,
+        "min_events": q.SPIKE_MIN_EVENTS,
+        "min_ratio": q.SPIKE_MIN_RATIO,
+    }
+    got, spikes = _run_all(gold, view, (q.NOTABLE, _params(view)), (q.SPIKES, spiking))
+    rows = [
+        [
+            naive_utc(when),
+            _wiki(wiki),
+            Cell(sites.display_title(title), sites.page_url(wiki, title)),
+            Cell(user, sites.user_url(wiki, user)),
+            Cell(("+" if delta > 0 else "") + parts.count(delta), sites.diff_url(wiki, old, new)),
+            "new page" if kind == "new" else "edit",
+            user_kind,
+        ]
+        for when, wiki, kind, title, user, user_kind, delta, old, new in got.rows
+    ]
+    spike_rows = [[_wiki(w), n, usual, ratio] for w, n, usual, ratio in spikes.rows]
+    return {
+        "notable": Result(rows=rows, note="" if rows else EMPTY_TABLE["notable"]),
+        "spikes": Result(rows=spike_rows, note="" if spike_rows else EMPTY_TABLE["spikes"]),
+    }
+
+
+def drill_wiki(gold: Gold, view: View) -> str:
+    """The first picked wiki, else the window's busiest (top wikis' first)."""
+    if view.state.wikis:
+        return view.state.wikis[0]
+    top = _run(gold, view, q.TOP_WIKIS_HOURLY if _long(view) else q.TOP_WIKIS, _params(view))
+    return str(top.rows[0][0]) if top else ""
+
+
+def drill_row(gold: Gold, view: View) -> dict[str, Result]:
+    wiki = drill_wiki(gold, view)
+    if not wiki:
+        note = "no events in this window"
+        return {
+            "drill-activity": Result(figure=figures.empty(note)),
+            "drill-context": Result(figure=figures.empty(note)),
+            "heatmap": Result(figure=figures.empty(note)),
+        }
+    queries, bucket, context, span = _activity(view, wiki)
+    main, ctx, heat = _run_all(gold, view, *queries, (q.HEATMAP, {"wiki": wiki}))
+    name = figures.short(wiki)
+    kinds = view.state.kinds
+    return {
+        "drill-activity": Result(
+            figure=figures.by_kind(main, bucket, kinds, view.window),
+            csv=main,
+            title=f"{name}: events {BY[bucket]}",
+        ),
+        "drill-context": Result(
+            figure=figures.by_kind(ctx, context, kinds, span, shade=view.window),
+            csv=ctx,
+            title=f"{name}: {_context_title(view)[0].lower()}{_context_title(view)[1:]}",
+        ),
+        "heatmap": Result(
+            figure=figures.heatmap(heat),
+            csv=heat,
+            title=f"{name}: average events by weekday and hour",
+        ),
+    }
+
+
+def drill_views_row(gold: Gold, view: View) -> dict[str, Result]:
+    wiki = drill_wiki(gold, view)
+    if not wiki:
+        return {"drill-views": Result(rows=[], note="no events in this window")}
+    views = drill_views(gold, wiki, view.end, view.state.kinds, REFRESH[view.state.refresh])
+    name = figures.short(wiki)
+    return {"drill-views": Result(rows=views.rows, note=views.note, title=f"{name}: {views.title}")}
+
+
+ROW_FUNCTIONS = {
+    "now": now_row,
+    "activity": activity_row,
+    "mix": mix_row,
+    "bytes": bytes_row,
+    "top": top_row,
+    "notable": notable_row,
+    "drill": drill_row,
+    "drill-views": drill_views_row,
+}
+
+
+def build_view(gold: Gold, state: ViewState, config: DashConfig | None = None) -> dict[str, Any]:
+    """The whole page for a view, as its callbacks make it: the view callback's outputs
+    (``view``: the View), and each panel's Result by its key. For tests and benchmarks.
+    Raises Unavailable, NoData."""
+    out = resolve(gold, state, config or DashConfig())
+    view = View.from_store(out["view"])
+    assert view is not None
+    results: dict[str, Any] = {**out, "view": view}
+    for compute in ROW_FUNCTIONS.values():
+        results.update(compute(gold, view))
+    return results
+
+
+def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..., Any]:
+    """The page's callbacks; returns its layout as the pages router draws it."""
+    first_controls = controls.register(app, gold, PREFIX)
+
+    def view(search: str | None) -> dict[str, Any]:
+        return render(gold, search, config)
+
+    first_view = pn.register_view(app, PREFIX, view)
+
+    for name, (panels, _) in ROWS.items():
+        pn.register_row(app, gold, PREFIX, name, panels, ROW_FUNCTIONS[name])
+    return pn.drawn(layout, PREFIX, first_controls, first_view)
+
+
+# -- the drill-down's views of the pages edited in the last hour -----------------------------
 
 
 @dataclass
 class DrillViews:
     """The drill-down's "views of the pages edited in the last hour": its title, its rows
-    (title, edits, views) and a note saying which hour of views is shown, or why none."""
+    (page, edits, views) and a note saying which hour of views is shown, or why none."""
 
     title: str
     note: str
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[list[Any]] = field(default_factory=list)
 
 
 def drill_views(
@@ -356,12 +725,15 @@ def drill_views(
         return DrillViews(title, f"views not available: ClickHouse {exc}")
     views = dict(zip(seen.column("page"), seen.column("views"), strict=True))
     edits = zip(pages.column("title"), pages.column("edits"), strict=True)
-    rows = [(t, e, views.get(t, 0)) for t, e in edits]
+    rows: list[list[Any]] = [
+        [Cell(sites.display_title(t), sites.page_url(wiki, t)), e, views.get(t, 0)]
+        for t, e in edits
+    ]
     total = pages.column("pages")[0]
     shown = f"the {len(rows)} most edited of {total:,}" if total > len(rows) else f"all {total}"
     return DrillViews(
         title,
         f"views in {parts.when(hour)}–{hour + dt.timedelta(hours=1):%H:%M} UTC, the newest "
         f"hour loaded for {figures.short(wiki)}; {shown} pages edited (0: no view that hour)",
-        parts.records(["title", "edits", "views"], rows),
+        rows,
     )

@@ -9,6 +9,7 @@ from dash import Dash, dcc, html
 
 from .. import guard
 from .. import page_parts as parts
+from ..page_parts import DashConfig
 from ..queries import Gold
 
 PATH = "/404"
@@ -21,12 +22,12 @@ INPUT_RULES: dict[str, guard.Check] = {}
 def layout(**_query: Any) -> html.Div:
     return html.Div(
         [
-            parts.header(PATH, "", "not-found-freshness"),
+            parts.header(PATH, "not-found-", ""),
             html.P(["No page here. ", dcc.Link("Back to the edits", href="/"), "."]),
         ],
         className="page",
     )
 
 
-def register_callbacks(app: Dash, gold: Gold) -> None:
+def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> None:
     """No callbacks: the page is static."""

@@ -1,6 +1,22 @@
 {#- The parsing of a bronze row into silver's typed columns, in one place: the silver
     model and the invalid-rows view both use it, so "valid" means the same in both. -#}
 
+{#- A bronze row as silver reads it: its keys, and the event parsed once
+    (recentchange_fields) as ``e``; with ``keep_raw``, the raw line too. -#}
+{% macro parse_bronze(relation, keep_raw=false) -%}
+    select
+        event_id,
+        event_time,
+        ingested_at,
+        wiki,
+        type as type_raw,
+        {{ recentchange_fields('raw') }} as e
+        {%- if keep_raw %},
+        raw
+        {%- endif %}
+    from {{ relation }}
+{%- endmacro %}
+
 {% macro recentchange_fields(raw) -%}
     {#- one JSON parse per event: every field comes out of a single named-tuple extract -#}
     JSONExtract(
@@ -79,8 +95,20 @@
     {{ type }} in ('edit', 'new')
 {%- endmacro %}
 
-{#- What counts toward an editor's changes (top editors): every type but categorize,
-    which is a side effect of an edit and would count it twice. -#}
+{#- What counts toward an editor's changes (editor_edits_per_hour's rows): every type
+    but categorize, which is a side effect of an edit and would count it twice. -#}
 {% macro is_editor_change(type='type') -%}
     {{ type }} != 'categorize'
+{%- endmacro %}
+
+{#- An event's minute or hour (``grain``) in UTC, as gold buckets events. -#}
+{% macro event_bucket(grain, time='event_time') -%}
+    toStartOf{{ grain | capitalize }}(toDateTime({{ time }}, 'UTC'))
+{%- endmacro %}
+
+{#- A topKWeighted state (Filtered Space-Saving, with counts and their error) of ``key``
+    by ``weight``: the candidates a long window's "top" merges instead of every row.
+    ``candidates`` names the dbt var that sizes it. -#}
+{% macro top_candidates(key, weight='toUInt64(1)', candidates='top_candidates') -%}
+    topKWeightedState({{ var(candidates) }}, {{ var('top_load_factor') }}, 'counts')({{ key }}, {{ weight }})
 {%- endmacro %}

@@ -45,7 +45,8 @@
     (`dbt run-operation apply_silver_retention`), so a changed SILVER_RETENTION_DAYS takes
     effect without a new image. -#}
 {% macro apply_silver_retention() -%}
-    {%- if execute and flags.WHICH in ('run', 'build', 'run-operation') -%}
+    {#- not in an analyst's own database (target prod_dev): silver there is a view -#}
+    {%- if execute and flags.WHICH in ('run', 'build', 'run-operation') and target.name != 'prod_dev' -%}
         {%- set days = retention_days('silver') -%}
         {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
                        | selectattr('name', 'equalto', 'wiki') | first -%}
@@ -86,4 +87,9 @@
         group by hour
         having min(first_ingested_at) < now64(3) - interval {{ retention_days('silver') - 1 }} day
     )
+{%- endmacro %}
+
+{#- gold.notable_edits keeps its rows as long as silver keeps the events they came from -#}
+{% macro notable_edits_ttl() -%}
+    {{ silver_ttl() }}
 {%- endmacro %}

@@ -8,7 +8,7 @@ with
 
 silver as (
 
-    select toStartOfHour(toDateTime(event_time, 'UTC')) as hour, min(ingested_at) as first_held
+    select {{ event_bucket('hour') }} as hour, min(ingested_at) as first_held
     from {{ ref('wiki') }}
     where ingested_at < {{ closed_before() }}
     group by hour

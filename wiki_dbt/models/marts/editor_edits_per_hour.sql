@@ -1,5 +1,10 @@
 {{ config(order_by='(hour, wiki, user_kind, user)') }}
 
+{#- One definition of an edit on every page of the dashboard: `edits` counts edits and
+    page creations (`edit`, `new`, as page_edits_per_hour and the readers' edits do);
+    log entries are `actions`; `changes` counts every type but `categorize` (a side effect
+    of an edit). -#}
+
 with
 
 silver as (
@@ -12,11 +17,13 @@ silver as (
 final as (
 
     select
-        toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
+        {{ event_bucket('hour') }} as hour,
         wiki,
         user_kind,
         user,
-        count() as edits,
+        countIf({{ is_page_edit() }}) as edits,
+        countIf(type = 'log') as actions,
+        count() as changes,
         {{ bytes_added() }} as bytes_added,
         {{ bytes_removed() }} as bytes_removed
     from silver

@@ -11,7 +11,7 @@ silver as (
 final as (
 
     select
-        toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
+        {{ event_bucket('hour') }} as hour,
         user_kind,
         count() as events
     from silver

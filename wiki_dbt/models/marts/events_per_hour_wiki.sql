@@ -16,7 +16,7 @@ silver as (
 final as (
 
     select
-        toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
+        {{ event_bucket('hour') }} as hour,
         wiki,
         user_kind,
         type,

@@ -11,7 +11,7 @@ silver as (
 final as (
 
     select
-        toStartOfMinute(toDateTime(event_time, 'UTC')) as minute,
+        {{ event_bucket('minute') }} as minute,
         user_kind,
         count() as events
     from silver

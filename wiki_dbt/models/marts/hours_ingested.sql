@@ -16,7 +16,7 @@ silver as (
 final as (
 
     select
-        toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
+        {{ event_bucket('hour') }} as hour,
         minSimpleState(ingested_at) as first_ingested_at
     from silver
     group by hour

@@ -1,5 +1,6 @@
+{#- index_granularity is the table's; under target prod_dev the model is a view (dbt_project.yml) -#}
 {{ config(engine='AggregatingMergeTree()', order_by='(hour, user_kind)',
-          settings={'index_granularity': 12}) }}
+          settings={} if target.name == 'prod_dev' else {'index_granularity': 12}) }}
 
 {#- The candidates for "top pages" of any window: per hour and user kind, a
     topKWeighted state (Filtered Space-Saving, with counts and their error) of
@@ -20,9 +21,9 @@ silver as (
 final as (
 
     select
-        toStartOfHour(toDateTime(event_time, 'UTC')) as hour,
+        {{ event_bucket('hour') }} as hour,
         user_kind,
-        topKWeightedState({{ var('top_candidates') }}, {{ var('top_load_factor') }}, 'counts')((wiki, title), toUInt64(1)) as pages
+        {{ top_candidates('(wiki, title)') }} as pages
     from silver
     group by hour, user_kind
 

@@ -21,14 +21,7 @@ source as (
 
 parsed as (
 
-    select
-        event_id,
-        event_time,
-        ingested_at,
-        wiki,
-        type as type_raw,
-        {{ recentchange_fields('raw') }} as e
-    from source
+    {{ parse_bronze('source') }}
 
 ),
 

@@ -15,15 +15,7 @@ source as (
 
 parsed as (
 
-    select
-        event_id,
-        event_time,
-        ingested_at,
-        wiki,
-        type as type_raw,
-        {{ recentchange_fields('raw') }} as e,
-        raw
-    from source
+    {{ parse_bronze('source', keep_raw=true) }}
 
 ),
 

@@ -17,8 +17,8 @@ final as (
     select
         day,
         load_id,
-        topKWeightedState({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(base_name, transfers) as by_transfers,
-        topKWeightedState({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(base_name, bytes) as by_bytes
+        {{ top_candidates('base_name', 'transfers', 'top_page_candidates') }} as by_transfers,
+        {{ top_candidates('base_name', 'bytes', 'top_page_candidates') }} as by_bytes
     from silver
     group by day, load_id
 

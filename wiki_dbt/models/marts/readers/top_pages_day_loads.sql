@@ -20,7 +20,7 @@ final as (
         toDate(hour) as day,
         wiki,
         load_id,
-        topKWeightedState({{ var('top_page_candidates') }}, {{ var('top_load_factor') }}, 'counts')(title, toUInt64(views)) as pages
+        {{ top_candidates('title', 'toUInt64(views)', 'top_page_candidates') }} as pages
     from silver
     group by day, wiki, load_id
 
