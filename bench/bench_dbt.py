@@ -29,10 +29,11 @@ import httpx  # noqa: E402
 from bench.bench_local_clickhouse import machine  # noqa: E402
 from loader.bronze import Bronze, migrate  # noqa: E402
 from reader.emulator import Log, load  # noqa: E402
-from tests.conftest import RAW, ClickHouseProcess  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
+from tests.helpers.paths import RAW  # noqa: E402
+from transform.project import run_dbt  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_core.topology import decode_batch  # noqa: E402
-from wiki_events.dbt import run_dbt  # noqa: E402
 
 
 def timed_dbt(args: list[str], url: str, work: Path) -> float:

@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_local_clickhouse import machine  # noqa: E402
 from loader.bronze import IDS_TABLE, RAW_TABLE, migrate  # noqa: E402
-from tests.conftest import ClickHouseProcess  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"

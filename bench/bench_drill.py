@@ -3,7 +3,7 @@ volume: how long its queries take, and how many rows they read, beside the same 
 from the view a query would otherwise read (gold.page_views_edits_hour, which joins every
 page row silver holds).
 
-- Views: one generated hour of pageviews (``dumps/generate.py``, 6M lines by default,
+- Views: one generated hour of pageviews (``tests/helpers/dumps_files.py``, 6M lines by default,
   cached under var/bench-dumps as bench_dumps.py caches it), loaded by the real loader
   from the local dumps site into the embedded ClickHouse, every model of wiki_dbt built
   with ``dumps: true``.
@@ -42,15 +42,16 @@ from dash_app import queries as q  # noqa: E402
 from dash_app.pages import edits  # noqa: E402
 from dash_app.queries import Gold  # noqa: E402
 from dumps import schema  # noqa: E402
-from dumps.generate import write_pageviews_hour  # noqa: E402
 from dumps.load import PAGEVIEWS, PROJECTVIEWS, Loader, Options  # noqa: E402
-from dumps.server import DumpsSite, Faults, ServerThread  # noqa: E402
 from loader import bronze  # noqa: E402
 from loader.bronze import Bronze  # noqa: E402
-from tests.conftest import ClickHouseProcess, free_port  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
+from tests.helpers.dumps_files import write_pageviews_hour  # noqa: E402
+from tests.helpers.dumps_site import DumpsSite, Faults, ServerThread  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
+from transform.project import run_dbt  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_core.topology import decode_batch  # noqa: E402
-from wiki_events.dbt import run_dbt  # noqa: E402
 
 FILE_HOUR = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)  # views of 00:00-01:00
 VIEWS_HOUR = dt.datetime(2026, 11, 1, 0)

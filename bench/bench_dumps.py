@@ -2,7 +2,7 @@
 gold, beside the engine parsing the same file in-process; the loader's peak memory; and
 the bytes a day takes per layer.
 
-- The file: ``dumps/generate.py``'s hour of 6M lines (cached under var/bench-dumps).
+- The file: ``tests/helpers/dumps_files.py``'s hour of 6M lines (cached under var/bench-dumps).
 - Loader: ``wiki-events pageviews`` (a real subprocess) against the embedded ClickHouse
   (its own process) with every dumps model of wiki_dbt built, so each block goes through
   bronze → silver → every gold view; served by the local dumps site (a thread of this
@@ -38,17 +38,18 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_local_clickhouse import machine, rss_mb  # noqa: E402
 from dumps import schema  # noqa: E402
-from dumps.generate import (  # noqa: E402
+from loader import bronze  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
+from tests.helpers.dumps_files import (  # noqa: E402
     pageviews_dir,
     pageviews_name,
     write_mediacounts_day,
     write_pageviews_hour,
 )
-from dumps.server import DumpsSite, Faults, ServerThread  # noqa: E402
-from loader import bronze  # noqa: E402
-from tests.conftest import ClickHouseProcess, free_port  # noqa: E402
+from tests.helpers.dumps_site import DumpsSite, Faults, ServerThread  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
+from transform.project import run_dbt  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
-from wiki_events.dbt import run_dbt  # noqa: E402
 
 HOUR = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)
 DAY = dt.date(2026, 11, 1)

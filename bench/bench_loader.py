@@ -27,8 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_local_clickhouse import machine, rss_mb  # noqa: E402
 from loader.bronze import RAW_TABLE, Bronze, migrate  # noqa: E402
-from tests.conftest import ClickHouseProcess, rabbitmqctl  # noqa: E402
-from tests.test_loader import looped_events, publish  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
+from tests.helpers.rabbitmq import publish, rabbitmqctl  # noqa: E402
+from tests.helpers.recorded import looped_events  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_core.topology import decode_batch  # noqa: E402
 

@@ -30,7 +30,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import ClickHouseProcess  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
 
 TABLE = "CREATE TABLE {name} (id UInt64, v UInt32) ENGINE = MergeTree ORDER BY id"
 

@@ -48,7 +48,11 @@ from loader.consumer import Options as LoaderOptions  # noqa: E402
 from reader.emulator import Emulator, Log, load  # noqa: E402
 from reader.emulator import Options as ReplayOptions  # noqa: E402
 from reader.publisher import Publisher  # noqa: E402
-from tests.conftest import RAW, ClickHouseProcess, free_port, rabbitmqctl  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
+from tests.helpers.paths import RAW  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
+from tests.helpers.rabbitmq import rabbitmqctl  # noqa: E402
+from transform.project import run_dbt  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_core.topology import (  # noqa: E402
     EXCHANGE,
@@ -57,7 +61,6 @@ from wiki_core.topology import (  # noqa: E402
     Message,
     decode_batch,
 )
-from wiki_events.dbt import run_dbt  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 

@@ -1,7 +1,7 @@
 """The readers page (/readers) over a day of generated dumps: how long each panel's query
 takes, and the whole page.
 
-``dumps/generate.py`` writes HOURS hourly pageviews files of LINES lines each (Zipf-like
+``tests/helpers/dumps_files.py`` writes HOURS hourly pageviews files of LINES lines each (Zipf-like
 views, every domain-code form) and two days of mediacounts; the real loader loads them
 from the local dumps site into the embedded ClickHouse, the dbt models built with
 ``dumps: true`` before (the materialized views fill as the files load); the recorded
@@ -38,16 +38,18 @@ from dash_app.pages import readers  # noqa: E402
 from dash_app.queries import Gold  # noqa: E402
 from dash_app.state import ViewState  # noqa: E402
 from dumps import schema  # noqa: E402
-from dumps.generate import write_mediacounts_day, write_pageviews_hour  # noqa: E402
 from dumps.load import MEDIACOUNTS, PAGEVIEWS, Loader, Options  # noqa: E402
-from dumps.server import DumpsSite, Faults, ServerThread  # noqa: E402
 from loader import bronze  # noqa: E402
 from loader.bronze import Bronze  # noqa: E402
-from tests.conftest import RAW, ClickHouseProcess, free_port  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
+from tests.helpers.dumps_files import write_mediacounts_day, write_pageviews_hour  # noqa: E402
+from tests.helpers.dumps_site import DumpsSite, Faults, ServerThread  # noqa: E402
 from tests.helpers.expected import event_time, shifted  # noqa: E402
+from tests.helpers.paths import RAW  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
+from transform.project import run_dbt  # noqa: E402
 from wiki_core.config import clickhouse_client  # noqa: E402
 from wiki_core.topology import decode_batch  # noqa: E402
-from wiki_events.dbt import run_dbt  # noqa: E402
 
 H = dt.timedelta(hours=1)
 

@@ -1,7 +1,7 @@
 """The attention spikes per loaded hour (``dumps/spikes.py``): what one hour costs to
 compute and store, with the 24 hours before it in silver, on a realistic hour.
 
-- The hour: ``dumps/generate.py``'s hour of 6M lines (the same file as bench_dumps.py,
+- The hour: ``tests/helpers/dumps_files.py``'s hour of 6M lines (the same file as bench_dumps.py,
   cached under var/bench-dumps), loaded by the real loader (in this process) into the
   embedded ClickHouse with every dumps model built: the load computes its spikes with no
   hour before it (the first figure).
@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_dumps import dumps_warehouse, load_average  # noqa: E402
 from bench.bench_local_clickhouse import machine  # noqa: E402
 from dumps import schema, spikes  # noqa: E402
-from dumps.generate import pageviews_dir, pageviews_name, write_pageviews_hour  # noqa: E402
 from dumps.load import PAGEVIEWS, Loader, Options  # noqa: E402
-from dumps.server import DumpsSite, Faults, ServerThread  # noqa: E402
-from tests.conftest import free_port  # noqa: E402
-from tests.test_dumps import QUERY_TIME_SPIKES  # noqa: E402
+from tests.helpers.dumps_expected import QUERY_TIME_SPIKES  # noqa: E402
+from tests.helpers.dumps_files import pageviews_dir, pageviews_name, write_pageviews_hour  # noqa: E402
+from tests.helpers.dumps_site import DumpsSite, Faults, ServerThread  # noqa: E402
+from tests.helpers.ports import free_port  # noqa: E402
 
 HOUR = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)  # the file bench_dumps.py generates
 

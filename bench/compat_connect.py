@@ -4,7 +4,11 @@ The suite is not part of this repository (nor of clickhouse-connect's PyPI packa
 check out clickhouse-connect's ``tests/`` folder (``tests/__init__.py``,
 ``tests/conftest.py``, ``tests/helpers.py``, ``tests/integration_tests/``) at the tag of
 the installed client, outside this repository, into an environment that has the suite's
-own test dependencies (pytest-asyncio, pytz, pandas, pyarrow, aiohttp, ...). Then:
+own test dependencies (pytest-asyncio, pytest-mock, pytest-timeout, pandas, pyarrow,
+polars, SQLAlchemy, alembic, aiohttp, ...). Not the repository's ``clickhouse_connect/``
+(it would shadow the installed client) nor its ``pyproject.toml`` (its pytest options
+run four xdist workers); beside ``tests/`` put a ``pytest.ini`` with the one option the
+suite needs from it, ``asyncio_default_fixture_loop_scope = session``. Then:
 
     .venv/bin/python bench/compat_connect.py SUITE_ROOT [--python SUITE_VENV/bin/python]
         [--timeout 120] [-- extra pytest arguments, e.g. -k or test files]
@@ -29,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import ClickHouseProcess  # noqa: E402
+from tests.helpers.clickhouse import ClickHouseProcess  # noqa: E402
 
 
 def outcome(case: ET.Element) -> tuple[str, str]:
@@ -81,22 +85,23 @@ def main() -> int:
         finally:
             server.stop()
         cases = summarize(junit)
-    return report(cases)
+    return report(cases, "clickhouse-connect")
 
 
-def report(cases: dict[str, list[tuple[str, str]]]) -> int:
+def report(cases: dict[str, list[tuple[str, str]]], suite: str) -> int:
     count = {kind: len(cases.get(kind, [])) for kind in ("passed", "failure", "error", "skipped")}
     ran = count["passed"] + count["failure"] + count["error"]
     rate = 100.0 * count["passed"] / ran if ran else 0.0
     print(
-        f"\nclickhouse-connect suite against the embedded server: {count['passed']} passed, "
+        f"\n{suite} suite against the embedded server: {count['passed']} passed, "
         f"{count['failure']} failed, {count['error']} errors, {count['skipped']} skipped; "
         f"{count['passed']}/{ran} = {rate:.1f}% of the tests that ran"
     )
     modules: dict[str, dict[str, int]] = {}
     for kind, found in cases.items():
         for name, _ in found:
-            parts = name.split("::")[0].split(".")  # test classes add a part
+            # test classes add a part; a module skipped whole has no class, only its name
+            parts = name.removeprefix("::").split("::")[0].split(".")
             module = next((part for part in parts if part.startswith("test_")), parts[-1])
             modules.setdefault(module, dict.fromkeys(("passed", "failure", "error", "skipped"), 0))
             modules[module][kind] += 1

@@ -1,17 +1,22 @@
 """dbt-clickhouse's own integration suite against the embedded server.
 
 The suite is not part of this repository: check out dbt-clickhouse (the tag matching
-the installed adapter, 1.10.x) somewhere else and install its test framework into the
-venv you run this with (``pip install dbt-tests-adapter``, a version for dbt-core 1.11).
-Then::
+the installed adapter, 1.10.x; its ``tests/`` and ``pytest.ini`` only: a checkout's
+``dbt/`` would shadow the installed adapter) somewhere else, and make a venv for the suite
+with the adapter, its test framework (``dbt-tests-adapter``, a version for dbt-core 1.11),
+pytest, pytest-dotenv, pytest-timeout, pandas and freezegun. Then::
 
-    .venv/bin/python bench/compat_dbt.py CHECKOUT [TEST_PATH ...] [--pytest ARG ...]
+    .venv/bin/python bench/compat_dbt.py CHECKOUT [TEST_PATH ...] --python SUITE_VENV/bin/python
+        [--pytest ARG ...]
 
-(``TEST_PATH`` defaults to ``tests/integration``; ``--pytest`` passes the rest to pytest.)
+(``TEST_PATH`` defaults to ``tests/integration``; ``--pytest`` passes the rest to pytest.
+Run ``replicated_database`` last, or alone: it sets a Replicated database engine in the
+session's shared test configuration, and every test after it fails to create its schema.)
 
-It starts ``wiki-events clickhouse`` on a free port with a fresh data folder, points the
-suite at it (``DBT_CH_TEST_HOST`` / ``DBT_CH_TEST_PORT``, http driver, no docker) and runs
-pytest in the checkout. Its figures, and the failures left by cause, are in
+It starts ``wiki-events clickhouse`` from this checkout, with this interpreter, on a free
+port with a fresh data folder, points the suite at it (``DBT_CH_TEST_HOST`` /
+``DBT_CH_TEST_PORT``, http driver, no docker) and runs pytest in the checkout with the
+suite's interpreter. Its figures, and the failures left by cause, are in
 bench/RESULTS.md.
 
 One thing is changed in the suite's run, through a pytest plugin
@@ -42,11 +47,14 @@ def main() -> int:
     parser.add_argument(
         "paths", nargs="*", default=["tests/integration"], help="test paths in the checkout"
     )
+    parser.add_argument("--python", default=sys.executable, help="the suite venv's interpreter")
     parser.add_argument("--pytest", nargs=argparse.REMAINDER, default=[], help="more pytest args")
     args = parser.parse_args()
     checkout = args.checkout.resolve()
 
-    from tests.conftest import ClickHouseProcess, free_port
+    from bench.compat_connect import report, summarize
+    from tests.helpers.clickhouse import ClickHouseProcess
+    from tests.helpers.ports import free_port
 
     # kept after the run: the server's log is in it
     tmp = tempfile.mkdtemp(prefix="compat-dbt-")
@@ -60,7 +68,9 @@ def main() -> int:
         # the checkout's tests/ is a namespace package: ours must not shadow it
         "PYTHONPATH": os.pathsep.join([str(checkout), str(ROOT / "bench")]),
     }
-    command = [sys.executable, "-m", "pytest", "-p", "compat_dbt_plugin", "-q", "-rfEs"]
+    junit = Path(tmp) / "junit.xml"  # the figures per module, printed at the end
+    command = [args.python, "-m", "pytest", "-p", "compat_dbt_plugin", "-q", "-rfEs"]
+    command += [f"--junitxml={junit}"]
     started = time.monotonic()
     try:
         done = subprocess.run(
@@ -69,6 +79,8 @@ def main() -> int:
     finally:
         server.stop()
     print(f"compat_dbt: {time.monotonic() - started:.0f} s, server log {server.log}")
+    if junit.is_file():
+        report(summarize(junit), "dbt-clickhouse")
     return done.returncode
 
 

@@ -1,99 +1,32 @@
 """Shared fixtures: real services, started for real.
 
-The embedded ClickHouse runs as its own process (``wiki-events clickhouse``), exactly
-as users run it; tests talk to it over HTTP with real clients. One chDB engine lives
-in one process, so a test that needs a fresh or restarted server starts its own.
+The embedded ClickHouse runs as its own process (``wiki-events clickhouse``, see
+``helpers/clickhouse.py``), exactly as users run it; tests talk to it over HTTP with
+real clients. What tests and benchmarks share beyond fixtures lives in ``helpers/``;
+nothing imports this file.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from wiki_events.up import clickhouse_command
+from loader.bronze import migrate
+from wiki_core.config import clickhouse_client
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
-RAW = SHARED_DATA / "recentchange" / "2024-08-22_yearfunla-wikimedia-stream-monitor_raw.ndjson"
-
-READONLY_USER = ("dashboard", "dash-secret")
-USERS_TOML = f"""
-[users.default]
-password = ""
-
-[users.{READONLY_USER[0]}]
-password = "{READONLY_USER[1]}"
-readonly = 1
-
-[users.loader]
-password = "load-secret"
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class ClickHouseProcess:
-    """A ``wiki-events clickhouse`` subprocess on a data folder."""
-
-    def __init__(self, data: Path, port: int | None = None, users: Path | None = None) -> None:
-        self.data = data
-        self.port = port or free_port()
-        self.users = users
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = data.parent / f"{data.name}-server.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def command(self) -> list[str]:
-        return clickhouse_command(self.data, self.port, self.users)
-
-    def start(self, timeout: float = 60.0) -> ClickHouseProcess:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLICKHOUSE_")}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(self.command(), stdout=log, stderr=log, env=env, cwd=ROOT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"clickhouse exited {self.proc.returncode}: {self.log.read_text()}"
-                )
-            try:
-                if httpx.get(f"{self.url}/ping", timeout=1).text == "Ok.\n":
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"clickhouse did not answer /ping in {timeout}s: {self.log.read_text()}")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-        rc = self.proc.wait(timeout)
-        self.proc = None
-        return rc
+from .helpers.clickhouse import USERS_XML, ClickHouseProcess
+from .helpers.rabbitmq import rabbitmqctl
+from .helpers.warehouse import Warehouse, dashboard_warehouse
 
 
 @pytest.fixture(scope="session")
 def users_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("users") / "users.toml"
-    path.write_text(USERS_TOML)
+    path = tmp_path_factory.mktemp("users") / "users.xml"
+    path.write_text(USERS_XML)
     return path
 
 
@@ -116,25 +49,52 @@ def ch_client(clickhouse: ClickHouseProcess):  # type: ignore[no-untyped-def]
     client.close()
 
 
+@pytest.fixture
+def ch(tmp_path: Path) -> Iterator[ClickHouseProcess]:
+    """An embedded ClickHouse of the test's own, bronze migrated."""
+    server = ClickHouseProcess(tmp_path / "ch").start()
+    migrate(clickhouse_client(server.url))
+    yield server
+    if server.proc is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def dash_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    """The dashboard's gold (``helpers/warehouse.py``: dashboard_warehouse), built for
+    each module that asks."""
+    house = dashboard_warehouse(tmp_path_factory.mktemp("dash"))
+    try:
+        yield house
+    finally:
+        if house.server.proc is not None:
+            house.server.stop()
+
+
+# The fixtures that build a warehouse with dbt (20-60 s, once per module that asks): a
+# test that needs one (directly or through another fixture) takes that build with it.
+WAREHOUSE_FIXTURES = {
+    "dash_warehouse",  # the dashboard's gold (test_dash_app, test_dash_hardening)
+    "data",  # test_dash_readers: a day of generated dumps beside the edits
+    "house",  # test_dumps: the dumps' models
+    "warehouse",  # test_wiki_dbt: silver and gold from the recordings
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """``slow``: the tests over ~5 s on this 2-core machine, marked where they stand, and
+    every test that needs a warehouse built by dbt. ``pytest -m "not slow"`` runs the
+    quick half (under 3 minutes)."""
+    for item in items:
+        if WAREHOUSE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_setup_options():  # type: ignore[no-untyped-def]
     """Chromium for dash[testing]'s browser tests: headless, no sandbox, no network."""
-    from selenium.webdriver.chrome.options import Options
+    from .helpers.browser import chromium_options
 
-    options = Options()
-    options.binary_location = os.environ.get("DASH_TEST_CHROMEPATH", "/usr/bin/chromium")
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--window-size=1500,2200",
-    ):
-        options.add_argument(arg)
-    return options
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=120)
+    return chromium_options()
 
 
 @pytest.fixture
@@ -145,3 +105,19 @@ def amqp_url() -> Iterator[str]:
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=120)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Modules with a long scenario beside the suite (tests/test_stack.py) start it as
+    soon as the session knows one of their tests runs."""
+    for module in {item.module for item in session.items if isinstance(item, pytest.Function)}:
+        start = getattr(module, "start_in_background", None)
+        if start is not None:
+            start()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for module in {item.module for item in session.items if isinstance(item, pytest.Function)}:
+        close = getattr(module, "close_in_background", None)
+        if close is not None:
+            close()

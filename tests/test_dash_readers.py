@@ -1,17 +1,21 @@
 """The readers page (``/readers``) against an embedded ClickHouse holding both halves:
 live edits (the yearfunla recording, moved into the last loaded hour, plus a few edits
 of a heavily read and a hardly read page) and dump files (three hours of pageviews and
-two days of mediacounts made by ``dumps/generate.py``, served by the local dumps site,
+two days of mediacounts made by ``tests/helpers/dumps_files.py``, served by the local dumps site,
 loaded by the real loader), with the dbt models built with ``dumps: true``.
 
 Every number checked is computed in Python from the same generated files and events.
-The page without the models, and without files, is checked too: it says what to run.
+The page without the models, and without files, is checked too: it says what to run;
+so is what each panel does where its source holds less than the window asks for (the
+retentions are read from the tables' TTLs; here they are set shorter in the view).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,23 +24,29 @@ from typing import Any
 import plotly.graph_objects as go
 import pytest
 
+from dash_app import panels, sites
 from dash_app import queries as q
 from dash_app.app import create_app
+from dash_app.page_parts import ratio
 from dash_app.pages import edits as edits_page
 from dash_app.pages import readers
 from dash_app.pages.readers import build_view, render
+from dash_app.panels import Cell
 from dash_app.queries import Gold, Unavailable
 from dash_app.state import ViewState
 from dumps import schema
-from dumps.domains import BY_CODE
-from dumps.generate import MediaStats, write_mediacounts_day, write_pageviews_hour
+from dumps.domains import BY_CODE, media_wiki
 from dumps.load import MEDIACOUNTS, PAGEVIEWS, PROJECTVIEWS, Loader, Options
-from dumps.server import DumpsSite, Faults, ServerThread
 from wiki_core.config import clickhouse_client
 
-from .conftest import RAW, READONLY_USER, ROOT, ClickHouseProcess, free_port
+from .helpers.browser import cells, dash_browser, number, open_page, traces
 from .helpers.callbacks import outputs_of
+from .helpers.clickhouse import READONLY_USER, ClickHouseProcess
+from .helpers.dumps_files import MediaStats, write_mediacounts_day, write_pageviews_hour
+from .helpers.dumps_site import DumpsSite, Faults, ServerThread
 from .helpers.expected import Expected, event_time, shifted
+from .helpers.paths import RAW, ROOT
+from .helpers.ports import free_port
 from .helpers.warehouse import Warehouse
 
 ARTIFACTS = ROOT / "test-artifacts"
@@ -178,27 +188,52 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Readers]:
             house.server.stop()
 
 
+GRAPHS = [p.key for p in readers.PANELS if p.kind == "graph"]
+TABLES = [p.key for p in readers.PANELS if p.kind == "table"]
+
+
+def _text(cell: Any) -> Any:
+    return cell.text if isinstance(cell, Cell) else cell
+
+
+def _rows(result: panels.Result) -> list[list[Any]]:
+    """A table's rows as values (links' text)."""
+    return [[_text(c) for c in row] for row in result.rows or []]
+
+
+def _figure(view: dict[str, Any], key: str) -> dict[str, Any]:
+    figure = view[key].figure
+    assert figure is not None, key
+    return figure  # type: ignore[no-any-return]
+
+
 # -- callbacks, called directly ---------------------------------------------------------
 
 
 def test_every_panel_draws_and_the_totals_per_hour_match_the_files(data: Readers) -> None:
     view = build_view(data.gold(), ViewState())
-    for key in readers.GRAPHS:
-        go.Figure(view[key])  # plotly's own validation
-        assert any(t.get("y") or t.get("x") for t in view[key]["data"]), key
-    for table in readers.TABLES:
-        assert view[table], table
+    for key in GRAPHS:
+        go.Figure(_figure(view, key))  # plotly's own validation
+        assert any(t.get("y") or t.get("x") for t in _figure(view, key)["data"]), key
+    for table in TABLES:
+        assert view[table].rows, table
     assert view["banner"] == ""
     # the window (6 h) ends where the views end: the three hours, desktop and mobile
-    figure = view["views-hour"]["data"]
-    by_access = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure}
+    by_access = {
+        t["name"]: dict(zip(t["x"], t["y"], strict=True))
+        for t in _figure(view, "views-hour")["data"]
+    }
+    other = "unknown access (Wikifunctions)"
     for hour, total in data.views_per_hour().items():
         desktop = sum(v for (h, _, a), v in data.views.items() if h == hour and a == "desktop")
         assert by_access["desktop"][hour] == desktop
-        assert sum(by_access[a][hour] for a in ("desktop", "mobile", "other")) == total
+        assert sum(by_access[a][hour] for a in ("desktop", "mobile", other)) == total
     assert max(by_access["desktop"]) == data.hours[-1]
-    assert "views up to" in view["freshness"] and "media counts up to" in view["freshness"]
-    assert "newest edit" in view["freshness"]
+    pills = [pill.children for pill in view["freshness"]]
+    assert pills[0].startswith("views up to") and pills[1].startswith("media up to")
+    assert pills[2].startswith("newest edit")
+    # the window's hours before the first file: said, not drawn as zeros
+    assert view["views-hour"].note.startswith("not loaded: ")
 
 
 def test_edits_per_1000_views_match_the_files_and_the_events(data: Readers) -> None:
@@ -206,31 +241,31 @@ def test_edits_per_1000_views_match_the_files_and_the_events(data: Readers) -> N
     per_wiki: Counter[str] = Counter()
     for (_, wiki, _), v in data.views.items():
         per_wiki[wiki] += v
-    rows = view["edits-views-wikis"]
-    assert [r["wiki"] for r in rows] == sorted(per_wiki, key=lambda w: (-per_wiki[w], w))[:15]
-    for row in rows:
-        edits = sum(n for (_, w), n in data.edits.items() if w == row["wiki"])
-        assert (row["edits"], row["views"]) == (edits, per_wiki[row["wiki"]]), row
-        # shown to 2 decimals
-        assert abs(row["edits_per_1000_views"] - edits * 1000 / per_wiki[row["wiki"]]) < 0.006
-    assert any(row["edits"] for row in rows)
-    # the hourly chart: views per hour and the edits of every wiki in that hour
-    traces = {
-        t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in view["edits-views"]["data"]
+    rows = _rows(view["edits-views-wikis"])
+    assert [r[0] for r in rows] == sorted(per_wiki, key=lambda w: (-per_wiki[w], w))[:15]
+    for wiki, edits, views, per_1000 in rows:
+        want = sum(n for (_, w), n in data.edits.items() if w == wiki)
+        assert (edits, views) == (want, per_wiki[wiki]), wiki
+        assert per_1000 == pytest.approx(want * 1000 / per_wiki[wiki])  # kept whole
+    assert any(row[1] for row in rows)
+    # the hourly charts: views per hour above, the edits of every wiki in that hour below
+    traces_ = {
+        t["name"]: dict(zip(t["x"], t["y"], strict=True))
+        for t in _figure(view, "edits-views")["data"]
     }
     last = data.hours[-1]
-    assert traces["views"][last] == data.views_per_hour()[last]
-    assert traces["edits"][last] == sum(n for (h, _), n in data.edits.items() if h == last)
+    assert traces_["views"][last] == data.views_per_hour()[last]
+    assert traces_["edits"][last] == sum(n for (h, _), n in data.edits.items() if h == last)
 
 
 def test_the_joined_tables_name_the_read_and_edited_and_the_unread_pages(data: Readers) -> None:
     view = build_view(data.gold(), ViewState())
     hour, wiki, title = data.heavy
-    both = [(r["wiki"], r["title"], r["views"], r["edits"]) for r in view["read-and-edited"]]
+    both = [(r[1], r[2], r[3], r[4]) for r in _rows(view["read-and-edited"])]
     assert both == [(wiki, title, data.page_views[data.heavy], 3)]
     # (all wikis: the recording's most edited Wikidata items, not in the files, come first)
     enwiki = build_view(data.gold(), ViewState.build(["enwiki"]))
-    unread = [(r["wiki"], r["title"], r["edits"]) for r in enwiki["edits-without-views"]]
+    unread = [(r[1], r[2], r[3]) for r in _rows(enwiki["edits-without-views"])]
     assert (data.quiet[1], data.quiet[2], 3) in unread
     # a wiki without loaded views (the files hold only some wikis, as with --wiki) has
     # unknown views, not none: neither the mart nor the page lists its edited pages
@@ -247,33 +282,45 @@ def test_the_joined_tables_name_the_read_and_edited_and_the_unread_pages(data: R
         {"w": UNLOADED_WIKI},
     )
     assert set(drill.rows) == {("enwiki", True), (UNLOADED_WIKI, False)}
-    both = build_view(data.gold(), ViewState.build([UNLOADED_WIKI, "enwiki"], "24h"))
-    shown = [(r["wiki"], r["title"]) for r in both["edits-without-views"]]
-    assert data.quiet[1:] in shown and all(wiki == "enwiki" for wiki, _ in shown)
-    for row in view["views-without-edits"]:
-        assert row["views"] >= 500 and row["title"] not in (data.heavy[2], data.quiet[2])
+    both_wikis = build_view(data.gold(), ViewState.build([UNLOADED_WIKI, "enwiki"], "24h"))
+    shown = [(r[1], r[2]) for r in _rows(both_wikis["edits-without-views"])]
+    assert data.quiet[1:] in shown and all(w == "enwiki" for w, _ in shown)
+    for row in _rows(view["views-without-edits"]):
+        assert row[3] >= 500 and row[2] not in (data.heavy[2], data.quiet[2])
+
+
+def _left_out(title: str) -> bool:
+    return title.replace(" ", "_") in sites.MAIN_PAGES_DUMPS or bool(
+        re.match(sites.SPECIAL_PATTERN, title.replace(" ", "_"))
+    )
 
 
 def test_top_pages_and_media_and_media_bytes_match_the_files(data: Readers) -> None:
     view = build_view(data.gold(), ViewState.build(["enwiki"], "24h"))
     day = data.hours[-1].date()
-    assert view["top-pages-title"] == f"Top pages on {day}"
+    assert view["top-pages"].title.startswith(f"Top pages on {day}")
     enwiki: Counter[str] = Counter()
     for (h, w, title), v in data.page_views.items():
-        if w == "enwiki" and h.date() == day:
+        if w == "enwiki" and h.date() == day and not _left_out(title):
             enwiki[title] += v
-    top = [(r["title"], r["views"]) for r in view["top-pages"]]
-    assert top == sorted(enwiki.items(), key=lambda kv: (-kv[1], kv[0]))[: len(top)]
-    assert len(top) == 10
-    # media: the newest loaded day's most requested files, and the bytes per day
+    top = [(r[2], r[3]) for r in _rows(view["top-pages"])]
+    want = sorted(enwiki.items(), key=lambda kv: (-kv[1], kv[0]))[: len(top)]
+    assert top == [(sites.display_title(t), v) for t, v in want]
+    assert len(top) == 10 and "exact counts" in view["top-pages"].note
+    # media: the newest loaded day's most requested files (exact) of those the picked
+    # wiki hosts, and the bytes per day
     newest = max(data.media)
-    transfers = {name: t for name, (_, t) in data.media[newest].files.items()}
-    shown = view["top-media"]
-    assert [r["transfers"] for r in shown] == sorted(transfers.values(), reverse=True)[:15]
-    assert all(transfers[r["file"]] == r["transfers"] for r in shown)
+    transfers = {
+        sites.media_name(n): t
+        for n, (_, t) in data.media[newest].files.items()
+        if media_wiki(n) == "enwiki"
+    }
+    shown = _rows(view["top-media"])
+    assert [r[2] for r in shown] == sorted(transfers.values(), reverse=True)[:15]
+    assert all(transfers[r[1]] == r[2] for r in shown)
     every = build_view(data.gold(), ViewState())
     per_day: Counter[Any] = Counter()
-    for trace in every["media-types"]["data"]:
+    for trace in _figure(every, "media-types")["data"]:
         for x, y in zip(trace["x"], trace["y"], strict=True):
             per_day[x] += y
     for day_, stats in data.media.items():
@@ -282,20 +329,77 @@ def test_top_pages_and_media_and_media_bytes_match_the_files(data: Readers) -> N
 
 def test_a_picked_wiki_narrows_every_panel(data: Readers) -> None:
     view = build_view(data.gold(), ViewState.build(["dewiki"]))
-    assert [r["wiki"] for r in view["edits-views-wikis"]] == ["dewiki"]
-    assert {t["name"] for t in view["views-wikis"]["data"]} == {"dewiki"}
-    total = sum(sum(t["y"]) for t in view["views-hour"]["data"])
+    assert [r[0] for r in _rows(view["edits-views-wikis"])] == ["dewiki"]
+    assert {t["name"] for t in _figure(view, "views-wikis")["data"]} == {"dewiki"}
+    total = sum(sum(t["y"]) for t in _figure(view, "views-hour")["data"])
     assert total == sum(v for (_, w, _), v in data.views.items() if w == "dewiki")
     assert "dewiki" in view["window"]
+    assert {r[0] for r in _rows(view["top-pages"])} == {"dewiki"}
+
+
+def test_a_wiki_left_out_of_the_files_is_said_to_be(data: Readers) -> None:
+    """Loaded with --wiki, a file holds some wikis: a picked wiki missing from the loaded
+    hours is named, with the hours, not drawn as quiet."""
+    view = build_view(data.gold(), ViewState.build([UNLOADED_WIKI, "enwiki"]))
+    note = view["views-hour"].note
+    assert f"{UNLOADED_WIKI}, enwiki not in the files of" not in note  # enwiki is there
+    alone = build_view(data.gold(), ViewState.build([UNLOADED_WIKI]))
+    assert "No page views of xhwiki are loaded" in alone["banner"]
+    assert f"{UNLOADED_WIKI} not in the files of" in alone["views-hour"].note
+    assert "loaded with --wiki or --project" in alone["views-hour"].note
 
 
 def test_an_unknown_wiki_and_an_empty_window_say_so(data: Readers) -> None:
     unknown = render(data.gold(), "?wikis=nosuchwiki")
     assert "nosuchwiki" in unknown["banner"] and unknown["banner-style"] == {"display": "block"}
-    assert unknown["views-hour"]["layout"]["annotations"][0]["text"] == "no views in this window"
-    old = render(data.gold(), "?range=custom&start=2026-01-01&end=2026-01-02")
-    assert "No page views for this view" in old["banner"]
-    assert old["read-and-edited"] == [] and old["read-and-edited-note"]
+    view = build_view(data.gold(), ViewState.from_search("?wikis=nosuchwiki"))
+    assert (
+        "nosuchwiki not in the files of"
+        in (_figure(view, "views-hour")["layout"]["annotations"][0]["text"])
+    )
+    old = build_view(
+        data.gold(), ViewState.from_search("?range=custom&start=2026-01-01&end=2026-01-02")
+    )
+    note = old["views-hour"].note
+    assert note.startswith("no file of this window's hours is loaded (page views are loaded for")
+    assert old["read-and-edited"].rows == [] and old["read-and-edited"].note
+    assert "page-level views are kept 7 days from loading" in old["edits-without-views"].note
+
+
+def test_past_the_hourly_retention_the_daily_totals_show(data: Readers) -> None:
+    """The coverage facts come from the tables' TTLs; a view whose hourly table keeps
+    less than the window asks for falls back to the daily totals and says so."""
+    gold = data.gold()
+    view = build_view(gold, ViewState())["view"]
+    assert view.facts["hourly_days"] == 1100 and view.facts["page_rows_days"] == 7
+    short = dataclasses.replace(view, facts={**view.facts, "hourly_days": 0})
+    got = readers.views_row(gold, short)
+    assert got["views-hour"].title == "Page views per day"
+    assert got["views-hour"].note.startswith("views per hour are kept 0 days")
+    assert "days not loaded whole: " in got["views-hour"].note  # 3 of 24 hours
+    figure = got["views-hour"].figure
+    assert figure is not None
+    daily = sum(sum(t["y"]) for t in figure["data"])
+    assert daily == sum(data.views_per_hour().values())
+    joined = readers.edits_views_row(gold, short)
+    assert joined["edits-views-wikis"].rows == []
+    assert joined["edits-views-wikis"].note.startswith("views per hour are kept 0 days")
+
+
+def test_top_pages_past_the_page_rows_are_estimates_and_past_the_summaries_none(
+    data: Readers,
+) -> None:
+    gold = data.gold()
+    view = build_view(gold, ViewState.build(["enwiki"], "24h"))["view"]
+    gone = dataclasses.replace(view, facts={**view.facts, "page_rows_days": None})
+    estimated = readers.top_pages_row(gold, gone)["top-pages"]
+    assert "≈ estimates from the day's top-k summaries" in estimated.note
+    assert all(str(r[3]).startswith("≈") for r in estimated.rows or [])
+    old = dataclasses.replace(
+        view, now=view.now + dt.timedelta(days=500), facts={**view.facts, "page_rows_days": None}
+    )
+    none = readers.top_pages_row(gold, old)["top-pages"]
+    assert none.rows == [] and "the days' top pages are kept 400 days" in none.note
 
 
 def test_models_built_but_no_file_loaded_says_what_to_run(data: Readers) -> None:
@@ -304,7 +408,7 @@ def test_models_built_but_no_file_loaded_says_what_to_run(data: Readers) -> None
     assert "wiki-events pageviews --from " in before["banner"]
     assert "wiki-events mediacounts --from " in before["banner"]
     assert before["banner-style"] == {"display": "block"} and before["tick-disabled"] is False
-    assert set(before) == set(readers.OUTPUTS)
+    assert set(before) == set(panels.view_outputs("", ["x"]))
 
 
 def test_models_not_built_says_what_to_run(clickhouse: ClickHouseProcess) -> None:
@@ -317,7 +421,7 @@ def test_models_not_built_says_what_to_run(clickhouse: ClickHouseProcess) -> Non
     assert "models are not built" in view["banner"]
     assert "dbt build --vars '{dumps: true}'" in view["banner"]
     assert "wiki-events pageviews --from " in view["banner"]
-    assert set(view) == set(readers.OUTPUTS) and view["freshness"] == ""
+    assert view["view"] is None and view["freshness"] == ""
     # the edits page's drill-down: no dumps is a quiet note, not an error
     drill = edits_page.drill_views(gold, "enwiki", dt.datetime(2026, 12, 1, 14, 23), KINDS)
     assert drill.rows == [] and drill.note == edits_page.NO_DUMPS
@@ -337,57 +441,45 @@ def test_clickhouse_down_is_a_message_not_an_exception() -> None:
 # -- the page, in headless Chromium ------------------------------------------------------
 
 
-def _plotted(dash_duo, graph_id: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    return dash_duo.driver.execute_script(  # type: ignore[no-any-return]
-        """
-        const plot = document.querySelector('#' + arguments[0] + ' .js-plotly-plot');
-        if (!plot || !plot.data) return [];
-        return plot.data.map(t => ({name: t.name || '', x: t.x || [], y: t.y || []}));
-        """,
-        graph_id,
-    )
+@pytest.fixture(scope="module")
+def browser(
+    data: Readers, request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    with dash_browser(request, create_app(data.gold()), tmp_path_factory.mktemp("dl")) as b:
+        yield b
 
 
-def test_the_page_draws_its_numbers_in_chromium(dash_duo, data: Readers) -> None:  # type: ignore[no-untyped-def]
-    import time
-
-    dash_duo.start_server(create_app(data.gold()))
-    dash_duo.driver.get(dash_duo.server_url + "/readers")
-    dash_duo.wait_for_contains_text("#readers-freshness", "views up to", timeout=30)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not all(
-        any(t["y"] for t in _plotted(dash_duo, f"readers-{g}")) for g in readers.GRAPHS
-    ):
-        time.sleep(0.2)
-    for graph in readers.GRAPHS:
-        assert any(t["y"] for t in _plotted(dash_duo, f"readers-{graph}")), graph
+def test_the_page_draws_its_numbers_in_chromium(browser: Any, data: Readers) -> None:
+    open_page(browser, "/readers")
+    for graph in GRAPHS:
+        assert any(t["y"] for t in traces(browser, f"readers-{graph}")), graph
     # the views per hour as drawn: desktop + mobile, hour by hour
     drawn: Counter[str] = Counter()
-    for trace in _plotted(dash_duo, "readers-views-hour"):
+    for trace in traces(browser, "readers-views-hour"):
         for x, y in zip(trace["x"], trace["y"], strict=True):
             drawn[x[:13]] += y
     want = {h.strftime("%Y-%m-%dT%H"): v for h, v in data.views_per_hour().items()}
     assert {k.replace(" ", "T"): v for k, v in drawn.items() if v} == want
     # the edits-vs-views table's first row, as shown
-    cells = [c.text for c in dash_duo.find_elements("#readers-edits-views-wikis tbody tr td")]
-    wiki = cells[0]
-    views = sum(v for (_, w, _), v in data.views.items() if w == wiki)
-    edits = sum(n for (_, w), n in data.edits.items() if w == wiki)
-    assert cells[1:3] == [str(edits), str(views)]
-    assert abs(float(cells[3]) - edits * 1000 / views) < 0.006
-    assert data.heavy[2] in dash_duo.find_element("#readers-read-and-edited").text
-    assert "Readers" in dash_duo.find_element(".nav-link.active").text
+    wiki, edits, views, per_1000 = cells(browser, "readers-edits-views-wikis")[0]
+    want_views = sum(v for (_, w, _), v in data.views.items() if w == wiki)
+    want_edits = sum(n for (_, w), n in data.edits.items() if w == wiki)
+    assert (int(number(edits)), int(number(views))) == (want_edits, want_views)
+    assert per_1000 == ratio(want_edits * 1000 / want_views)
+    assert data.heavy[2] in browser.find_element("#readers-read-and-edited").text
+    assert "Readers" in browser.find_element(".nav-link.active").text
     ARTIFACTS.mkdir(exist_ok=True)
-    dash_duo.driver.save_screenshot(str(ARTIFACTS / "readers.png"))
+    browser.driver.save_screenshot(str(ARTIFACTS / "readers.png"))
     assert (ARTIFACTS / "readers.png").stat().st_size > 10_000
-    assert dash_duo.get_logs() == []
+    assert browser.get_logs() == []
 
 
 def test_the_door_checks_the_readers_callback(data: Readers) -> None:
-    """A well-formed request for the page's callback renders it; a crafted one is a 400."""
+    """A well-formed request for the page's view callback renders it; a crafted one is a
+    400."""
     app = create_app(data.gold())
     client = app.server.test_client()
-    spec = next(k for k in app.callback_map if "readers-views-hour.figure" in k)
+    spec = next(k for k in app.callback_map if "readers-view.data" in k)
 
     def post(search: object, tick: object = 0) -> Any:
         body = {
@@ -412,8 +504,6 @@ def test_the_door_checks_the_readers_callback(data: Readers) -> None:
 def test_the_bounded_edits_views_queries_agree_with_the_mart(data: Readers) -> None:
     """The page filters each side before the join; the mart joins first (no filter can
     be pushed through its FULL JOIN). Same numbers, every wiki, every hour."""
-    from dash_app import queries as q
-
     gold = data.gold()
     start, end = data.hours[0] - 2 * H, data.hours[-1] + 2 * H
     params = q.window_params(start, end, [], [])
@@ -425,7 +515,7 @@ def test_the_bounded_edits_views_queries_agree_with_the_mart(data: Readers) -> N
     hourly = [r for r in gold.run(q.EDITS_VIEWS_HOUR, params).rows if r[1] or r[2]]
     assert hourly == mart and any(r[1] for r in mart)
     per_wiki = gold.run(
-        "SELECT wiki, sum(edits) AS e, sum(views) AS v, round(e * 1000 / v, 3) "
+        "SELECT wiki, sum(edits) AS e, sum(views) AS v, e * 1000 / v "
         "FROM gold.edits_views_hour_wiki WHERE hour >= {start:DateTime} "
         "AND hour < {end:DateTime} AND views > 0 GROUP BY wiki ORDER BY v DESC, wiki LIMIT 15",
         params,
@@ -438,21 +528,22 @@ def test_a_long_window_shows_views_per_day(data: Readers) -> None:
     state = ViewState.build([], "custom", "all", "off", (end - 10 * D).isoformat(), end.isoformat())
     view = build_view(data.gold(), state)
     drawn: Counter[Any] = Counter()
-    for trace in view["views-hour"]["data"]:
+    for trace in _figure(view, "views-hour")["data"]:
         for x, y in zip(trace["x"], trace["y"], strict=True):
             drawn[x] += y
-    assert "per day" in view["views-hour"]["layout"]["title"]["text"]
-    assert view["views-hour"]["layout"]["xaxis"]["range"] == [end - 10 * D, end]
+    assert view["views-hour"].title == "Page views per day"
+    axis = _figure(view, "views-hour")["layout"]["xaxis"]
+    assert axis["range"] == [str(end - 10 * D), str(end)] and axis["tickformat"] == "%b %-d"
     want: Counter[Any] = Counter()
     for hour, v in data.views_per_hour().items():
         want[hour.replace(hour=0)] += v
     assert {k: v for k, v in drawn.items() if v} == dict(want)
-    assert {t["name"] for t in view["views-wikis"]["data"]} >= {"enwiki", "dewiki"}
+    assert {t["name"] for t in _figure(view, "views-wikis")["data"]} >= {"enwiki", "dewiki"}
 
 
 def test_a_failing_page_level_table_leaves_the_rest_of_the_page(data: Readers) -> None:
-    """A query of a page-level table refused (here: its view is made to fail) shows in
-    that table's note; the other panels still draw."""
+    """A query of the page-level tables refused (here: its view is made to fail) shows in
+    those tables' notes; the other rows still draw."""
     inner = clickhouse_client(data.house.clickhouse_url)
 
     class Refusing:
@@ -461,11 +552,16 @@ def test_a_failing_page_level_table_leaves_the_rest_of_the_page(data: Readers) -
                 sql = sql.replace("gold.page_attention_spikes_hour", "gold.no_such_view")
             return inner.query(sql, parameters=parameters)
 
-    view = render(Gold(lambda: Refusing()), "")
-    assert view["views-without-edits"] == [] and view["edits-without-views"] == []
-    assert view["views-without-edits-note"].startswith("not available: ClickHouse refused")
-    assert view["read-and-edited"] and view["banner"] == ""
-    assert any(t["y"] for t in view["views-hour"]["data"])
+    gold = Gold(lambda: Refusing())
+    view = build_view(data.gold(), ViewState())["view"]
+    row = readers.ROWS["attention"][0]
+    out = panels.render_row(gold, row, readers.attention_row, view.to_store(), "attention")
+    assert out["views-without-edits"]["main"] == "" and out["edits-without-views"]["main"] == ""
+    assert out["views-without-edits"]["note"].startswith("not available: ClickHouse refused")
+    views = panels.render_row(
+        gold, readers.ROWS["views"][0], readers.views_row, view.to_store(), "v"
+    )
+    assert views["views-hour"]["main"]["data"]
 
 
 # -- the edits page's drill-down: views of the pages edited in the last hour -------------
@@ -490,19 +586,19 @@ def test_the_drill_down_shows_the_views_of_the_pages_edited_in_the_last_hour(
 ) -> None:
     view = edits_page.build_view(data.gold(), ViewState.build(["enwiki"]))
     want, pages = _drill_expected(data)
-    got = [(r["title"], r["edits"], r["views"]) for r in view["drill-views"]]
+    got = [tuple(r) for r in _rows(view["drill-views"])]
     assert got == want
     # bounded: 20 of the recording's 64 enwiki pages and the 3 crafted ones
     assert len(got) == q.DRILL_PAGES < pages
     assert any(v for *_, v in got) and any(not v for *_, v in got)  # read, and not read
     assert data.heavy[2] in [t for t, *_ in got] and HOSTILE_TITLE in [t for t, *_ in got]
     last = data.hours[-1]
-    note = view["drill-views-note"]
+    note = view["drill-views"].note
     assert note.startswith(
         f"views in {last:%Y-%m-%d %H}:00–{last + H:%H}:00 UTC, the newest hour loaded for enwiki"
     )
     assert f"the {q.DRILL_PAGES} most edited of {pages} pages edited" in note
-    assert view["drill-views-title"].startswith("enwiki: views of the pages edited ")
+    assert view["drill-views"].title.startswith("enwiki: views of the pages edited ")
 
 
 def test_the_drill_down_reads_silver_by_its_primary_key(data: Readers) -> None:
@@ -523,11 +619,33 @@ def test_the_drill_down_reads_silver_by_its_primary_key(data: Readers) -> None:
     assert keys == ["hour", "domain_code", "title"], "\n".join(plan)
 
 
+def test_the_exact_top_pages_read_silver_by_its_primary_key(data: Readers) -> None:
+    """The day's candidates' views are read by silver.pageviews' key (hour, code, title):
+    the index's condition is the set of those keys, so it reads their granules, not the
+    day's rows (~150M a day in the real files)."""
+    gold = data.gold()
+    day = data.hours[-1].date()
+    params = {
+        "day": day,
+        "wikis": ["enwiki"],
+        "special": False,
+        "main_pages": sites.MAIN_PAGES_DUMPS,
+        "special_pattern": sites.SPECIAL_PATTERN,
+    }
+    plan = gold.run("EXPLAIN indexes = 1 " + q.TOP_PAGES_EXACT, params).column("explain")
+    read = next(i for i, line in enumerate(plan) if "ReadFromMergeTree (silver.pageviews)" in line)
+    index = next(i for i in range(read, len(plan)) if plan[i].endswith("PrimaryKey"))
+    keys = [line.strip() for line in plan[index + 2 : index + 5]]
+    assert keys == ["hour", "domain_code", "title"], "\n".join(plan)
+    condition = next(line for line in plan[index:] if "Condition:" in line)
+    assert "((hour, domain_code, title) in " in condition, condition
+
+
 def test_the_drill_down_without_views_says_so_quietly(data: Readers) -> None:
     # a wiki whose views are not in the files (as when loaded with --wiki)
     view = edits_page.build_view(data.gold(), ViewState.build([UNLOADED_WIKI]))
-    assert view["drill-views"] == [] and view["banner"] == ""
-    note = view["drill-views-note"]
+    assert view["drill-views"].rows == [] and "No wiki named" not in view["banner"]
+    note = view["drill-views"].note
     assert note.startswith(f"no views: {UNLOADED_WIKI}'s page views are not loaded for any hour")
     assert f"page views are loaded up to {data.hours[-1] + H:%Y-%m-%d %H}:00 UTC" in note
     # the models built, no file loaded yet
@@ -535,26 +653,20 @@ def test_the_drill_down_without_views_says_so_quietly(data: Readers) -> None:
     assert before.rows == [] and before.note == edits_page.NO_DUMPS
 
 
-def test_the_edits_page_drill_down_shows_the_views_in_chromium(dash_duo, data: Readers) -> None:  # type: ignore[no-untyped-def]
-    dash_duo.start_server(create_app(data.gold()))
-    dash_duo.driver.get(dash_duo.server_url + "/?wikis=enwiki")
-    dash_duo.wait_for_contains_text(
-        "#drill-views-note", "newest hour loaded for enwiki", timeout=30
-    )
-    cells = [
-        c.get_attribute("textContent") for c in dash_duo.find_elements("#drill-views tbody td")
-    ]
-    shown = [tuple(cells[i : i + 3]) for i in range(0, len(cells), 3)]
+def test_the_edits_page_drill_down_shows_the_views_in_chromium(browser: Any, data: Readers) -> None:
+    open_page(browser, "/?wikis=enwiki")
+    assert "newest hour loaded for enwiki" in browser.find_element("#drill-views-note").text
+    shown = [tuple(r) for r in cells(browser, "drill-views")]
     want, _ = _drill_expected(data)
-    assert shown == [(t, str(e), str(v)) for t, e, v in want]
+    assert shown == [(t, f"{e:,}", f"{v:,}") for t, e, v in want]
     # the hostile title is text: no element made of it, nothing of it ran
-    assert HOSTILE_TITLE in cells
-    injected = dash_duo.driver.execute_script(
+    assert HOSTILE_TITLE in [t for t, *_ in shown]
+    injected = browser.driver.execute_script(
         "return document.querySelectorAll('#drill-views img, #drill-views script').length"
     )
-    assert injected == 0 and dash_duo.driver.title != "1"
-    assert "Drill-down: enwiki" in dash_duo.find_element("#drill-title").text
-    dash_duo.find_element("#drill-views").location_once_scrolled_into_view  # noqa: B018
+    assert injected == 0 and browser.driver.title != "1"
+    assert browser.find_element("#drill-views-title").text.startswith("enwiki: views")
+    browser.find_element("#drill-views").location_once_scrolled_into_view  # noqa: B018
     ARTIFACTS.mkdir(exist_ok=True)
-    dash_duo.driver.save_screenshot(str(ARTIFACTS / "drill-views.png"))
-    assert dash_duo.get_logs() == []
+    browser.driver.save_screenshot(str(ARTIFACTS / "drill-views.png"))
+    assert browser.get_logs() == []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 import uuid
@@ -31,25 +32,23 @@ import yaml
 from reader.publisher import Publisher
 from wiki_core.topology import EXCHANGE, LOADER_QUEUE, Message
 
-from .conftest import ROOT, ClickHouseProcess
-
-
-def _envfile() -> Any:
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("envfile", ROOT / "deploy" / "envfile.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ENVFILE = _envfile()
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.cloud_init import SAMPLE as USER_DATA_SAMPLE
+from .helpers.cloud_init import render_user_data, runcmd_script, runparts_argv, scripts_folder
+from .helpers.envfile import ENVFILE, run_envfile
+from .helpers.paths import ROOT, USERS_D
+from .helpers.sandbox import logged, real, run_sandboxed, stand_ins
+from .helpers.terraform import (
+    TERRAFORM,
+    plain,
+    resources,
+    settings_push_script,
+    terraform,
+)
 
 COMPOSE = yaml.safe_load((ROOT / "compose.yaml").read_text())
 SERVICES: dict[str, dict[str, Any]] = COMPOSE["services"]
-TERRAFORM = ROOT / "terraform"
-USERS_XML = ROOT / "deploy" / "clickhouse" / "users.d" / "wiki-events.xml"
+USERS_XML = USERS_D / "wiki-events.xml"
 INTERPOLATION = re.compile(r"\$\{([A-Z0-9_]+)(?:[:?\-][^}]*)?\}")
 
 
@@ -170,10 +169,19 @@ def test_compose_dumps_profile_users_health_and_order_behind_dbt(tmp_path: Path)
             m for value in env.values() for m in re.findall(r"://([^:/@]+):[^@]*@", str(value))
         }
         assert credentials == {"dumps"}, (name, credentials)
-        # no liveness check and no autoheal label: a follower that fails exits and Docker
-        # restarts it; the watchdog (label wiki-events.autoheal) never touches it
-        assert "healthcheck" not in service, name
-        assert "wiki-events.autoheal" not in (service.get("labels") or {}), name
+        # its liveness is its lag (wiki-events health dumps FOLLOWER), alerted by the
+        # watchdog (label wiki-events.alert-unhealthy) but never restarted by it (no
+        # autoheal label): a restart cannot make the dumps site publish
+        assert service["healthcheck"]["test"] == [
+            "CMD",
+            "wiki-events",
+            "health",
+            "dumps",
+            DUMPS_FOLLOWERS[name],
+        ], name
+        labels = service.get("labels") or {}
+        assert labels == {"wiki-events.alert-unhealthy": "true"}, name
+        assert env["DUMPS_STALE_SECONDS"] == "x", name  # from .env (SAMPLE_ENV)
         assert service["logging"]["options"]["max-size"] == "20m", name
     # the order: clickhouse healthy -> bronze (the dumps' tables, as dumps) done -> dbt
     # healthy (its marker names the models with the dumps') -> the followers
@@ -208,6 +216,7 @@ def test_compose_dumps_profile_users_health_and_order_behind_dbt(tmp_path: Path)
     assert started.index("bronze") < started.index("dbt")
 
 
+@pytest.mark.slow
 def test_bronze_service_creates_the_dumps_tables_only_with_the_profile(tmp_path: Path) -> None:
     """deploy/bin/bronze-migrate against the embedded engine: the live stream's tables
     always, the dumps' (ledger, visible view) only when WIKI_EVENTS_PROFILES holds dumps."""
@@ -357,7 +366,11 @@ def test_compose_state_lives_on_the_data_volume_never_created_on_the_root_disk()
 
 def test_compose_publishes_only_the_proxy_and_no_database_or_broker() -> None:
     published = {name: s.get("ports", []) for name, s in SERVICES.items() if s.get("ports")}
-    assert sorted(published["caddy"]) == ["${HTTPS_PORT:-443}:443", "${HTTP_PORT:-80}:80"]
+    assert sorted(published["caddy"]) == [
+        "${CLICKHOUSE_HTTPS_PORT:-8443}:8443",
+        "${HTTPS_PORT:-443}:443",
+        "${HTTP_PORT:-80}:80",
+    ]
     for name, ports in published.items():
         if name == "caddy":
             continue
@@ -383,6 +396,7 @@ def test_compose_holds_no_secret_and_env_example_is_envfiles_own() -> None:
     used = set(INTERPOLATION.findall(text)) - {
         "HTTP_PORT",
         "HTTPS_PORT",
+        "CLICKHOUSE_HTTPS_PORT",
         "RABBITMQ_UI_PORT",
         "COMPOSE_PROJECT_NAME",
     }
@@ -393,20 +407,13 @@ def test_compose_holds_no_secret_and_env_example_is_envfiles_own() -> None:
             assert value == "''", key
 
 
+@pytest.mark.slow
 def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> None:
     settings = tmp_path / "settings.json"
     settings.write_text(json.dumps({"DOMAIN": "wiki.example.org", "DATA_DIR": "/mnt/x"}))
     env_file = tmp_path / ".env"
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [os.sys.executable, "deploy/envfile.py", *args],
-            cwd=ROOT,  # type: ignore[attr-defined]
-            input="",  # never the terminal: a value asked for finds an empty stdin
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+    run = run_envfile
 
     assert run("init", str(settings), str(env_file)).returncode == 0
     first = ENVFILE.parse(env_file.read_text())
@@ -476,31 +483,63 @@ def test_envfile_init_makes_secrets_once_and_rotate_rotates(tmp_path: Path) -> N
     assert refused.returncode == 1 and "DOMIAN" in refused.stderr
 
 
+def test_envfile_init_merges_keeping_what_the_operator_set_and_blanking_nothing(
+    tmp_path: Path,
+) -> None:
+    """deploy.md has the operator set the bucket and a longer retention by hand, then run
+    init with terraform's settings at every upgrade: init keeps theirs and says so."""
+    env_file = tmp_path / ".env"
+    filled = {name: "x" * 32 for name in ENVFILE.SECRETS} | {"DASH_PASSWORD_HASH": "$2a$14$h"}
+    ENVFILE.write(env_file, filled | {"DOMAIN": "wiki.example.org"})
+    settings = tmp_path / "settings.json"
+    terraform = {"DOMAIN": "wiki.example.org", "BACKUP_S3_URL": "", "SILVER_RETENTION_DAYS": "90"}
+    settings.write_text(json.dumps(terraform))
+
+    run = run_envfile
+
+    url = "https://fsn1.your-objectstorage.com/b/wiki-events"
+    assert (
+        run("set", str(env_file), f"BACKUP_S3_URL={url}", "SILVER_RETENTION_DAYS=180").returncode
+        == 0
+    )
+    assert run("set", str(env_file), "BACKUP_S3_SECRET_ACCESS_KEY", stdin="k\n").returncode == 0
+    done = run("init", str(settings), str(env_file))
+    assert done.returncode == 0, done.stderr
+    values = ENVFILE.parse(env_file.read_text())
+    assert (values["BACKUP_S3_URL"], values["SILVER_RETENTION_DAYS"]) == (url, "180")
+    assert values["BACKUP_S3_SECRET_ACCESS_KEY"] == "k"
+    assert {n: values[n] for n in ENVFILE.SECRETS} == {n: filled[n] for n in ENVFILE.SECRETS}
+    assert "SILVER_RETENTION_DAYS: kept '180', set by hand; the settings say '90'" in done.stderr
+    assert "envfile.py release .env BACKUP_S3_URL" in done.stderr
+    # a setting terraform changes and nobody set by hand is taken, and said
+    settings.write_text(json.dumps(terraform | {"DOMAIN": "new.example.org"}))
+    done = run("init", str(settings), str(env_file))
+    assert ENVFILE.parse(env_file.read_text())["DOMAIN"] == "new.example.org"
+    assert "DOMAIN: 'wiki.example.org' -> 'new.example.org' (settings)" in done.stderr
+    # released, the settings' value wins at the next init
+    assert run("release", str(env_file), "SILVER_RETENTION_DAYS").returncode == 0
+    assert run("init", str(settings), str(env_file)).returncode == 0
+    values = ENVFILE.parse(env_file.read_text())
+    assert (values["SILVER_RETENTION_DAYS"], values["BACKUP_S3_URL"]) == ("90", url)
+    # a .env from before the record: an empty setting still blanks nothing
+    legacy = ENVFILE.parse(env_file.read_text())
+    del legacy[ENVFILE.SET_BY_HAND]
+    merged, said = ENVFILE.merge(legacy, terraform)
+    assert merged["BACKUP_S3_URL"] == url and any("blanks nothing" in line for line in said)
+    # the version is the stack's (the commit it started), never the settings'
+    merged, said = ENVFILE.merge(
+        {"WIKI_EVENTS_VERSION": "0a1b2c3d4e5f"}, {"WIKI_EVENTS_VERSION": "main"}
+    )
+    assert merged["WIKI_EVENTS_VERSION"] == "0a1b2c3d4e5f" and "deploy/bin/stack" in said[0]
+    # the record itself is not a name one sets
+    assert run("set", str(env_file), f"{ENVFILE.SET_BY_HAND}=DOMAIN").returncode == 1
+
+
 # -- terraform -----------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """python-hcl2's output without its quoting of names and strings and block markers."""
-    if isinstance(value, dict):
-        return {_plain(k): _plain(v) for k, v in value.items() if k != "__is_block__"}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
-        return value[1:-1]
-    return value
-
-
-def _terraform() -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for path in sorted(TERRAFORM.glob("*.tf")):
-        with open(path) as f:
-            for key, value in _plain(hcl2.load(f)).items():
-                merged.setdefault(key, []).extend(value)
-    return merged
-
-
 def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> None:
-    tf = _terraform()
+    tf = terraform()
     variables = {name: body for block in tf["variable"] for name, body in block.items()}
     assert {
         "hcloud_token",
@@ -513,12 +552,16 @@ def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> No
     for name, body in variables.items():
         assert body.get("type"), f"{name} has no type"
         assert len(body.get("description", "")) > 10, f"{name} is not described"
-    assert variables["hcloud_token"]["sensitive"] is True
+    for secret in ("hcloud_token", "alert_webhook_url", "heartbeat_url"):
+        assert variables[secret]["sensitive"] is True, secret
     assert variables["server_type"]["default"] == "cx23"  # the current CX line (cx22/32 are gone)
     providers = tf["terraform"][0]["required_providers"][0]
     assert re.fullmatch(r"~> \d+\.\d+\.\d+", providers["hcloud"]["version"])
     major, minor = map(int, providers["hcloud"]["version"][3:].split(".")[:2])
-    assert (major, minor) >= (1, 62)  # location on primary IPs; datacenters are phased out
+    # the newest release found (1.70.0); datacenter gone from servers and primary IPs (1.67)
+    assert (major, minor) >= (1, 70)
+    guide = (ROOT / "deploy.md").read_text()
+    assert f"hetznercloud/hcloud {providers['hcloud']['version']}" in guide  # one pin
     assert "random" not in providers  # no secret is made by terraform any more
     assert providers["hcloud"]["source"] == "hetznercloud/hcloud"
     outputs = {name: body for block in tf["output"] for name, body in block.items()}
@@ -527,7 +570,7 @@ def test_terraform_variables_are_typed_described_and_the_token_sensitive() -> No
 
 
 def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_secret() -> None:
-    tf = _terraform()
+    tf = terraform()
     data = {
         kind: body
         for block in tf["data"]
@@ -546,20 +589,25 @@ def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_s
     server = resources[("hcloud_server", "wiki")]
     assert server["server_type"] == "${data.hcloud_server_type.selected.name}"
     assert server["location"] == "${data.hcloud_location.selected.name}"
-    # the first resources created carry the deprecated-type precondition
-    conditions = str(resources[("hcloud_ssh_key", "admin")]["lifecycle"])
+    # the preflight carries the checks, and every resource made first waits for it
+    conditions = str(resources[("terraform_data", "preflight")]["lifecycle"])
     assert "local.server_type_here != null" in conditions and "is_deprecated" in conditions
+    assert "length(var.ssh_public_keys) + length(var.existing_ssh_key_names) > 0" in conditions
+    for first in ("hcloud_ssh_key", "hcloud_firewall", "hcloud_volume", "hcloud_primary_ip"):
+        (body,) = [b for (kind, _), b in resources.items() if kind == first]
+        assert body["depends_on"] == ["${terraform_data.preflight}"], first
     main = (TERRAFORM / "main.tf").read_text()
     assert "data.hcloud_server_type.selected.locations" in main
-    # addresses that outlive the server; user_data changes are no longer ignored
+    # addresses that outlive the server
     addresses = resources[("hcloud_primary_ip", "address")]
     assert addresses["for_each"] == '${toset(["ipv4", "ipv6"])}'
     assert addresses["auto_delete"] is False
     assert 'hcloud_primary_ip.address["ipv4"].id' in str(server["public_net"])
-    assert "user_data" not in str(server["lifecycle"])
-    # every setting terraform sends is one envfile.py init accepts (it refuses others)
+    # every setting terraform sends is one envfile.py init accepts (it refuses others);
+    # the version is not one: the server runs the commit it has checked out
     settings = next(block["settings"] for block in tf["locals"] if "settings" in block)
     assert set(settings) <= set(ENVFILE.SETTINGS) and {"DOMAIN", "DATA_DIR"} <= set(settings)
+    assert "WIKI_EVENTS_VERSION" not in settings
     text = "\n".join(p.read_text() for p in TERRAFORM.glob("*.tf"))
     assert "random_password" not in text and "bcrypt(" not in text
     example = (TERRAFORM / "terraform.tfvars.example").read_text()
@@ -568,7 +616,7 @@ def test_terraform_fails_at_plan_time_on_a_wrong_type_or_location_and_keeps_no_s
 
 
 def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
-    tf = _terraform()
+    tf = terraform()
     resources = [r for block in tf["resource"] for r in block.items()]
     firewalls = [
         body for kind, named in resources if kind == "hcloud_firewall" for body in named.values()
@@ -581,6 +629,7 @@ def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
     assert rules == {
         ("in", "tcp", "80"): everyone,
         ("in", "tcp", "443"): everyone,
+        ("in", "tcp", "8443"): "${var.analyst_cidrs}",
         ("in", "tcp", "22"): "${var.admin_cidrs}",
     }
     servers = [
@@ -596,30 +645,283 @@ def test_terraform_firewall_opens_web_to_all_and_ssh_to_admins_only() -> None:
     assert volumes and volumes[0]["delete_protection"] == "${var.protection}"
 
 
-SAMPLE = {
-    # base64 of {"DOMAIN": "wiki.example.org"}: terraform's jsonencode of the settings
-    "settings_b64": "eyJET01BSU4iOiAid2lraS5leGFtcGxlLm9yZyJ9",
-    "volume_device": "/dev/disk/by-id/scsi-0HC_Volume_1234567",
-    "repo_url": "https://git.example.org/you/wiki-events.git",
-    "git_ref": "main",
+# Arguments of hcloud_server the provider applies only by replacing the server: ForceNew in
+# hetznercloud/terraform-provider-hcloud v1.68.0, internal/server/resource.go (read there;
+# server_type, name, labels, firewall_ids, protection and public_net are updated in place)
+SERVER_FORCE_NEW = {"image", "location", "user_data", "ssh_keys"}
+
+
+def test_terraform_never_replaces_the_server_or_detaches_the_volume_on_an_ordinary_apply() -> None:
+    """A settings change used to replace the server: the volume was detached under the
+    running stack, then the protected server's delete failed. Now what would replace it is
+    ignored (settings go over SSH) or refused at plan time by prevent_destroy."""
+    declared = resources(terraform())
+    server = declared[("hcloud_server", "wiki")]
+    (lifecycle,) = server["lifecycle"]
+    ignored = set(lifecycle["ignore_changes"])
+    replacing = (SERVER_FORCE_NEW & set(server)) - ignored
+    # location: the volume and the addresses live there too: moving is a new deployment,
+    # refused below (prevent_destroy on the attachment and the volume)
+    assert replacing == {"location"}, replacing
+    assert "server_type" not in ignored  # changed in place (the provider powers off)
+    (attachment,) = declared[("hcloud_volume_attachment", "data")]["lifecycle"]
+    assert attachment["prevent_destroy"] is True  # no plan detaches the volume
+    (volume,) = declared[("hcloud_volume", "data")]["lifecycle"]
+    assert volume["prevent_destroy"] is True
+    assert server["shutdown_before_deletion"] is True  # a deliberate replacement is clean
+    # the settings reach a running server without user-data: over SSH, after the first
+    # boot and the attachment, again whenever the server or a setting changes
+    settings = declared[("terraform_data", "server_settings")]
+    assert settings["depends_on"] == ["${hcloud_volume_attachment.data}"]
+    assert settings["triggers_replace"]["server"] == "${hcloud_server.wiki.id}"
+    assert settings["triggers_replace"]["settings"] == "${local.settings}"
+    (connection,) = settings["connection"]
+    assert connection["user"] == "root"
+    assert connection["host"] == '${hcloud_primary_ip.address["ipv4"].ip_address}'
+
+
+def test_terraform_requires_an_alert_destination_and_a_heartbeat_unless_declined() -> None:
+    """apply refuses without an alert webhook or a heartbeat URL unless the operator
+    writes "none"; the validation's own regex, taken from variables.tf, judges samples."""
+    variables = {n: b for block in terraform()["variable"] for n, b in block.items()}
+    for name in ("alert_webhook_url", "heartbeat_url"):
+        body = variables[name]
+        assert body["default"] == "" and body["sensitive"] is True
+        (rule,) = body["validation"]
+        condition = rule["condition"]
+        assert f'var.{name} == "none"' in condition, condition
+        (pattern,) = re.findall(r'regex\("(.+?)", var\.', condition)
+        pattern = pattern.replace("\\\\", "\\")
+
+        def accepted(value: str, pattern: str = pattern) -> bool:
+            return value == "none" or re.search(pattern, value) is not None
+
+        assert not accepted("")  # the default: refused, the message says why
+        assert accepted("none") and accepted("https://ntfy.sh/wiki-events-8f3a1c")
+        assert not accepted("http://ntfy.sh/topic")  # the token would travel in clear
+        assert not accepted("https://x.example/it's")  # envfile.py writes no single quote
+        assert not accepted("https://x.example/a b")
+        assert '\\"none\\"' in rule["error_message"] and name in rule["error_message"]
+    example = (TERRAFORM / "terraform.tfvars.example").read_text()
+    # the example does not decide for the operator: left unset, apply asks for a choice
+    assert re.search(r"^(alert_webhook_url|heartbeat_url)\s*=", example, re.M) is None
+
+
+def test_terraform_keeps_the_alert_secrets_out_of_user_data_and_the_state() -> None:
+    tf = terraform()
+    locals_ = {k: v for block in tf["locals"] for k, v in block.items()}
+    assert not {"ALERT_WEBHOOK_URL", "HEARTBEAT_URL"} & set(locals_["settings"])
+    assert set(locals_["secret_settings"]) == {"ALERT_WEBHOOK_URL", "HEARTBEAT_URL"}
+    server = resources(tf)[("hcloud_server", "wiki")]
+    assert "secret" not in server["user_data"] and "alert" not in server["user_data"]
+    settings = resources(tf)[("terraform_data", "server_settings")]
+    # only a digest in the state (triggers_replace is stored there), to notice a change
+    assert settings["triggers_replace"]["secrets"] == (
+        "${sha256(jsonencode(local.secret_settings))}"
+    )
+    uploads = [p["file"] for p in settings["provisioner"] if "file" in p]
+    secret_upload = next(u for u in uploads if "secret_settings" in u["content"])
+    assert secret_upload["destination"].startswith("/root/")  # root's own folder (700)
+    assert secret_upload["content"] == (
+        "${local.secret_settings.ALERT_WEBHOOK_URL}\\n${local.secret_settings.HEARTBEAT_URL}\\n"
+    )
+    # the two URLs become the server's ALERT_WEBHOOK_URL and HEARTBEAT_URL (envfile.py)
+    assert {"ALERT_WEBHOOK_URL", "HEARTBEAT_URL"} <= set(ENVFILE.SETTINGS)
+
+
+def test_terraform_uses_ssh_keys_already_in_the_project_instead_of_failing() -> None:
+    """Hetzner refuses a second copy of a public key: one already in the project (under
+    another name) is used as it is; keys named in existing_ssh_key_names are looked up."""
+    tf = terraform()
+    data = {
+        (k, n): b for block in tf["data"] for k, named in block.items() for n, b in named.items()
+    }
+    assert ("hcloud_ssh_keys", "project") in data
+    assert data[("hcloud_ssh_key", "named")] == {
+        "for_each": "${toset(var.existing_ssh_key_names)}",
+        "name": "${each.value}",
+    }
+    declared = resources(tf)
+    assert declared[("hcloud_ssh_key", "admin")]["for_each"] == "${local.new_ssh_keys}"
+    keys = declared[("hcloud_server", "wiki")]["ssh_keys"]
+    for source in ("hcloud_ssh_key.admin", "local.reused_ssh_keys", "data.hcloud_ssh_key.named"):
+        assert source in keys, source
+    locals_ = {k: v for block in tf["locals"] for k, v in block.items()}
+    reused = locals_["reused_ssh_keys"]
+    # the same key body, under a name this configuration would not have given it
+    assert "k.body == body" in reused and 'k.name != "${var.name}-${name}"' in reused
+    assert "!contains(keys(local.reused_ssh_keys), name)" in locals_["new_ssh_keys"]
+    # the key's body is its type and base64, the comment dropped (terraform's regex)
+    (pattern,) = set(re.findall(r'regex\("(.+?)"', locals_["ssh_key_bodies"]))
+    pattern = pattern.replace("\\\\", "\\")
+    body = " ".join(re.match(pattern, "ssh-ed25519 AAAAC3Nz alice@laptop").groups())  # type: ignore[union-attr]
+    assert body == "ssh-ed25519 AAAAC3Nz"
+    assert " ".join(re.match(pattern, "ssh-ed25519  AAAAC3Nz").groups()) == body  # type: ignore[union-attr]
+
+
+def test_terraform_s3_backend_recipe_has_what_a_non_aws_endpoint_needs() -> None:
+    """backend.tf.example: Terraform's s3 backend against Hetzner Object Storage."""
+    with open(TERRAFORM / "backend.tf.example") as f:
+        recipe = plain(hcl2.load(f))
+    (backend,) = recipe["terraform"][0]["backend"]
+    s3 = backend["s3"]
+    assert s3["endpoints"] == {"s3": "https://fsn1.your-objectstorage.com"}
+    assert s3["region"] == "fsn1"
+    for setting in (
+        "use_path_style",  # https://HOST/BUCKET
+        "skip_credentials_validation",  # no STS
+        "skip_region_validation",  # fsn1 is no AWS region
+        "skip_requesting_account_id",  # no IAM / STS
+        "skip_metadata_api_check",  # not on EC2
+        "skip_s3_checksum",  # no x-amz-checksum-* headers
+        "use_lockfile",  # a lock beside the state (terraform >= 1.10)
+    ):
+        assert s3[setting] is True, setting
+    assert {"bucket", "key"} <= set(s3)
+    assert not {"access_key", "secret_key", "endpoint", "force_path_style"} & set(s3)
+
+
+# the remote-exec script, as terraform makes it: the inline lines joined by newlines,
+# with its default shebang (remote-exec's generateScripts, the ssh communicator's
+# UploadScript), uploaded and run as root
+SECRET_URL = "https://ntfy.example.org/wiki-events-SECRET-7c41d9"
+HEARTBEAT = "https://hc-ping.example.org/SECRET-5d0f6e2a"
+SETTINGS_PUSH_STAND_INS = {
+    "cloud-init": 'exit "$CLOUD_INIT_RC"',
+    "install": f'exec {real("install")} "$@"',
+    "python3": 'exec /usr/bin/python3 "$@"',
+    "rm": f'exec {real("rm")} "$@"',
 }
 
 
-def render_cloud_init(values: dict[str, str]) -> str:
-    """templatefile() for this template: only ${name} interpolations, checked complete."""
-    template = (TERRAFORM / "cloud-init.yaml.tftpl").read_text()
-    names = set(re.findall(r"\$\{(\w+)\}", template))
-    assert names == set(values), names ^ set(values)
-    assert "%{" not in template
-    return re.sub(r"\$\{(\w+)\}", lambda m: values[m.group(1)], template)
+class SettingsPush:
+    """terraform's remote-exec on a stand-in server: root's home with the two uploads, the
+    checkout's envfile.py, the volume's .env made by it, every program a stand-in."""
+
+    def __init__(self, tmp_path: Path, secrets: str, cloud_init_rc: int) -> None:
+        self.tmp = tmp_path
+        self.root = tmp_path / "root"
+        self.root.mkdir(parents=True)
+        settings = {"DOMAIN": "new.example.org", "DATA_DIR": "/mnt/wiki-events"}
+        (self.root / "wiki-events-settings.json").write_text(json.dumps(settings))
+        (self.root / "wiki-events-secret-settings").write_text(secrets)
+        self.opt = tmp_path / "opt"
+        deploy = self.opt / "wiki-events" / "deploy"
+        (deploy / "bin").mkdir(parents=True)
+        (deploy / "envfile.py").write_text((ROOT / "deploy" / "envfile.py").read_text())
+        stand_ins(deploy / "bin", {"stack": ""})
+        self.etc = tmp_path / "etc-wiki-events"
+        self.etc.mkdir()
+        self.mnt = tmp_path / "mnt"
+        self.env_file = self.mnt / "wiki-events" / ".env"
+        self.env_file.parent.mkdir(parents=True)
+        self.first_env = {"DOMAIN": "old.example.org", "DATA_DIR": "/mnt/wiki-events"}
+        hasher = stand_ins(tmp_path / "hasher", {"hash": "echo '$2a$14$standin'"}) / "hash"
+        previous = os.environ.get("WIKI_EVENTS_HASHER")
+        os.environ["WIKI_EVENTS_HASHER"] = str(hasher)
+        try:
+            self.before = ENVFILE.init(self.first_env, self.env_file)  # the first boot's
+        finally:
+            if previous is None:
+                del os.environ["WIKI_EVENTS_HASHER"]
+            else:
+                os.environ["WIKI_EVENTS_HASHER"] = previous
+        self.script = tmp_path / "terraform_1234.sh"
+        self.script.write_text(settings_push_script())
+        self.script.chmod(0o777)
+        self.log = tmp_path / "calls.log"
+        self.env = {
+            "PATH": str(stand_ins(tmp_path / "bin", SETTINGS_PUSH_STAND_INS)),
+            "STANDIN_LOG": str(self.log),
+            "CLOUD_INIT_RC": str(cloud_init_rc),
+            "HOME": "/root",
+        }
+
+    def run(self) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+        done = run_sandboxed(
+            [str(self.script)],
+            mounts={
+                "/root": self.root,
+                "/opt": self.opt,
+                "/mnt": self.mnt,
+                "/etc/wiki-events": self.etc,
+            },
+            scratch=self.tmp / "scratch",
+            env=self.env,
+        )
+        return done, logged(self.log)
+
+
+def test_terraform_sends_the_settings_over_ssh_the_secrets_on_stdin_only(
+    tmp_path: Path,
+) -> None:
+    push = SettingsPush(tmp_path, f"{SECRET_URL}\n{HEARTBEAT}\n", cloud_init_rc=0)
+    done, calls = push.run()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [c[0] for c in calls] == ["cloud-init", "install", "python3", "python3", "stack", "rm"]
+    assert calls[0] == ["cloud-init", "status", "--wait"]
+    assert calls[2][1:] == [
+        "deploy/envfile.py",
+        "init",
+        "/etc/wiki-events/settings.json",
+        "/mnt/wiki-events/.env",
+    ]
+    assert calls[3][1:] == [
+        "deploy/envfile.py",
+        "set",
+        "/mnt/wiki-events/.env",
+        "ALERT_WEBHOOK_URL",
+        "HEARTBEAT_URL",
+    ]
+    assert calls[4] == ["stack", "up"]  # the services take the new values
+    # the secrets reached .env by stdin: on no command line of anything the script ran
+    assert SECRET_URL not in push.log.read_text() and HEARTBEAT not in push.log.read_text()
+    after = ENVFILE.parse(push.env_file.read_text())
+    assert (after["ALERT_WEBHOOK_URL"], after["HEARTBEAT_URL"]) == (SECRET_URL, HEARTBEAT)
+    assert after["DOMAIN"] == "new.example.org"  # the new settings, through envfile init
+    assert all(after[n] == push.before[n] for n in ENVFILE.SECRETS)  # the secrets kept
+    assert oct(push.env_file.stat().st_mode & 0o777) == "0o600"
+    assert json.loads((push.etc / "settings.json").read_text())["DOMAIN"] == "new.example.org"
+    assert list(push.root.iterdir()) == []  # both uploads removed
+
+    # "none" for both (the operator wants none): empty values, still off every command line
+    nothing = SettingsPush(tmp_path / "none", "\n\n", cloud_init_rc=0)
+    done, _ = nothing.run()
+    assert done.returncode == 0, done.stderr
+    values = ENVFILE.parse(nothing.env_file.read_text())
+    assert (values["ALERT_WEBHOOK_URL"], values["HEARTBEAT_URL"]) == ("", "")
+
+
+def test_terraform_settings_push_stops_at_a_failed_first_boot_or_step_and_leaves_no_secret(
+    tmp_path: Path,
+) -> None:
+    # cloud-init says the first boot failed (its runcmd stopped at the volume guard, say)
+    failed = SettingsPush(tmp_path / "failed", f"{SECRET_URL}\n{HEARTBEAT}\n", cloud_init_rc=1)
+    done, calls = failed.run()
+    assert done.returncode == 1
+    assert "wiki-events: the first boot failed" in done.stderr
+    assert [c[0] for c in calls] == ["cloud-init", "rm"]  # nothing else ran
+    assert list(failed.root.iterdir()) == []  # the secret did not stay behind
+    assert SECRET_URL not in failed.env_file.read_text()
+    # a degraded boot (cloud-init >= 23.4 exits 2 on recoverable errors) is a finished one
+    degraded = SettingsPush(tmp_path / "degraded", f"{SECRET_URL}\n{HEARTBEAT}\n", 2)
+    done, calls = degraded.run()
+    assert done.returncode == 0, done.stderr
+    assert calls[-2] == ["stack", "up"]
+    # a step that fails (envfile.py refuses a value it cannot write) stops the rest
+    refused = SettingsPush(tmp_path / "refused", "https://x.example/it's\n\n", cloud_init_rc=0)
+    done, calls = refused.run()
+    assert done.returncode != 0 and "single quote" in done.stderr
+    assert "stack" not in [c[0] for c in calls]
+    assert list(refused.root.iterdir()) == []
 
 
 def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> None:
     main = (TERRAFORM / "main.tf").read_text()
     call = main[main.index("templatefile(") : main.index("})", main.index("templatefile("))]
-    assert set(re.findall(r"^\s+(\w+)\s+=", call, re.M)) == set(SAMPLE)
+    assert set(re.findall(r"^\s+(\w+)\s+=", call, re.M)) == set(USER_DATA_SAMPLE)
     rendered = tmp_path / "user-data.yaml"
-    rendered.write_text(render_cloud_init(SAMPLE))
+    rendered.write_text(render_user_data(USER_DATA_SAMPLE))
     ok = subprocess.run(
         ["cloud-init", "schema", "--config-file", str(rendered)],
         capture_output=True,
@@ -631,7 +933,7 @@ def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> Non
     assert "systemctl enable --now wiki-events.service" in text
     assert "deploy/envfile.py init /etc/wiki-events/settings.json /mnt/wiki-events/.env" in text
     assert "deploy/bin/prepare-volume /mnt/wiki-events" in text
-    assert re.search(r"PASSWORD|SECRET|random_password|bcrypt", text) is None  # no secret
+    assert re.search(r"PASSWORD|SECRET|WEBHOOK|HEARTBEAT|random_password|bcrypt", text) is None
     broken = tmp_path / "broken.yaml"
     broken.write_text(rendered.read_text().replace("package_update: true", "package_update: 7"))
     refused = subprocess.run(
@@ -641,6 +943,157 @@ def test_cloud_init_renders_and_passes_cloud_inits_schema(tmp_path: Path) -> Non
         timeout=120,
     )
     assert refused.returncode != 0  # the validator does check
+
+
+# -- the first boot, as cloud-init runs it ----------------------------------------------
+
+DEVICE = "/mnt/test-devices/scsi-0HC_Volume_1234567"  # where the test's volume appears
+FIRST_BOOT = {**USER_DATA_SAMPLE, "volume_device": DEVICE}
+# the programs runcmd calls, each a stand-in that logs its argv; `sh` and `grep` then run
+# the real one (so each `sh -c` step runs its own commands through the stand-ins, and the
+# fstab check reads the test's fstab); `mountpoint` answers as $VOLUME says; `git clone`
+# lays out a checkout whose deploy/bin/prepare-volume is a stand-in too
+FIRST_BOOT_STAND_INS = {
+    "sh": 'exec /bin/sh "$@"',
+    "grep": f'exec {real("grep")} "$@"',
+    "mountpoint": '[ "$VOLUME" = mounted ]',
+    "git": (
+        '[ "$1" = clone ] || exit 0\n'
+        "for dest; do :; done\n"
+        f'{real("mkdir")} -p "$dest/.git" "$dest/deploy/bin"\n'
+        f'{real("cp")} "$CHECKOUT_STAND_INS/prepare-volume" "$dest/deploy/bin/"'
+    ),
+    **{name: "" for name in ("mkdir", "mount", "systemctl", "python3", "ln", "cp", "sleep")},
+}
+
+
+class FirstBoot:
+    """A stand-in server for runcmd: its /opt, /mnt and /etc/fstab are the test's folders
+    (kept from one boot to the next, as a server's disk is), every program a stand-in."""
+
+    def __init__(self, tmp_path: Path, script: str) -> None:
+        self.tmp = tmp_path
+        self.scripts = scripts_folder(script, tmp_path / "instance" / "scripts")
+        self.bin = stand_ins(tmp_path / "bin", FIRST_BOOT_STAND_INS)
+        checkout = stand_ins(tmp_path / "checkout-stand-ins", {"prepare-volume": ""})
+        self.fstab = tmp_path / "fstab"
+        self.fstab.write_text("# the image's own fstab\n")
+        self.opt, self.mnt = tmp_path / "opt", tmp_path / "mnt"
+        self.opt.mkdir()
+        self.mnt.mkdir()
+        self.log = tmp_path / "calls.log"
+        self.env = {
+            "PATH": str(self.bin),
+            "STANDIN_LOG": str(self.log),
+            "CHECKOUT_STAND_INS": str(checkout),
+        }
+        self.runs = 0
+
+    def attach_volume(self) -> None:
+        device = self.mnt / "test-devices" / "scsi-0HC_Volume_1234567"
+        device.parent.mkdir(parents=True, exist_ok=True)
+        device.touch()
+
+    def boot(self, volume: str) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
+        """Run the scripts folder as scripts_user does; the calls of this run only."""
+        self.log.unlink(missing_ok=True)
+        self.runs += 1
+        done = run_sandboxed(
+            runparts_argv(self.scripts),
+            mounts={"/etc/fstab": self.fstab, "/opt": self.opt, "/mnt": self.mnt},
+            scratch=self.tmp / f"scratch-{self.runs}",
+            env={**self.env, "VOLUME": volume},
+        )
+        return done, logged(self.log)
+
+
+def _runcmd_steps(user_data: str) -> list[list[str]]:
+    """Each runcmd item as the argv its stand-in logs (the shell's own `set` is none)."""
+    steps = []
+    for item in yaml.safe_load(user_data)["runcmd"]:
+        argv = [str(a) for a in item] if isinstance(item, list) else shlex.split(item)
+        if argv[0] != "set":
+            steps.append([Path(argv[0]).name, *argv[1:]])
+    return steps
+
+
+def _positions(steps: list[list[str]], calls: list[list[str]]) -> list[int]:
+    """Where each step is in the calls, in order; fails on the first one missing."""
+    found, at = [], 0
+    for step in steps:
+        while at < len(calls) and calls[at] != step:
+            at += 1
+        assert at < len(calls), f"{step} did not run (after {found})"
+        found.append(at)
+        at += 1
+    return found
+
+
+GUARD = ["mountpoint", "-q", "/mnt/wiki-events"]
+
+
+def test_first_boot_stops_at_the_volume_guard_and_runs_every_step_once_mounted(
+    tmp_path: Path,
+) -> None:
+    """cloud-init's runcmd is one sh script (its own shellify), run by its scripts_user
+    (its own runparts): without the volume nothing after the guard runs; attached, every
+    step runs in order; run again (deploy.md's recovery), nothing is done twice."""
+    user_data = render_user_data(FIRST_BOOT)
+    script = runcmd_script(user_data)
+    assert script.startswith("#!/bin/sh\nset -eux\n")  # the first line after the header
+    server = FirstBoot(tmp_path, script)
+    steps = _runcmd_steps(user_data)
+    guard = next(i for i, s in enumerate(steps) if "mountpoint -q /mnt/wiki-events" in s[-1])
+
+    # the volume never appears: the wait gives up after 150 tries, the guard stops it all
+    failed, calls = server.boot("absent")
+    assert failed.returncode != 0
+    assert "wiki-events: data volume not mounted" in failed.stderr
+    assert "scripts_user: Runparts: 1 failures (runcmd)" in failed.stderr
+    assert [c for c in calls if c[0] == "sleep"] == [["sleep", "2"]] * 150
+    _positions(steps[: guard + 1], calls)
+    assert calls[-1] == GUARD  # nothing after it: no clone, no layout, no .env, no stack
+    assert not {"systemctl", "git", "prepare-volume", "python3", "ln", "cp"} & {c[0] for c in calls}
+    assert list(server.opt.iterdir()) == []  # nothing cloned onto the root disk
+
+    # the volume attached (the operator's fix), the same script run again: every step
+    server.attach_volume()
+    done, calls = server.boot("mounted")
+    assert done.returncode == 0, done.stderr
+    assert [c for c in calls if c[0] == "sleep"] == []
+    at = _positions(steps, calls)
+    assert calls[at[guard] + 1] == GUARD  # the guard's `sh -c`, then its check
+    assert ["git", "clone", "--branch", "main", FIRST_BOOT["repo_url"], "/opt/wiki-events"] in (
+        calls
+    )
+    assert calls[-1] == ["systemctl", "enable", "--now", "wiki-events.service"]
+    volume_line = f"{DEVICE} /mnt/wiki-events ext4 discard,nofail,defaults 0 2"
+    assert server.fstab.read_text().splitlines().count(volume_line) == 1
+
+    # and again: the clone is kept, the fstab line not doubled, the rest runs as before
+    again, calls = server.boot("mounted")
+    assert again.returncode == 0, again.stderr
+    assert "git" not in {c[0] for c in calls}
+    _positions([s for s in steps if "git clone" not in s[-1]], calls)
+    assert server.fstab.read_text().splitlines().count(volume_line) == 1
+
+
+def test_first_boot_without_set_e_is_the_defect_the_guard_alone_does_not_stop(
+    tmp_path: Path,
+) -> None:
+    """The same runcmd without its `set -eux` (the template before issue 21): the guard's
+    exit 1 ends only its own `sh -c`, and the clone, the layout, the .env and the stack
+    start run on the root disk. This is what the test above would see if the line went."""
+    user_data = render_user_data(FIRST_BOOT)
+    config = yaml.safe_load(user_data)
+    assert config["runcmd"][0] == "set -eux"
+    config["runcmd"] = config["runcmd"][1:]
+    server = FirstBoot(tmp_path, runcmd_script(yaml.safe_dump(config)))
+    done, calls = server.boot("absent")
+    assert "wiki-events: data volume not mounted" in done.stderr
+    names = [c[0] for c in calls]
+    assert names.index("mountpoint") < names.index("git") < names.index("prepare-volume")
+    assert calls[-1] == ["systemctl", "enable", "--now", "wiki-events.service"]
 
 
 # -- Caddy ---------------------------------------------------------------------------------
@@ -738,7 +1191,8 @@ def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> 
         "CREATE DATABASE",
     ):
         assert (privilege, "bronze.*") in grants, privilege
-    assert ("SELECT", "system.*") in grants
+    # system.columns and system.tables are every user's: nothing of system granted
+    assert not any(obj.startswith("system.") for _, obj in grants)
     cleaned = _dumps_tables_with_load_id()
     assert "silver.pageviews" in cleaned and "gold.top_pages_day_loads" in cleaned
     assert {obj for p, obj in grants if p == "ALTER DELETE" and obj != "bronze.*"} == cleaned
@@ -751,15 +1205,19 @@ def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> 
         ("SELECT", "gold.page_attention_spikes_compute"),
         ("SELECT", "gold.page_attention_hours_compute"),
         ("SELECT", "silver.pageviews"),
+        # and gold's media views, run as the inserting user by a media counts load
+        ("SELECT", "silver.mediacounts"),
     }
     assert spikes <= grants
     # nothing else on silver or gold: it cannot write or drop the edits' models
     others = {(p, obj) for p, obj in grants if obj.split(".")[0] in ("silver", "gold")}
     assert {p for p, _ in others - spikes} == {"ALTER DELETE"}
-    assert not any(obj == "*.*" for _, obj in grants)
+    # nothing global but CLUSTER, for its DDL ON CLUSTER (tests/test_grants.py)
+    assert {p for p, obj in grants if obj == "*.*"} == {"CLUSTER"}
     assert users["dumps"].findtext("profile") == "ingest"
     # the readers' gold views filter through the ledger: the dashboard reads it, only it;
-    # and silver's page views (the drill-down reads them by key), nothing else of silver
+    # and silver's page views and media counts (read by key: the drill-down, the exact
+    # top pages and media files, the lookup page), nothing else of silver
     dashboard = _grants(users["dashboard"])
     assert dashboard == {
         ("SELECT", "gold.*"),
@@ -767,41 +1225,34 @@ def test_clickhouse_dumps_user_has_what_the_dumps_loader_needs_and_no_more() -> 
         ("SELECT", "bronze.dumps_visible"),
         ("SELECT", "silver.pageviews"),
         ("SELECT", "silver.projectviews"),
+        ("SELECT", "silver.mediacounts"),
     }
 
 
-def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: Path) -> None:
-    """chDB has no access storage (no CREATE USER, no GRANT); what it can check, it does:
-    every grant parses in the engine, and the users, mapped to the embedded server's
-    users file with the profiles' readonly, behave: the dashboard reads, never writes."""
+@pytest.mark.slow
+def test_clickhouse_loads_the_users_file_and_the_dashboard_user_cannot_write(
+    tmp_path: Path,
+) -> None:
+    """users.d loads as it is in the embedded ClickHouse, whose engine (ClickHouse's own
+    access control) holds each user to its grants and profile: the dashboard reads,
+    never writes. (tests/test_local_clickhouse_access.py goes through every role.)"""
     users = _users()
-    root = ET.parse(USERS_XML).getroot()
-    toml = []
-    for name, user in users.items():
-        profile = (user.findtext("profile") or "").strip()
-        readonly = root.findtext(f"profiles/{profile}/readonly") if profile else None
-        toml.append(
-            f'[users.{name}]\npassword = "{name}-pw"\n'
-            + (f"readonly = {readonly}\n" if readonly else "")
-        )
-    users_file = tmp_path / "users.toml"
-    users_file.write_text("\n".join(toml))
-    server = ClickHouseProcess(tmp_path / "data", users=users_file).start()
+    env = {f"CLICKHOUSE_{name.upper()}_PASSWORD": f"{name}-pw" for name in users}
+    server = ClickHouseProcess(tmp_path / "data", users_d=USERS_XML.parent, env=env).start()
     try:
 
         def run(user: str, sql: str) -> httpx.Response:
-            return httpx.post(server.url, content=sql, auth=(user, f"{user}-pw"), timeout=30)
+            password = "" if user == "default" else f"{user}-pw"
+            return httpx.post(server.url, content=sql, auth=(user, password), timeout=30)
 
-        for name, user in users.items():
-            for grant in user.findall("grants/query"):
-                parsed = run("default", f"EXPLAIN AST {grant.text} TO {name}")
-                assert parsed.status_code == 200 and "GrantQuery" in parsed.text, parsed.text
-        assert run("loader", "CREATE DATABASE gold").status_code == 200
+        for name in users:  # each logs in with its password from the environment
+            assert run(name, "SELECT currentRoles()").status_code == 200, name
+        assert run("default", "CREATE DATABASE gold").status_code == 200
         assert (
-            run("loader", "CREATE TABLE gold.t (a UInt8) ENGINE = MergeTree ORDER BY a").status_code
+            run("dbt", "CREATE TABLE gold.t (a UInt8) ENGINE = MergeTree ORDER BY a").status_code
             == 200
         )
-        assert run("loader", "INSERT INTO gold.t VALUES (1)").status_code == 200
+        assert run("dbt", "INSERT INTO gold.t VALUES (1)").status_code == 200
         assert run("dashboard", "SELECT sum(a) FROM gold.t").text == "1\n"
         for write in (
             "INSERT INTO gold.t VALUES (2)",
@@ -809,7 +1260,7 @@ def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: P
             "CREATE TABLE gold.u (a UInt8) ENGINE = Memory",
         ):
             refused = run("dashboard", write)
-            assert refused.headers.get("X-ClickHouse-Exception-Code") == "164", write
+            assert refused.headers.get("X-ClickHouse-Exception-Code") == "497", refused.text
         assert run("dashboard", "SELECT count() FROM gold.t").text == "1\n"
     finally:
         server.stop()
@@ -818,6 +1269,7 @@ def test_clickhouse_grants_parse_and_the_dashboard_user_cannot_write(tmp_path: P
 # -- RabbitMQ definitions --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rabbitmq_definitions_import_into_the_broker_with_least_privilege(
     tmp_path: Path,
 ) -> None:
@@ -925,121 +1377,25 @@ def test_engines_become_replicated_on_a_cluster_and_only_there() -> None:
     assert "cluster: \"{{ env_var('DBT_CLICKHOUSE_CLUSTER', '') }}\"" in profile
 
 
-# -- deploy/bin/stack and deploy/bin/backup: the S3 secret on no command line ------------
-
-S3_SECRET = "s3-SECRET-never-in-argv-0123456789"
-
-# a stand-in docker: logs its argv, runs `compose exec -T backup /app/deploy/bin/...` with
-# this checkout's script, keeps what clickhouse-client gets on stdin, answers the rest
-FAKE_DOCKER = """#!{python}
-import json, os, subprocess, sys
-args = sys.argv[1:]
-with open(os.environ["ARGV_LOG"], "a") as log:
-    log.write(json.dumps(sys.argv) + "\\n")
-if args[:4] == ["compose", "exec", "-T", "backup"]:
-    script = args[4].replace("/app/", os.environ["CHECKOUT"] + "/", 1)
-    sys.exit(subprocess.run(["/bin/sh", script, *args[5:]]).returncode)
-if args[:4] == ["compose", "exec", "-T", "clickhouse"] and args[4] == "clickhouse-client":
-    stdin = "" if args[5:] else sys.stdin.read().strip()
-    with open(os.environ["QUERY_LOG"], "a") as log:
-        log.write(json.dumps(args[5:]) + " " + stdin + "\\n")
-"""
-
-# a stand-in wiki-events for deploy/bin/backup: logs its argv, keeps the query on stdin
-FAKE_WIKI_EVENTS = """#!{python}
-import json, os, sys
-with open(os.environ["ARGV_LOG"], "a") as log:
-    log.write(json.dumps(sys.argv) + "\\n")
-if sys.argv[1:] == ["sql", "-"]:
-    with open(os.environ["QUERY_LOG"], "a") as log:
-        log.write(sys.stdin.read() + "\\n")
-    print("backup-id\\tBACKUP_CREATED")
-"""
-
-# every other program the scripts may run: logged, then the real one
-LOGGED = (
-    '#!/bin/sh\nprintf \'%s\\n\' "$(printf \'%s\\t\' "$0" "$@")" >> "$ARGV_LOG"\nexec {real} "$@"\n'
-)
+def test_compose_passes_the_cluster_to_dbt_and_to_every_bronze_migration(tmp_path: Path) -> None:
+    """CLICKHOUSE_CLUSTER in .env, the name deploy/cluster's remote_servers gives the
+    cluster, reaches dbt's profile and each service that migrates bronze (the bronze
+    service, the loader at its start, the dumps followers); unset, none of them gets one."""
+    remote = ET.parse(ROOT / "deploy" / "cluster" / "config.d" / "cluster.xml").getroot()
+    (cluster,) = [c.tag for c in remote.find("remote_servers")]  # type: ignore[union-attr]
+    migrating = ("bronze", "loader", "dumps-pageviews", "dumps-mediacounts")
+    for value in (cluster, ""):
+        env = {**SAMPLE_ENV, "DATA_DIR": str(tmp_path), "COMPOSE_PROFILES": "dumps"}
+        done = compose_config({**env, "CLICKHOUSE_CLUSTER": value})
+        assert done.returncode == 0, done.stderr
+        services = json.loads(done.stdout)["services"]
+        assert services["dbt"]["environment"]["DBT_CLICKHOUSE_CLUSTER"] == value
+        for name in migrating:
+            assert services[name]["environment"]["CLICKHOUSE_CLUSTER"] == value, name
+    # .env has the setting, empty by default: one server
+    assert ENVFILE.FIELDS[ENVFILE.SETTINGS.index("CLICKHOUSE_CLUSTER")][1] == ""
 
 
-def shims(tmp_path: Path) -> dict[str, str]:
-    """A PATH of stand-ins and logging wrappers only: a program the scripts run that is not
-    here fails them (so none escapes the log); every argv goes to ARGV_LOG."""
-    import shutil
-    import sys
-
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    scripts = {
-        "docker": FAKE_DOCKER.format(python=sys.executable),
-        "wiki-events": FAKE_WIKI_EVENTS.format(python=sys.executable),
-    }
-    for name in ("dirname", "sed", "tail", "tr", "date", "mv", "cat"):
-        scripts[name] = LOGGED.format(real=shutil.which(name))
-    for name, text in scripts.items():
-        (bin_dir / name).write_text(text)
-        (bin_dir / name).chmod(0o755)
-    return {
-        "PATH": str(bin_dir),
-        "ARGV_LOG": str(tmp_path / "argv.log"),
-        "QUERY_LOG": str(tmp_path / "query.log"),
-        "CHECKOUT": str(ROOT),
-        "BACKUP_S3_URL": "https://fsn1.your-objectstorage.com/bucket/wiki-events",
-        "BACKUP_S3_ACCESS_KEY_ID": "KEYID",
-        "BACKUP_S3_SECRET_ACCESS_KEY": S3_SECRET,
-    }
-
-
-def test_stack_restore_and_backup_keep_the_s3_secret_off_every_command_line(
-    tmp_path: Path,
-) -> None:
-    env = shims(tmp_path)
-    restore = subprocess.run(
-        ["/bin/sh", str(ROOT / "deploy" / "bin" / "stack"), "restore", "20261201T030000Z"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert restore.returncode == 0, restore.stderr
-    argvs = (tmp_path / "argv.log").read_text()
-    assert "clickhouse-client" in argvs and "DROP DATABASE IF EXISTS bronze SYNC" in argvs
-    assert 'backup", "source", "20261201T030000Z' in argvs
-    assert S3_SECRET not in argvs and "KEYID" not in argvs
-    # the RESTORE, with the credentials, reached clickhouse-client on its stdin
-    restored = (tmp_path / "query.log").read_text().splitlines()
-    assert restored[-1] == (
-        "[] RESTORE DATABASE bronze, DATABASE silver, DATABASE gold FROM "
-        "S3('https://fsn1.your-objectstorage.com/bucket/wiki-events/20261201T030000Z', "
-        f"'KEYID', '{S3_SECRET}')"
-    )
-    # the daily backup: the query on wiki-events sql's stdin, the status file written
-    (tmp_path / "argv.log").unlink()
-    status = tmp_path / "status"
-    status.mkdir()
-    backup = subprocess.run(
-        ["/bin/sh", str(ROOT / "deploy" / "bin" / "backup"), "once"],
-        env={**env, "BACKUP_STATUS_DIR": str(status)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert backup.returncode == 0, backup.stderr
-    argvs = (tmp_path / "argv.log").read_text()
-    assert '"sql", "-"' in argvs and S3_SECRET not in argvs
-    query = (tmp_path / "query.log").read_text()
-    assert re.search(
-        rf"BACKUP DATABASE bronze, DATABASE silver, DATABASE gold TO S3\(.*'{S3_SECRET}'\)", query
-    )
-    assert (status / "last-ok").read_text().split()[1:] == ["backup-id", "BACKUP_CREATED"]
-    # nothing to restore from: refused before anything is stopped or dropped
-    (tmp_path / "argv.log").unlink()
-    empty = subprocess.run(
-        ["/bin/sh", str(ROOT / "deploy" / "bin" / "stack"), "restore", "x"],
-        env={**env, "BACKUP_S3_URL": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert empty.returncode == 1 and "no BACKUP_S3_URL" in empty.stderr
-    assert "DROP" not in (tmp_path / "argv.log").read_text()
+# deploy/bin/backup and deploy/bin/stack's backup and restore: tests/test_backup.py, run for
+# real against the embedded ClickHouse and an S3 stand-in (the S3 secret on no command line
+# included)

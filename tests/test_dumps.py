@@ -31,23 +31,24 @@ import pytest
 
 from dumps import schema
 from dumps.domains import BY_CODE, media_wiki
-from dumps.generate import (
-    HourStats,
+from dumps.load import MEDIACOUNTS, PAGEVIEWS, PROJECTVIEWS, Loader, Options
+from loader import bronze
+from loader.bronze import Bronze
+from transform.project import run_dbt
+from wiki_core.config import clickhouse_client
+from wiki_core.event import Reject, Valid, judge
+
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.dumps_expected import QUERY_TIME_SPIKES, expected_hours
+from .helpers.dumps_files import (
     MediaStats,
     pageviews_dir,
     pageviews_name,
     write_mediacounts_day,
     write_pageviews_hour,
 )
-from dumps.load import MEDIACOUNTS, PAGEVIEWS, PROJECTVIEWS, Loader, Options
-from dumps.server import DumpsSite, Faults, ServerThread
-from loader import bronze
-from loader.bronze import Bronze
-from wiki_core.config import clickhouse_client
-from wiki_core.event import Reject, Valid, judge
-from wiki_events.dbt import run_dbt
-
-from .conftest import ROOT, ClickHouseProcess, free_port
+from .helpers.dumps_site import Site, serve
+from .helpers.paths import ROOT
 
 H = dt.timedelta(hours=1)
 T0 = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)  # file hour 01 = views of 00:00-01:00
@@ -101,34 +102,14 @@ def clean(house: House) -> House:
     return house
 
 
-@dataclass
-class Site:
-    root: Path
-    faults: Faults
-    url: str
-
-
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    root = tmp_path / "other"
-    root.mkdir()
-    faults = Faults()
-    with ServerThread(DumpsSite(root, faults), free_port()) as server:
-        yield Site(root, faults, server.url)
+    with serve(tmp_path / "other") as found:
+        yield found
 
 
 def loader(house: House, site: Site, **kwargs: Any) -> Loader:
     return Loader(house.ch, Options(base_url=site.url, backoff=0.05, **kwargs))
-
-
-def expected_hours(files: dict[dt.datetime, HourStats]) -> dict[tuple[dt.datetime, str, str], int]:
-    """Views per (hour they happened, wiki, access) from the generator's own counts."""
-    out: dict[tuple[dt.datetime, str, str], int] = defaultdict(int)
-    for file_hour, stats in files.items():
-        for code, views in stats.views_by_code.items():
-            info = BY_CODE[code]
-            out[((file_hour - H).replace(tzinfo=None), info.wiki, info.access)] += views
-    return dict(out)
 
 
 def gold_hours(house: House) -> dict[tuple[dt.datetime, str, str], int]:
@@ -656,27 +637,6 @@ def test_service_follows_both_datasets_until_stopped(
         for thread in threads:
             thread.join(30)
     assert not any(thread.is_alive() for thread in threads)
-
-
-# the view as it was before the spikes were stored (a window over every page row of
-# silver at query time), with the dbt vars' defaults: the reference for the stored ones
-QUERY_TIME_SPIKES = """
-SELECT hour, wiki, title, views, edits, baseline_views, kind FROM (
-    SELECT hour, wiki, title, views, edits, baseline_views,
-        multiIf(views >= 500 AND views >= 5 * baseline_views AND edits = 0,
-                'views_without_edits',
-                edits >= 3 AND views < 10, 'edits_without_views', '') AS kind
-    FROM (
-        SELECT hour, wiki, title, views, edits,
-            sum(views) OVER (PARTITION BY wiki, title ORDER BY hour
-                             RANGE BETWEEN 86400 PRECEDING AND 1 PRECEDING) / 24
-                AS baseline_views
-        FROM gold.page_views_edits_hour
-        WHERE (hour, wiki) IN (SELECT DISTINCT hour, wiki FROM gold.pageviews_hour_wiki)
-    )
-)
-WHERE kind != ''
-"""
 
 
 def test_stored_attention_spikes_equal_the_query_time_definition(clean: House, site: Site) -> None:

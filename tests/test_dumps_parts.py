@@ -7,8 +7,7 @@ from __future__ import annotations
 import bz2
 import datetime as dt
 import gzip
-import subprocess
-import sys
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,11 @@ import httpx
 import pytest
 
 from dumps.domains import BY_CODE, CODES, codes_for_wiki, media_wiki
-from dumps.generate import (
+from dumps.load import MAX_INDEX_ENTRIES, PIECE, LoadFailed, _Decoder, _Lines, parse_index
+from wiki_core.config import user_agent
+
+from .helpers.cli import wiki_events
+from .helpers.dumps_files import (
     pageview_lines,
     pageviews_dir,
     pageviews_name,
@@ -24,11 +27,8 @@ from dumps.generate import (
     write_mediacounts_day,
     write_pageviews_hour,
 )
-from dumps.load import LoadFailed, _Decoder, parse_index
-from dumps.server import DumpsSite, Faults, ServerThread
-from wiki_core.config import user_agent
-
-from .conftest import ROOT, free_port
+from .helpers.dumps_site import DumpsSite, Faults, ServerThread
+from .helpers.ports import free_port
 
 HOUR = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)
 
@@ -60,6 +60,27 @@ def test_index_pages_look_like_nginx_and_parse_back(served: tuple[Path, Faults, 
     assert listed[name].size == size
     folders = httpx.get(url + "pageviews/2026/").text
     assert '<a href="2026-11/">2026-11/</a>' in folders and parse_index(folders) == {}
+
+
+def test_any_index_page_names_its_files_and_a_huge_one_is_refused() -> None:
+    """Links other than nginx's rows: names only (size -1: asked of the file), folders,
+    sorting links and anchors left out, single quotes and absolute paths understood."""
+    page = (
+        '<a href="?C=N;O=D">Name</a> <a href="../">up</a> <a href="#top">top</a>'
+        "<li><a href='/other/x/pageviews-20261101-010000.gz'>a</a></li>"
+        '<td><A HREF="projectviews-20261101-010000">b</A></td> <a href="sub/">sub/</a>'
+        '<a class="x" href="my%20file.gz">c</a>'
+    )
+    listed = parse_index(page)
+    assert set(listed) == {
+        "pageviews-20261101-010000.gz",
+        "projectviews-20261101-010000",
+        "my file.gz",
+    }
+    assert all(not entry.known for entry in listed.values())
+    many = "".join(f'<a href="f{i}">f</a>\n' for i in range(MAX_INDEX_ENTRIES + 1))
+    with pytest.raises(LoadFailed, match="the index lists more than 200,000 files"):
+        parse_index(many)
 
 
 def test_missing_hour_is_404(served: tuple[Path, Faults, str]) -> None:
@@ -147,24 +168,28 @@ def test_wiki_filter_codes_cover_the_domain_table() -> None:
     assert BY_CODE[""].wiki == "wikifunctionswiki"
 
 
+def decode(dec: _Decoder, data: bytes) -> bytes:
+    return b"".join(dec.feed(data))
+
+
 def test_decoder_tells_truncated_and_corrupt_from_good() -> None:
     data = b"en Main_Page 3 0\n" * 1000
     packed = gzip.compress(data)
     two_members = packed + gzip.compress(b"fr X 1 0\n")
     dec = _Decoder("gzip")
-    out = b"".join(dec.feed(two_members[i : i + 100]) for i in range(0, len(two_members), 100))
+    out = b"".join(decode(dec, two_members[i : i + 100]) for i in range(0, len(two_members), 100))
     dec.finish()
     assert out == data + b"fr X 1 0\n"
     cut = _Decoder("gzip")
-    cut.feed(packed[:-10])
+    decode(cut, packed[:-10])
     with pytest.raises(LoadFailed, match="truncated gzip"):
         cut.finish()
     broken = bytearray(packed)
     broken[-8] ^= 0xFF  # the CRC
     with pytest.raises(LoadFailed, match="corrupt gzip"):
-        _Decoder("gzip").feed(bytes(broken))
+        decode(_Decoder("gzip"), bytes(broken))
     b = _Decoder("bz2")
-    assert b.feed(bz2.compress(data)) == data
+    assert decode(b, bz2.compress(data)) == data
     b.finish()
 
 
@@ -177,9 +202,55 @@ def test_a_member_that_ends_where_a_chunk_ends_is_followed_by_the_next(
     pack = gzip.compress if compression == "gzip" else bz2.compress
     first, second = b"en A 1 0\n" * 500, b"fr B 2 0\n" * 500
     dec = _Decoder(compression)
-    out = dec.feed(pack(first)) + dec.feed(pack(second))
+    out = decode(dec, pack(first)) + decode(dec, pack(second))
     dec.finish()
     assert out == first + second
+
+
+@pytest.mark.parametrize("compression", ["gzip", "bz2"])
+def test_a_bomb_is_decoded_in_bounded_pieces(compression: str) -> None:
+    """One network chunk that expands to 4 GiB comes out a piece at a time (at most
+    ``PIECE`` bytes each), so the caller can stop it after the first few; the pieces of a
+    small member still join to the whole."""
+    if compression == "bz2":
+        member = bz2.compress(bytes(64 << 20), 9)  # 79 bytes
+        chunk = member * 64  # 4 GiB in ~5 KB
+    else:
+        pack = zlib.compressobj(9, zlib.DEFLATED, 31)
+        zeros = bytes(1 << 20)
+        chunk = b"".join(pack.compress(zeros) for _ in range(64)) + pack.flush()  # 64 MiB
+    pieces = _Decoder(compression).feed(chunk)
+    sizes = [len(next(pieces)) for _ in range(40)]
+    assert max(sizes) <= PIECE and sum(sizes) >= 20 * PIECE
+    pieces.close()
+    data = b"en A 1 0\n" * 300_000  # 2.7 MB: several pieces, nothing lost between them
+    pack_small = gzip.compress if compression == "gzip" else bz2.compress
+    dec = _Decoder(compression)
+    assert decode(dec, pack_small(data) * 2) == data * 2
+    dec.finish()
+
+
+@pytest.mark.parametrize("piece", [1, 7, 100, 4096, 1 << 20])
+def test_line_lengths_are_measured_across_pieces(piece: int) -> None:
+    """The longest line is found wherever it falls: inside a piece, across pieces, last
+    without its newline; a line of exactly the limit passes."""
+    limit = 1000
+    good = b"".join(b"x" * n + b"\n" for n in (0, 5, 999, 1000, 3, 1000)) + b"y" * 1000
+    counter = _Lines(limit)
+    for at in range(0, len(good), piece):
+        counter.feed(good[at : at + piece])
+    counter.finish()
+    assert counter.count == len(good.split(b"\n"))
+    for bad, line in (
+        (b"a\n" * 5 + b"x" * 1001 + b"\nb\n", 6),
+        (b"x" * 1001, 1),
+        (b"a\n" * 3000 + b"x" * 5000, 3001),
+    ):
+        counter = _Lines(limit)
+        with pytest.raises(LoadFailed, match=f"line {line:,} is longer than 1,000 bytes"):
+            for at in range(0, len(bad), piece):
+                counter.feed(bad[at : at + piece])
+            counter.finish()
 
 
 def test_user_agent_names_the_tool_and_contact() -> None:
@@ -211,17 +282,33 @@ def test_a_range_no_site_can_hold_is_refused_before_anything_is_asked(
 ) -> None:
     """Said at once, with no ClickHouse or dumps site running: a ten-thousand-year range is
     neither listed nor walked."""
-    done = subprocess.run(
-        [sys.executable, "-m", "wiki_events", command, *args],
-        cwd=ROOT,
+    done = wiki_events(
+        command,
+        *args,
         env={
-            "PATH": "/usr/bin:/bin",
             "CLICKHOUSE_URL": f"http://127.0.0.1:{free_port()}/",
             "DUMPS_URL": f"http://127.0.0.1:{free_port()}/other/",
         },
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert done.returncode == 2 and said in done.stderr, done.stderr
-    assert "Traceback" not in done.stderr
+    assert isinstance(done.exception, SystemExit)  # no traceback
+
+
+def test_clickhouse_down_is_one_line_with_its_cause_and_remedy() -> None:
+    port = free_port()
+    done = wiki_events(
+        "mediacounts",
+        "--from",
+        "2026-11-01",
+        env={
+            "CLICKHOUSE_URL": f"http://default:secret@127.0.0.1:{port}/default",
+            "DUMPS_URL": f"http://127.0.0.1:{free_port()}/other/",
+        },
+    )
+    assert done.returncode == 1, done.stderr
+    assert (
+        "cannot prepare the dumps' tables: ClickHouse is not answering at "
+        f"http://default:***@127.0.0.1:{port}/default (connection refused: nothing listens "
+        "there): start it (`wiki-events clickhouse`, or `up`)"
+    ) in done.stderr
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr

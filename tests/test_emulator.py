@@ -15,7 +15,7 @@ from reader.sse import SSEParser
 from reader.stream import resume_id
 from wiki_core.timefmt import iso_ms
 
-from .conftest import RAW
+from .helpers.paths import RAW
 
 GOOD = RAW.read_bytes().splitlines()[:2]
 NESTED = b'{"meta": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"

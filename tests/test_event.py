@@ -18,7 +18,7 @@ from wiki_core.topology import (
     encode_batch,
 )
 
-from .conftest import RAW, ROOT, SHARED_DATA
+from .helpers.paths import RAW, ROOT, SHARED_DATA
 
 FIRST = RAW.read_bytes().splitlines()[0]
 
@@ -169,6 +169,32 @@ def test_the_wiki_rule_is_the_one_silver_uses() -> None:
     # (its dbt unit test: wiki_invalid_says_why_each_row_is_left_out)
     sql = (ROOT / "wiki_dbt" / "macros" / "recentchange.sql").read_text()
     assert f"not match({{{{ wiki }}}}, '{WIKI_PATTERN}'), 'bad wiki'" in sql
+
+
+def test_the_dashboard_uses_the_judges_wiki_rule() -> None:
+    """The view keeps, and the wiki picker lists, only names the judge's rule allows:
+    the rule itself, bound into the picker's query whole, not a copy of it."""
+    from dash_app.controls import wiki_options
+    from dash_app.queries import WIKI_OPTIONS, Table
+    from dash_app.state import ViewState
+
+    names = ["enwiki", "zh_min_nanwiki", "a" * 64, "a" * 65, "EnWiki", "en wiki", "x'--", ""]
+    assert ViewState.build(names).wikis == ("enwiki", "zh_min_nanwiki", "a" * 64)
+
+    class Asked:
+        params: dict[str, object] = {}
+
+        def run(self, sql: str, params: dict[str, object], ttl: float) -> Table:
+            assert sql == WIKI_OPTIONS
+            Asked.params = params
+            return Table(["wiki", "weight"], [("dewiki", 3)])
+
+    assert wiki_options(Asked(), "?wikis=enwiki") == [  # type: ignore[arg-type]
+        {"label": "enwiki", "value": "enwiki"},
+        {"label": "dewiki", "value": "dewiki"},
+    ]
+    assert Asked.params == {"pattern": WIKI_PATTERN}
+    assert "match(wiki, {pattern:String})" in WIKI_OPTIONS
 
 
 def test_a_reject_text_is_reason_and_detail() -> None:

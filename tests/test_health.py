@@ -1,14 +1,18 @@
 """``wiki-events health``: liveness judged from outside the reader and the loader.
 
 Real parts: the broker (a vhost of its own), the embedded ClickHouse with the bronze
-migrations, a local HTTP receiver for alerts, the CLI as Docker runs it. The watchdog's
-Docker calls run against the real daemon in tests/test_stack.py.
+migrations (and production's users for the dumps followers' check), a local HTTP receiver
+for alerts, the CLI as Docker runs it. The watchdog's Docker calls run against the real
+daemon in tests/test_stack.py and against a stand-in Engine API on a unix socket in
+tests/test_watchdog.py; alert delivery and the heartbeat in tests/test_alerts.py.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -21,30 +25,34 @@ from typing import Any
 import pika
 import pytest
 
+from dumps import schema as dumps_schema
 from loader.bronze import RAW_TABLE, migrate
+from loader.status import last_insert_age, queue_depth
+from loader.status import verdict as loader_verdict
+from reader.checkpoint import Checkpoint
+from reader.status import verdict as reader_verdict
+from transform.marker import dumps_wanted, marker_text, models_digest
+from transform.marker import verdict as dbt_verdict
 from wiki_core.config import clickhouse_client
+from wiki_core.health import clickhouse_answers, rabbitmq_answers
 from wiki_core.topology import LOADER_QUEUE, topology
-from wiki_events.health import (
-    Watchdog,
-    alert,
-    backup_problem,
-    clickhouse_answers,
-    dbt_verdict,
-    dependencies,
-    dumps_wanted,
-    last_insert_age,
-    loader_verdict,
-    marker_text,
-    models_digest,
-    queue_depth,
-    rabbitmq_answers,
-    reader_verdict,
-)
+from wiki_events.watchdog import Watchdog, alert, backup_problem, dependencies
 
-from .conftest import ROOT, ClickHouseProcess, free_port
+from .helpers.cli import Ran, wiki_events
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.docker_engine import FakeDocker, container
+from .helpers.paths import ROOT, USERS_D
+from .helpers.ports import free_port
 
 
-def health(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def health(*args: str, env: dict[str, str]) -> Ran:
+    """``wiki-events health ARGS`` as Docker runs it, in this process."""
+    return wiki_events("health", *args, env=env)
+
+
+def health_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The same in a process of its own: WIKI_DBT_PROJECT is read when dbt's runner is
+    imported."""
     return subprocess.run(
         [sys.executable, "-m", "wiki_events", "health", *args],
         cwd=ROOT,
@@ -58,13 +66,20 @@ def health(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 # -- reader ------------------------------------------------------------------------------
 
 
+def saved_ago(checkpoint: Checkpoint, seconds: float) -> None:
+    """As if the reader had last saved ``checkpoint`` ``seconds`` ago."""
+    then = time.time() - seconds
+    os.utime(checkpoint.path, (then, then))
+
+
 def test_reader_is_healthy_while_its_checkpoint_moves(tmp_path: Path) -> None:
-    checkpoint = tmp_path / "reader.checkpoint.json"
-    assert not reader_verdict(checkpoint, 300).healthy  # nothing delivered yet
-    checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time() - 10}))
-    assert reader_verdict(checkpoint, 300).healthy
-    checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time() - 400}))
-    verdict = reader_verdict(checkpoint, 300)
+    checkpoint = Checkpoint(tmp_path / "reader.checkpoint.json")
+    assert not reader_verdict(checkpoint.path, 300).healthy  # nothing delivered yet
+    checkpoint.save("[]")
+    saved_ago(checkpoint, 10)
+    assert reader_verdict(checkpoint.path, 300).healthy
+    saved_ago(checkpoint, 400)
+    verdict = reader_verdict(checkpoint.path, 300)
     assert not verdict.healthy and "stuck" in verdict.reason
     # the command, as the healthcheck runs it: exit codes for Docker
     env = {"WIKI_EVENTS_DATA": str(tmp_path), "READER_STALE_SECONDS": "300"}
@@ -76,7 +91,7 @@ def test_reader_is_healthy_while_its_checkpoint_moves(tmp_path: Path) -> None:
     assert waits.returncode == 0, waits
     assert "stuck, but RabbitMQ is not answering at amqp://r:***@" in waits.stdout
     assert "the reader waits for it" in waits.stdout
-    checkpoint.write_text(json.dumps({"last_event_id": "[]", "saved_at": time.time()}))
+    checkpoint.save("[]")
     assert health("reader", env=env).returncode == 0
 
 
@@ -91,6 +106,7 @@ def test_loader_verdict_stuck_only_with_a_backlog_and_an_old_insert() -> None:
     assert not loader_verdict(3, None, 300).healthy  # messages waiting, nothing ever loaded
 
 
+@pytest.mark.slow
 def test_loader_health_reads_the_queue_and_bronze(
     amqp_url: str, clickhouse: ClickHouseProcess, tmp_path: Path
 ) -> None:
@@ -179,10 +195,10 @@ def test_the_dbt_marker_means_these_models_are_built(tmp_path: Path) -> None:
     real = ROOT / "wiki_dbt"
     assert models_digest(real) == models_digest(real)
     env = {"WIKI_DBT_PROJECT": str(project), "DBT_MARKER": str(marker)}
-    assert health("dbt", env=env).returncode == 1
-    marker.write_text(health("models-digest", env=env).stdout)
-    assert health("dbt", env=env).returncode == 0
-    assert health("wait-dbt", env=env).returncode == 0
+    assert health_process("dbt", env=env).returncode == 1
+    marker.write_text(health_process("models-digest", env=env).stdout)
+    assert health_process("dbt", env=env).returncode == 0
+    assert health_process("wait-dbt", env=env).returncode == 0
 
 
 def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_builds_them(
@@ -209,7 +225,13 @@ def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_buil
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "dbt-calls"
-    (bin_dir / "dbt").write_text(f'#!/bin/sh\necho "$*" >> {calls}\n')
+    target, docs = tmp_path / "target", tmp_path / "docs"
+    # `dbt docs generate` writes the docs' three files into the target folder
+    (bin_dir / "dbt").write_text(
+        f'#!/bin/sh\necho "$*" >> {calls}\n'
+        f'if [ "$1 $2" = "docs generate" ]; then mkdir -p {target} && '
+        f'for f in index.html manifest.json catalog.json; do echo "$f" > {target}/$f; done; fi\n'
+    )
     (bin_dir / "dbt").chmod(0o755)
     marker.unlink()
 
@@ -221,6 +243,8 @@ def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_buil
             "DBT_MARKER": str(marker),
             "WIKI_EVENTS_PROFILES": profiles,
             "DBT_CHECK_EVERY": "not-a-number",
+            "DBT_TARGET_PATH": str(target),
+            "DBT_DOCS_DIR": str(docs),
             "PATH": f"{bin_dir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
         }
         done = subprocess.run(
@@ -234,12 +258,19 @@ def test_the_marker_says_whether_the_dumps_models_are_built_and_dbt_service_buil
         return calls.read_text().splitlines()
 
     retention = f"run-operation apply_silver_retention --project-dir {project}"
-    assert service("") == [f"build --project-dir {project}"]
+    # a build, then its docs (for the analysts: deploy.md), written into the docs folder
+    built = [f"build --project-dir {project}", f"docs generate --project-dir {project}"]
+    assert service("") == built
     assert marker.read_text().split() == [models_digest(project)]
+    assert sorted(p.name for p in docs.iterdir()) == ["catalog.json", "index.html", "manifest.json"]
     assert service("") == [retention]  # built: nothing replaced, silver's TTL checked
-    assert service("dumps") == [f"build --project-dir {project} --vars {{dumps: true}}"]
+    (docs / "index.html").unlink()  # built, but no docs (a volume from before them)
+    assert service("") == [retention, f"docs generate --project-dir {project}"]
+    assert (docs / "index.html").read_text() == "index.html\n"
+    dumps = " --vars {dumps: true}"
+    assert service("dumps") == [line + dumps for line in built]
     assert marker.read_text().split() == [models_digest(project), "dumps"]
-    assert service("dumps") == [f"{retention} --vars {{dumps: true}}"]
+    assert service("dumps") == [retention + dumps]
 
 
 # -- alerts, backups, the watchdog -------------------------------------------------------
@@ -265,12 +296,15 @@ def receiver() -> Iterator[tuple[str, list[bytes]]]:
 
 
 def test_alerts_reach_the_webhook_and_a_failure_is_reported(
-    receiver: tuple[str, list[bytes]],
+    receiver: tuple[str, list[bytes]], tmp_path: Path
 ) -> None:
     url, got = receiver
     assert alert("disk full", url=url)
     assert got == [b"disk full"]
-    assert not alert("fail-me", url=url)
+    spool = {"ALERT_SPOOL_DIR": str(tmp_path / "pending")}
+    assert not alert("fail-me", url=url, waits=(0.05,), env=spool)  # 500: tried twice
+    assert got[1:] == [b"fail-me", b"fail-me"]
+    assert [p.read_text() for p in (tmp_path / "pending").iterdir()] == ["fail-me"]
     assert not alert("nowhere", url="")  # no webhook: logged only
     done = health(
         "alert", "dbt test failed", env={"ALERT_WEBHOOK_URL": url, "ALERT_WEBHOOK_FORMAT": "json"}
@@ -289,42 +323,46 @@ def test_backup_status_files_are_judged(tmp_path: Path) -> None:
     assert "failed" in str(backup_problem(tmp_path, 3600))
 
 
-class FakeDocker:
-    """Stands in for the Docker socket only here; test_stack.py uses the real daemon."""
-
-    def __init__(self, unhealthy: list[dict[str, Any]]) -> None:
-        self.listed = unhealthy
-        self.restarted: list[str] = []
-
-    def unhealthy(self, project: str) -> list[dict[str, Any]]:
-        return [c for c in self.listed if c["project"] == project]
-
-    def restart(self, container_id: str, timeout: int = 30) -> None:
-        self.restarted.append(container_id)
+AUTOHEAL = {"wiki-events.autoheal": "true"}
 
 
 def test_watchdog_restarts_unhealthy_containers_and_alerts_once_an_hour(tmp_path: Path) -> None:
     docker = FakeDocker(
         [
-            {"Id": "abc", "Names": ["/p-loader-1"], "project": "p"},
-            {"Id": "zzz", "Names": ["/other-loader-1"], "project": "other"},
+            container(
+                "abc", "loader", health="unhealthy", said="stuck: 40 waiting", labels=AUTOHEAL
+            ),
+            container("zzz", "loader", project="other", health="unhealthy", labels=AUTOHEAL),
+            container("dbt", "dbt", health="unhealthy"),  # no label: dbt alerts itself
         ]
     )
     sent: list[str] = []
     dog = Watchdog(
-        docker,
+        docker,  # type: ignore[arg-type]
         "p",
         tmp_path,
         disk_percent=0,
-        backup_expected=True,  # type: ignore[arg-type]
+        backup_expected=True,
         backup_max_age=3600,
         notify=sent.append,
+        volume_on_host="/mnt/wiki-events",
     )
     dog.started -= 7200  # running for two hours: a missing backup is now overdue
     dog.check()
     assert docker.restarted == ["abc"]
-    assert any("p-loader-1 was unhealthy" in s for s in sent)
-    assert any("full" in s for s in sent) and any("no backup" in s for s in sent)
+    assert sent[0] == (
+        "wiki-events: p-loader-1 was unhealthy and has been restarted (its check said: "
+        "stuck: 40 waiting); if it comes back, see `docker compose logs --tail 100 loader`"
+    )
+    assert re.fullmatch(
+        r"wiki-events: data volume /mnt/wiki-events \d+% full \(alert at 0%\): grow the "
+        r"volume or shorten retention \(deploy.md, section 7\)",
+        sent[1],
+    )
+    assert sent[2] == (
+        "wiki-events: no backup has succeeded yet; see `docker compose logs --tail 100 "
+        "backup`, then `deploy/bin/stack backup` (deploy.md, section 4)"
+    )
     sent.clear()
     docker.listed = []
     dog.check()  # the same disk and backup problems within the hour: not sent again
@@ -334,7 +372,7 @@ def test_watchdog_restarts_unhealthy_containers_and_alerts_once_an_hour(tmp_path
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "last-ok").write_text("20261201T000000Z BACKUP_CREATED")
     dog.check()
-    assert len(sent) == 2 and "data volume back to" in sent[0]
+    assert len(sent) == 2 and "data volume /mnt/wiki-events back to" in sent[0]
     assert sent[1] == "wiki-events: backups succeed again"
     dog.check()
     assert len(sent) == 2
@@ -355,7 +393,7 @@ def test_watchdog_alerts_a_dependencys_outage_once_and_its_return(
     now = [0.0]
     sent: list[str] = []
     dog = Watchdog(
-        FakeDocker([]),
+        FakeDocker([]),  # type: ignore[arg-type]
         "p",
         tmp_path,
         disk_percent=100,
@@ -398,3 +436,86 @@ def test_watchdog_alerts_a_dependencys_outage_once_and_its_return(
     now[0] = 561
     dog.check()
     assert len(sent) == 2 and "ClickHouse is not answering" in sent[-1]
+
+
+# -- the dumps followers -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def production_users(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseProcess]:
+    """The embedded ClickHouse with production's users.d as it is: the follower's check
+    runs as the dumps user, held to its grants by ClickHouse's own access control."""
+    names = ("loader", "dbt", "dashboard", "backup", "dumps")
+    env = {f"CLICKHOUSE_{name.upper()}_PASSWORD": f"{name}-pw" for name in names}
+    folder = tmp_path_factory.mktemp("users")
+    server = ClickHouseProcess(folder / "data", users_d=USERS_D, env=env).start()
+    yield server
+    server.stop()
+
+
+def ledger_row(dataset: str, period: dt.datetime, state: str = "done", n: int = 0) -> list[Any]:
+    stamp = period.strftime("%Y%m%d-%H%M%S")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return [dataset, f"{dataset}-{stamp}.gz", n, period.replace(tzinfo=None), state, now, now]
+
+
+@pytest.mark.slow
+def test_a_dumps_follower_is_unhealthy_once_it_stopped_loading(
+    production_users: ClickHouseProcess, tmp_path: Path
+) -> None:
+    """``wiki-events health dumps FOLLOWER`` as the followers' healthcheck runs it, as the
+    dumps user: healthy while its newest file is within the publication delay (8 h for
+    page views) plus DUMPS_STALE_SECONDS; unhealthy past it, or with nothing loaded."""
+    url = production_users.url
+    as_dumps = url.replace("http://", "http://dumps:dumps-pw@") + "/default"
+    env = {"CLICKHOUSE_URL": as_dumps, "DUMPS_STALE_SECONDS": "3600"}
+    gone = health("dumps", "pageviews", env=env)
+    assert gone.returncode == 1 and "bronze.dumps_files: the dumps' tables were" in gone.stderr
+    admin = clickhouse_client(url)
+    dumps_schema.migrate(admin)
+    nothing = health("dumps", "pageviews", env=env)
+    assert nothing.returncode == 1 and "pageviews: no file loaded yet" in nothing.stderr
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    columns = ["dataset", "name", "load_id", "period", "state", "started_at", "finished_at"]
+
+    def loaded(*rows: list[Any]) -> None:
+        admin.insert(dumps_schema.LEDGER, list(rows), column_names=columns)
+
+    # page views of 3 hours ago (within the 8 h the site may take), project views too
+    loaded(ledger_row("pageviews", hour - dt.timedelta(hours=3), n=1))
+    loaded(ledger_row("projectviews", hour - dt.timedelta(hours=3), n=2))
+    fine = health("dumps", "pageviews", env=env)
+    assert fine.returncode == 0, fine
+    assert fine.stdout.startswith("pageviews: views up to ") and "projectviews" in fine.stdout
+    # the media counts follower judges its own dataset only
+    assert health("dumps", "mediacounts", env=env).returncode == 1
+    # 10 h behind and more: past the 8 h the site may take plus DUMPS_STALE_SECONDS (1 h)
+    admin.command(f"TRUNCATE TABLE {dumps_schema.LEDGER}")
+    old = hour - dt.timedelta(hours=10)
+    loaded(ledger_row("pageviews", old, n=3), ledger_row("projectviews", old, n=4))
+    late = health("dumps", "pageviews", env=env)
+    assert late.returncode == 1
+    assert "pageviews: views up to" in late.stderr and "more than the 8.0 h the dumps'" in (
+        late.stderr
+    )
+    assert "DUMPS_STALE_SECONDS (60 min)" in late.stderr and "stopped loading" in late.stderr
+    # a larger allowance (the option, or DUMPS_STALE_SECONDS) says it is still fine
+    assert health("dumps", "pageviews", "--beyond", "14400", env=env).returncode == 0
+    # a failed file is named where nothing was loaded
+    admin.command(f"TRUNCATE TABLE {dumps_schema.LEDGER}")
+    loaded(ledger_row("mediacounts", hour - dt.timedelta(days=1), state="failed", n=5))
+    failed = health("dumps", "mediacounts", env=env)
+    assert failed.returncode == 1
+    assert "mediacounts: no file loaded yet (1 failed: mediacounts-" in failed.stderr
+    # ClickHouse down is not the follower's failure (the watchdog alerts on ClickHouse)
+    closed = free_port()
+    down = health(
+        "dumps", "pageviews", env={**env, "CLICKHOUSE_URL": f"http://dumps:pw@127.0.0.1:{closed}"}
+    )
+    assert down.returncode == 0 and "the dumps follower waits for it" in down.stdout
+    # held at its gate while dbt builds the dumps' models: waiting, not stopped
+    gate = tmp_path / "dbt"
+    gate.mkdir()
+    (gate / "dbt-built").write_text("another version\n")
+    waiting = health("dumps", "pageviews", env={**env, "DBT_MARKER": str(gate / "dbt-built")})
+    assert waiting.returncode == 0 and "waiting for dbt" in waiting.stdout

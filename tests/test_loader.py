@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,42 +26,20 @@ from loader.bronze import (
 )
 from loader.consumer import Loader, Options
 from loader.direct import DirectSink
-from reader.emulator import Log, load
 from reader.publisher import Publisher
 from wiki_core.config import clickhouse_client
 from wiki_core.event import Reject, Valid, judge
 from wiki_core.metrics import serve
-from wiki_core.topology import EXCHANGE, LOADER_QUEUE, Batch, declare_topology
+from wiki_core.topology import LOADER_QUEUE, Batch
 
-from .conftest import RAW, ROOT, ClickHouseProcess, free_port
-
-
-@pytest.fixture
-def ch(tmp_path: Path) -> Iterator[ClickHouseProcess]:
-    server = ClickHouseProcess(tmp_path / "ch").start()
-    migrate(clickhouse_client(server.url))
-    yield server
-    if server.proc is not None:
-        server.stop()
-
-
-def looped_events(count: int) -> list[str]:
-    """The recorded real events, looped with fresh ids and shifted times."""
-    log = Log(load(RAW), loop=True)
-    return [log.get(offset).data.decode() for offset in range(count)]  # type: ignore[union-attr]
-
-
-def publish(amqp_url: str, lines: list[str], per_message: int = 1000) -> None:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = conn.channel()
-    declare_topology(channel, quorum=True)
-    channel.confirm_delivery()
-    for start in range(0, len(lines), per_message):
-        body = ("\n".join(lines[start : start + per_message]) + "\n").encode()
-        channel.basic_publish(
-            EXCHANGE, "enwiki", body, pika.BasicProperties(delivery_mode=2, headers={"events": 0})
-        )
-    conn.close()
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.metrics import scrape
+from .helpers.paths import RAW, ROOT
+from .helpers.ports import free_port
+from .helpers.rabbitmq import publish
+from .helpers.recorded import looped_events
+from .helpers.signals import sigterm_when
+from .helpers.warehouse import bronze_counts
 
 
 def queue_depth(amqp_url: str) -> int:
@@ -70,15 +48,6 @@ def queue_depth(amqp_url: str) -> int:
         return int(conn.channel().queue_declare(LOADER_QUEUE, passive=True).method.message_count)
     finally:
         conn.close()
-
-
-def bronze_counts(server: ClickHouseProcess) -> tuple[int, int]:
-    count, distinct = (
-        clickhouse_client(server.url)
-        .query(f"SELECT count(), uniqExact(event_id) FROM {RAW_TABLE}")
-        .result_rows[0]
-    )
-    return int(count), int(distinct)
 
 
 def run_until_drained(loader: Loader, amqp_url: str, expect: int, timeout: float = 180) -> None:
@@ -100,6 +69,7 @@ def run_until_drained(loader: Loader, amqp_url: str, expect: int, timeout: float
     thread.join(60)
 
 
+@pytest.mark.slow
 def test_120k_events_with_copies_land_once(ch: ClickHouseProcess, amqp_url: str) -> None:
     events = looped_events(120_000)
     publish(amqp_url, events)
@@ -111,6 +81,7 @@ def test_120k_events_with_copies_land_once(ch: ClickHouseProcess, amqp_url: str)
     assert queue_depth(amqp_url) == 0
 
 
+@pytest.mark.slow
 def test_kill_9_after_insert_before_ack_then_restart(ch: ClickHouseProcess, amqp_url: str) -> None:
     events = looped_events(20_000)
     publish(amqp_url, events)
@@ -130,6 +101,7 @@ def test_kill_9_after_insert_before_ack_then_restart(ch: ClickHouseProcess, amqp
     assert loader.stats.duplicates >= landed - 5000  # the redelivered, already-landed part
 
 
+@pytest.mark.slow
 def test_clickhouse_restart_during_load(ch: ClickHouseProcess, amqp_url: str) -> None:
     events = looped_events(60_000)
     publish(amqp_url, events[:20_000])
@@ -163,6 +135,7 @@ def test_clickhouse_restart_during_load(ch: ClickHouseProcess, amqp_url: str) ->
     assert bronze_counts(ch) == (60_000, 60_000)
 
 
+@pytest.mark.slow
 def test_a_poison_message_lands_in_rejects_and_the_rest_of_its_batch_in_bronze(
     ch: ClickHouseProcess, amqp_url: str
 ) -> None:
@@ -197,6 +170,7 @@ def test_a_poison_message_lands_in_rejects_and_the_rest_of_its_batch_in_bronze(
     assert raw_kept == [(good[0],)]  # byte for byte
 
 
+@pytest.mark.slow
 def test_the_readers_rejects_reach_bronze_through_the_quarantine(
     ch: ClickHouseProcess, amqp_url: str
 ) -> None:
@@ -226,6 +200,7 @@ def test_the_readers_rejects_reach_bronze_through_the_quarantine(
     assert bronze_counts(ch) == (1, 1)  # its batch's event landed, as in the direct mode
 
 
+@pytest.mark.slow
 def test_the_same_meta_id_with_another_meta_dt_is_a_duplicate(
     ch: ClickHouseProcess, amqp_url: str
 ) -> None:
@@ -307,6 +282,7 @@ print(" ".join(sorted({"numpy", "pandas", "pyarrow", "polars"} & set(sys.modules
 """
 
 
+@pytest.mark.slow
 def test_the_loader_never_loads_the_dataframe_libraries(
     ch: ClickHouseProcess, amqp_url: str
 ) -> None:
@@ -326,6 +302,7 @@ def test_the_loader_never_loads_the_dataframe_libraries(
     assert done.stdout.strip() == ""
 
 
+@pytest.mark.slow
 def test_long_lines_unusual_times_and_out_of_range_years(
     ch: ClickHouseProcess, amqp_url: str
 ) -> None:
@@ -404,11 +381,10 @@ def test_direct_counts_stay_exact_when_a_retry_follows_a_landed_insert(
     assert Bronze(client).write(rows[:5], []) == (0, 5)  # type: ignore[arg-type]
 
 
+@pytest.mark.slow
 def test_loader_counts_and_metrics_stay_exact_when_the_rejects_write_fails_once(
     ch: ClickHouseProcess, amqp_url: str
 ) -> None:
-    from .test_metrics import scrape  # it imports this module's helpers
-
     events = looped_events(2000)
     publish(amqp_url, [*events[:1000], "{not json", *events[1000:]], per_message=2001)
     client = clickhouse_client(ch.url)
@@ -444,3 +420,21 @@ def test_loader_counts_and_metrics_stay_exact_when_the_rejects_write_fails_once(
     assert scraped["wiki_loader_duplicates_total"] == 0
     assert scraped["wiki_loader_insert_retries_total"] >= 1
     assert client.command(f"SELECT count() FROM {REJECTS_TABLE}") == 1
+
+
+def test_load_stops_on_sigterm_while_rabbitmq_is_down(
+    ch: ClickHouseProcess, tmp_path: Path
+) -> None:
+    """`wiki-events load` with ClickHouse up and RabbitMQ unreachable (a closed port)
+    waits between reconnects; SIGTERM ends the wait at once: status 0, its summary, one
+    line per attempt with the cause, no pika traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLICKHOUSE_", "AMQP_"))}
+    env |= {
+        "CLICKHOUSE_URL": f"{ch.url}/default",
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+        "WIKI_EVENTS_DATA": str(tmp_path / "var"),
+    }
+    ended = sigterm_when(["load"], env, tmp_path / "log", "reconnecting in", times=3)
+    assert ended.returncode == 0 and ended.seconds < 3, ended
+    assert "(connection refused: nothing listens there); reconnecting in" in ended.log
+    assert "summary:" in ended.log and "Traceback" not in ended.log, ended.log

@@ -29,7 +29,9 @@ import pytest
 import zstandard
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from .conftest import READONLY_USER, ROOT, ClickHouseProcess, free_port
+from .helpers.clickhouse import READONLY_USER, ClickHouseProcess
+from .helpers.paths import ROOT
+from .helpers.ports import free_port
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import lz4.frame
 import pytest
 import zstandard
 
-from .conftest import ClickHouseProcess
+from .helpers.clickhouse import ClickHouseProcess
 
 LIMIT = 64 << 20  # the server's max decompressed body size in these tests
 BOMB = 256 << 20  # zeros each bomb expands to

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -12,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import FIXTURES, ClickHouseProcess
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.paths import FIXTURES
 
 DBT = str(Path(sys.executable).with_name("dbt"))
 
@@ -35,6 +37,7 @@ def scalar(server: ClickHouseProcess, sql: str) -> str:
     return httpx.post(server.url, content=sql).text.strip()
 
 
+@pytest.mark.slow
 def test_dbt_debug_run_rerun_full_refresh_test_docs(tmp_path: Path) -> None:
     project = tmp_path / "dbt_mini"
     shutil.copytree(FIXTURES / "dbt_mini", project)
@@ -74,14 +77,18 @@ def test_dbt_debug_run_rerun_full_refresh_test_docs(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("wait_end_of_query", ["0", "1"])
+@pytest.mark.parametrize("prefix", ["dbt", "dbt_clickhouse"])
 def test_query_log_keeps_the_text_as_sent_and_the_projection_used(
-    clickhouse: ClickHouseProcess, wait_end_of_query: str
+    clickhouse: ClickHouseProcess, wait_end_of_query: str, prefix: str
 ) -> None:
     """dbt-clickhouse's projection tests find their query in system.query_log by its
     leading comment and check which projection answered it; a server logs the text as
     it came, whitespace around it included, whether the answer streams or waits for the
-    end of the query (clickhouse-connect's way)."""
-    db = f"dbt_{uuid.uuid4().hex[:8]}"
+    end of the query (clickhouse-connect's way), and logs nothing else with that text:
+    the suite's schemas are named dbt_clickhouse_..., a word that sends the query to the
+    guard (guard.py), whose own statements (EXPLAIN AST, formatQuerySingleLine) hold
+    the text and must stay out of the log."""
+    db = f"{prefix}_{uuid.uuid4().hex[:8]}"
     for sql in (
         f"CREATE DATABASE {db}",
         f"CREATE TABLE {db}.people (age UInt8, department String, "
@@ -103,9 +110,28 @@ def test_query_log_keeps_the_text_as_sent_and_the_projection_used(
         clickhouse.url,
         params={"param_m": f"%{marker}%"},
         content="SELECT query, projections FROM system.query_log WHERE query LIKE {m:String} "
-        "AND type = 'QueryFinish' AND query NOT LIKE '%system.query_log%' FORMAT JSONEachRow",
-    ).json()
-    assert logged == {"query": sent + " FORMAT TSV", "projections": [f"{db}.people.by_dept"]}
+        "AND type = 'QueryFinish' AND query NOT LIKE '%system.query_log%' "
+        "FORMAT JSONEachRow",
+    ).text.splitlines()
+    assert [json.loads(row) for row in logged] == [
+        {"query": sent + " FORMAT TSV", "projections": [f"{db}.people.by_dept"]}
+    ]
+
+
+def test_the_guards_parse_takes_the_requests_parser_settings(
+    clickhouse: ClickHouseProcess,
+) -> None:
+    """The guard's own parse (above: on a connection of its own) takes the request's
+    parser settings: a query past the default max_query_size (256 KiB) that names a
+    guarded word runs when the URL raises the limit, as without the guard."""
+    values = ",".join(f"'{uuid.uuid4()}'" for _ in range(8000))  # about 300 KB
+    sql = f"SELECT count() AS clickhouse FROM (SELECT arrayJoin([{values}]))"
+    assert len(sql) > 262144
+    raised = httpx.post(clickhouse.url, params={"max_query_size": "100000000"}, content=sql)
+    assert raised.status_code == 200, raised.text
+    assert raised.text == "8000\n"
+    default = httpx.post(clickhouse.url, content=sql)
+    assert default.status_code == 400 and "Max query size exceeded" in default.text
 
 
 def test_wait_end_of_query_answers_a_late_error_with_its_status(

@@ -14,23 +14,24 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import ClickHouseProcess
+from .helpers.clickhouse import ClickHouseProcess
 
 TIMEOUT = 2  # the server's receive timeout in these tests, seconds
-USERS = """
-[users.admin]
-password = "admin-secret"
-
-[users.viewer]
-password = "view-secret"
-readonly = 1
+# a users file without `default`: only its users exist
+USERS = """<clickhouse>
+  <profiles><default/><viewer><readonly>1</readonly></viewer></profiles>
+  <users>
+    <admin><password>admin-secret</password><profile>default</profile></admin>
+    <viewer><password>view-secret</password><profile>viewer</profile></viewer>
+  </users>
+</clickhouse>
 """
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseProcess]:
     folder = tmp_path_factory.mktemp("protocol")
-    users = folder / "users.toml"
+    users = folder / "users.xml"
     users.write_text(USERS)
     mp = pytest.MonkeyPatch()
     mp.setenv("LOCAL_CLICKHOUSE_RECEIVE_TIMEOUT", str(TIMEOUT))
@@ -57,8 +58,11 @@ def test_with_a_users_file_only_its_users_exist(server: ClickHouseProcess) -> No
 
 
 def test_a_users_file_may_define_default_without_password(tmp_path: Path) -> None:
-    users = tmp_path / "users.toml"
-    users.write_text('[users.default]\npassword = ""\n')
+    users = tmp_path / "users.xml"
+    users.write_text(
+        "<clickhouse><profiles><default/></profiles>"
+        "<users><default><password></password></default></users></clickhouse>"
+    )
     proc = ClickHouseProcess(tmp_path / "data", users=users).start()
     try:
         assert httpx.post(proc.url, content="SELECT 1").text == "1\n"

@@ -4,10 +4,10 @@ their counters as scraped, from the running commands."""
 from __future__ import annotations
 
 import os
-import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -19,24 +19,14 @@ import pytest
 from loader.bronze import migrate
 from reader.stream import Stats
 from wiki_core.config import clickhouse_client
-from wiki_core.metrics import serve
+from wiki_core.metrics import SLOTS, serve
 
-from .conftest import ROOT, ClickHouseProcess, free_port
-from .test_loader import looped_events, publish
-
-SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
-
-
-def scrape(port: int) -> dict[str, float]:
-    """``name{labels}`` → value, from the endpoint's text format."""
-    reply = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5)
-    assert reply.status_code == 200
-    out = {}
-    for line in reply.text.splitlines():
-        match = SAMPLE.match(line)
-        if match and not line.startswith("#"):
-            out[match.group(1) + (match.group(2) or "")] = float(match.group(3))
-    return out
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.metrics import scrape
+from .helpers.paths import ROOT
+from .helpers.ports import free_port
+from .helpers.rabbitmq import publish
+from .helpers.recorded import looped_events
 
 
 def poll(
@@ -80,6 +70,7 @@ def test_a_stage_serves_its_counters_read_when_scraped() -> None:
         server.shutdown()
 
 
+@pytest.mark.slow
 def test_the_loader_command_counts_what_it_inserted(
     clickhouse: ClickHouseProcess, amqp_url: str, command_env: dict[str, str]
 ) -> None:
@@ -182,5 +173,95 @@ def test_a_metrics_port_in_use_is_said_plainly(command_env: dict[str, str]) -> N
             timeout=60,
         )
     assert done.returncode == 1, done.stderr
-    assert f"cannot serve metrics on :{port}: Address already in use" in done.stderr
+    assert f"cannot serve metrics on 127.0.0.1:{port}: Address already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def _status(url: str) -> int | str:
+    try:
+        return httpx.get(url, timeout=5).status_code
+    except httpx.TransportError as exc:
+        return type(exc).__name__
+
+
+def test_the_endpoint_listens_on_loopback_unless_told(command_env: dict[str, str]) -> None:
+    """By default 127.0.0.1 alone (not 127.0.0.2, another loopback address: so not every
+    interface); METRICS_HOST moves it. Checked on the reader's command, with RabbitMQ
+    down (a closed port): the endpoint serves while the reader retries, and SIGTERM ends
+    both."""
+    stats = Stats(received=1)
+    port = free_port()
+    server = serve(port, stats.metrics)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        assert _status(f"http://127.0.0.1:{port}/metrics") == 200
+        assert _status(f"http://127.0.0.2:{port}/metrics") == "ConnectError"
+    finally:
+        server.shutdown()
+        server.server_close()
+    port = free_port()
+    env = {
+        **command_env,
+        "METRICS_HOST": "127.0.0.2",
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+        "STREAM_URL": f"http://127.0.0.1:{free_port()}/v2/stream/recentchange",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wiki_events", "stream", "--metrics-port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while _status(f"http://127.0.0.2:{port}/metrics") != 200:
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        assert _status(f"http://127.0.0.1:{port}/metrics") == "ConnectError"
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert f"Prometheus metrics on 127.0.0.2:{port}/metrics" in err
+
+
+def test_half_sent_requests_cannot_hold_the_endpoint() -> None:
+    """300 connections that send half a request: at most SLOTS are served at once (the
+    rest closed at once), a silent one is dropped after the read timeout, one that
+    trickles a byte at a time after the deadline; then a scrape is answered."""
+    stats = Stats(received=3)
+    port = free_port()
+    threads_before = threading.active_count()
+    server = serve(port, stats.metrics, read_timeout=1.0, deadline=2.0)
+    trickler = socket.create_connection(("127.0.0.1", port))
+    held = [trickler]
+    try:
+        for _ in range(300):
+            conn = socket.create_connection(("127.0.0.1", port))
+            conn.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # no blank line: unfinished
+            held.append(conn)
+        time.sleep(0.3)
+        # the server's thread, and per connection served: its thread and its deadline's
+        assert threading.active_count() - threads_before <= 1 + 2 * SLOTS
+        started = time.monotonic()
+        while True:  # the trickler sends a byte every 0.5 s: no read ever times out
+            try:
+                trickler.sendall(b"G")
+            except OSError:
+                break
+            assert time.monotonic() - started < 5, "the trickler was never cut"
+            time.sleep(0.5)
+        deadline = time.monotonic() + 5
+        while _status(f"http://127.0.0.1:{port}/metrics") != 200:
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        assert (
+            "wiki_reader_events_received_total 3.0"
+            in httpx.get(f"http://127.0.0.1:{port}/metrics").text
+        )
+        assert threading.active_count() - threads_before <= 1 + 2 * SLOTS
+    finally:
+        for conn in held:
+            conn.close()
+        server.shutdown()
+        server.server_close()

@@ -24,13 +24,19 @@ import httpx
 import pytest
 
 from loader import bronze
+from transform.project import run_dbt
 from wiki_core.config import clickhouse_client
-from wiki_events.dbt import run_dbt
+from wiki_events.accounts import role_urls
 from wiki_events.up import stop_process
 
-from .conftest import ROOT, SHARED_DATA, ClickHouseProcess, free_port, rabbitmqctl
+from .helpers.clickhouse import ClickHouseProcess
 from .helpers.expected import Expected, assert_gold_equals, expected_from, gold_numbers
+from .helpers.paths import ROOT, SHARED_DATA
+from .helpers.ports import free_port
+from .helpers.rabbitmq import rabbitmqctl
 from .helpers.warehouse import rows
+
+pytestmark = pytest.mark.slow  # each test runs the whole pipeline (30-80 s)
 
 RECORDINGS = sorted((SHARED_DATA / "recentchange").glob("*.ndjson"))
 
@@ -185,6 +191,39 @@ def test_up_replays_to_exact_gold_then_status_sql_and_a_resumed_run(
         table = [line.split("\t") for line in one_shot.stdout.splitlines()]
         assert table[0] == ["type", "n"]
         assert {t: int(n) for t, n in table[1:]} == dict(want.per_type)
+
+        # least privilege: the console is the analyst up made (reads, builds in its own
+        # dev database, changes nothing else), --admin the administrator; each part of
+        # the pipeline logged in as its own production user, whose rights are its own
+        def sql(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [sys.executable, "-m", "wiki_events", "sql", *args],
+                cwd=ROOT,
+                env=up_env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        refused = sql("INSERT INTO gold.wiki_totals (wiki) VALUES ('x')")
+        assert refused.returncode == 1 and "ACCESS_DENIED" in refused.stderr, refused.stderr
+        assert "analyst: Not enough privileges" in refused.stderr
+        assert sql("CREATE DATABASE dev_analyst").returncode == 0
+        made = sql("CREATE TABLE dev_analyst.t ENGINE = Memory AS SELECT 1 AS a")
+        assert made.returncode == 0, made.stderr
+        admin = sql("--admin", "--format", "TSV", "SELECT count() FROM dev_analyst.t")
+        assert admin.stdout.strip() == "1", admin.stderr
+        passwords = Path(up_env["WIKI_EVENTS_DATA"]) / "clickhouse-users.env"
+        assert passwords.stat().st_mode & 0o777 == 0o600
+        urls = role_urls(up_env["CLICKHOUSE_URL"], Path(up_env["WIKI_EVENTS_DATA"]))
+        for role, sql_text in (
+            ("loader", "DROP TABLE gold.wiki_totals"),
+            ("dbt", "INSERT INTO bronze.wiki_raw (event_id) VALUES ('x')"),
+            ("dashboard", "SELECT count() FROM silver.wiki"),
+            ("dumps", "DROP TABLE silver.wiki"),
+        ):
+            reply = httpx.post(urls[role].rsplit("/", 1)[0] + "/", content=sql_text)
+            assert reply.status_code == 403 and f"{role}: Not enough" in reply.text, role
         console = subprocess.run(
             [sys.executable, "-m", "wiki_events", "sql", "--format", "TSV"],
             input="SET max_threads = 1;\nSELECT value FROM system.settings\n"
@@ -223,8 +262,9 @@ def test_up_without_a_broker_says_so_and_still_loads_exactly_and_follows_the_dum
 ) -> None:
     """No RabbitMQ: the direct hand-off, exact gold. With ``--dumps``: the dumps' models
     are built and a published hour of page views reaches gold beside the edits."""
-    from dumps.server import DumpsSite, Faults, ServerThread
-    from tests.test_dumps import expected_hours, write_pageviews_hour
+    from .helpers.dumps_expected import expected_hours
+    from .helpers.dumps_files import write_pageviews_hour
+    from .helpers.dumps_site import DumpsSite, Faults, ServerThread
 
     path, want = recording
     site = tmp_path / "other"

@@ -24,7 +24,10 @@ from wiki_core.config import user_agent
 from wiki_core.timefmt import iso_ms
 from wiki_core.topology import BATCH_CONTENT_TYPE, LOADER_QUEUE, QUARANTINE, decode_batch
 
-from .conftest import RAW, ROOT, SHARED_DATA, free_port, rabbitmqctl
+from .helpers.paths import RAW, ROOT, SHARED_DATA
+from .helpers.ports import free_port
+from .helpers.rabbitmq import rabbitmqctl
+from .helpers.signals import sigterm_when
 
 
 def file_ids(path: Path) -> set[str]:
@@ -155,6 +158,7 @@ def make_reader(url: str, amqp_url: str, tmp_path: Path, **opts: object) -> Read
     return Reader(options, Publisher(amqp_url), Checkpoint(tmp_path / "cp.json"))
 
 
+@pytest.mark.slow
 def test_forced_disconnects_lose_nothing(amqp_url: str, emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = emulator(RAW, "--disconnect-every", "400")
     reader = make_reader(server.url, amqp_url, tmp_path)
@@ -189,6 +193,7 @@ def start_reader_process(url: str, amqp_url: str, data: Path) -> subprocess.Pope
     )
 
 
+@pytest.mark.slow
 def test_kill_9_mid_stream_then_restart_leaves_no_gap(
     amqp_url: str, emulator, tmp_path: Path
 ) -> None:  # type: ignore[no-untyped-def]
@@ -212,6 +217,7 @@ def test_kill_9_mid_stream_then_restart_leaves_no_gap(
     assert "resuming from checkpoint" in (tmp_path / "reader.log").read_text()
 
 
+@pytest.mark.slow
 def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_url: str, emulator, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     server = emulator(RAW, "--rate", "300")
     queues = Queues(amqp_url)
@@ -233,6 +239,7 @@ def test_rabbitmq_restart_mid_stream_loses_nothing(amqp_url: str, emulator, tmp_
     assert "RabbitMQ connection lost" in log or "publish failed" in log
 
 
+@pytest.mark.slow
 def test_bad_input_is_quarantined_with_its_reason_and_the_stream_goes_on(
     amqp_url: str,
     emulator,
@@ -417,3 +424,19 @@ def test_a_looped_replay_repeats_each_event_with_a_fresh_id_and_a_shifted_time()
             }
             ids.add(event["meta"]["id"])
     assert len(ids) == 9
+
+
+def test_stream_stops_on_sigterm_while_rabbitmq_is_down(tmp_path: Path) -> None:
+    """`wiki-events stream` with RabbitMQ unreachable (a closed port) sits in the
+    publisher's retry loop; SIGTERM ends it within seconds, in one line, status 0."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CLICKHOUSE_", "AMQP_"))}
+    env |= {
+        "WIKI_EVENTS_DATA": str(tmp_path / "var"),
+        "AMQP_URL": f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F",
+        "STREAM_URL": f"http://127.0.0.1:{free_port()}/v2/stream/recentchange",
+    }
+    ended = sigterm_when(["stream"], env, tmp_path / "log", "unreachable", times=2)
+    assert ended.returncode == 0 and ended.seconds < 3, ended
+    text = ended.log
+    assert "wiki-events stream: stopped while RabbitMQ at 127.0.0.1 unreachable" in text
+    assert "Traceback" not in text

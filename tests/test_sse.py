@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from reader.sse import OVERSIZED, Event, SSEParser
 
-from .conftest import SHARED_DATA
+from .helpers.paths import SHARED_DATA
 
 SAMPLE = (
     b":ok\r\n\r\n"

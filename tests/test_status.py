@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from loader.bronze import Bronze, migrate
+from loader.bronze import Bronze
 from wiki_core.config import Settings, clickhouse_client
 from wiki_core.event import Valid, judge
-from wiki_events.status import Report, check_clickhouse
+from wiki_events.status import clickhouse_lines
 
-from .conftest import RAW, ClickHouseProcess
-
-
-@pytest.fixture
-def ch(tmp_path: Path) -> Iterator[ClickHouseProcess]:
-    server = ClickHouseProcess(tmp_path / "ch").start()
-    migrate(clickhouse_client(server.url))
-    yield server
-    server.stop()
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.paths import RAW
 
 
 def test_freshness_ignores_events_dated_in_the_future(ch: ClickHouseProcess) -> None:
@@ -32,9 +22,8 @@ def test_freshness_ignores_events_dated_in_the_future(ch: ClickHouseProcess) -> 
         "from-the-future", int(time.time() * 1000) + 86_400_000, "enwiki", "edit", recorded.raw
     )
     Bronze(clickhouse_client(ch.url)).write([recorded, ahead], [])
-    report = Report()
-    check_clickhouse(report, Settings.from_env({"CLICKHOUSE_URL": ch.url}))
-    [freshness] = [line for line in report.lines if line.stage == "freshness"]
+    lines = clickhouse_lines(Settings.from_env({"CLICKHOUSE_URL": ch.url}))
+    [freshness] = [line for line in lines if line.stage == "freshness"]
     assert freshness.state == "error"  # the recorded event is from 2024
     assert freshness.text.startswith("newest event ") and " days old" in freshness.text
 
@@ -46,11 +35,10 @@ def test_the_dumps_are_reported_without_the_live_edits(tmp_path: Path) -> None:
     server = ClickHouseProcess(tmp_path / "dumps-only").start()
     try:
         schema.migrate(clickhouse_client(server.url))
-        report = Report()
-        check_clickhouse(report, Settings.from_env({"CLICKHOUSE_URL": server.url}))
+        lines = clickhouse_lines(Settings.from_env({"CLICKHOUSE_URL": server.url}))
     finally:
         server.stop()
-    stages = {line.stage: line for line in report.lines}
+    stages = {line.stage: line for line in lines}
     assert stages["bronze"].text.startswith("no bronze.wiki_raw yet")
     assert stages["dumps"].state == "info"
     assert stages["dumps"].text.startswith("no file loaded yet: `wiki-events pageviews")

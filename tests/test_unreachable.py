@@ -14,8 +14,10 @@ import httpx
 import pytest
 
 from reader.stream import Options, Stats, _HttpFollower
-from tests.conftest import ROOT, free_port
 from wiki_core.unreachable import cause, sentence, without_password
+
+from .helpers.paths import ROOT
+from .helpers.ports import free_port
 
 
 def _wrapped(inner: BaseException) -> Exception:

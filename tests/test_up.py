@@ -14,8 +14,10 @@ from wiki_core.event import Reject, Valid, judge
 from wiki_core.topology import Batch
 from wiki_events.up import Threads, start_emulator, start_transport
 
-from .conftest import RAW, ClickHouseProcess, free_port
-from .test_loader import bronze_counts, ch  # noqa: F401 - the ClickHouse fixture
+from .helpers.clickhouse import ClickHouseProcess
+from .helpers.paths import RAW
+from .helpers.ports import free_port
+from .helpers.warehouse import bronze_counts
 
 
 def test_the_emulator_step_serves_the_recording_until_its_stop(tmp_path: Path) -> None:
@@ -34,7 +36,7 @@ def test_the_emulator_step_serves_the_recording_until_its_stop(tmp_path: Path) -
 
 
 def test_without_a_broker_the_transport_writes_events_and_rejects_to_bronze(
-    ch: ClickHouseProcess,  # noqa: F811
+    ch: ClickHouseProcess,
     tmp_path: Path,
 ) -> None:
     unreachable = f"amqp://guest:guest@127.0.0.1:{free_port()}/%2F"

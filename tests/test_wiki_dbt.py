@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import pytest
 
 from wiki_core.config import Settings
-from wiki_events.status import Report, check_clickhouse
+from wiki_events.status import clickhouse_lines
 
-from .conftest import SHARED_DATA
 from .helpers.expected import assert_gold_equals, gold_numbers
+from .helpers.paths import SHARED_DATA
 from .helpers.warehouse import Warehouse
 
 RECORDINGS = sorted((SHARED_DATA / "recentchange").glob("*.ndjson"))
@@ -302,6 +302,5 @@ def test_silver_drops_rows_past_its_retention_gold_keeps_them_and_the_tests_stil
 
 def status_of(warehouse: Warehouse) -> dict[str, str]:
     """``wiki-events status``'s verdict on silver and gold for this warehouse."""
-    report = Report()
-    check_clickhouse(report, Settings.from_env({"CLICKHOUSE_URL": warehouse.clickhouse_url}))
-    return {line.stage: line.state for line in report.lines if line.stage in ("silver", "gold")}
+    lines = clickhouse_lines(Settings.from_env({"CLICKHOUSE_URL": warehouse.clickhouse_url}))
+    return {line.stage: line.state for line in lines if line.stage in ("silver", "gold")}
