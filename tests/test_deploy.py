@@ -1139,6 +1139,39 @@ def _users() -> dict[str, ET.Element]:
     return {user.tag: user for user in root.find("users")}  # type: ignore[union-attr]
 
 
+# the system logs clickhouse-server 26.3's own config.xml switches on (programs/server/
+# config.xml), less three that bound themselves or stay empty here: crash_log (1,024 rows),
+# asynchronous_insert_log (its own 3-day TTL), s3queue_log (no S3Queue table here)
+SERVER_SYSTEM_LOGS = [
+    "query_log",
+    "trace_log",
+    "query_thread_log",
+    "query_views_log",
+    "part_log",
+    "text_log",
+    "metric_log",
+    "latency_log",
+    "error_log",
+    "query_metric_log",
+    "asynchronous_metric_log",
+    "opentelemetry_span_log",
+    "processors_profile_log",
+    "backup_log",
+    "blob_storage_log",
+]
+
+
+def test_every_system_log_the_server_keeps_is_bounded_or_off() -> None:
+    config = ET.parse(ROOT / "deploy" / "clickhouse" / "config.d" / "wiki-events.xml").getroot()
+    for name in SERVER_SYSTEM_LOGS:
+        log = config.find(name)
+        assert log is not None, f"{name}: neither a TTL nor remove=1 in config.d"
+        if log.get("remove") == "1":
+            continue
+        ttl = log.findtext("ttl") or ""
+        assert re.fullmatch(r"event_date \+ INTERVAL \d+ DAY DELETE", ttl), (name, ttl)
+
+
 def test_clickhouse_users_passwords_from_env_and_default_local_only() -> None:
     users = _users()
     assert set(users) == {"default", "loader", "dbt", "dashboard", "backup", "dumps"}

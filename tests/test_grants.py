@@ -58,6 +58,8 @@ from .helpers.dumps_site import DumpsSite, Faults, ServerThread
 from .helpers.paths import RAW, USERS_D
 from .helpers.ports import free_port
 
+pytestmark = pytest.mark.slow  # a warehouse built by dbt per module
+
 H = dt.timedelta(hours=1)
 DAY = dt.timedelta(days=1)
 T0 = dt.datetime(2026, 11, 1, 1, tzinfo=dt.UTC)  # file hour 01 = views of 00:00-01:00

@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from .helpers.backup import MotoS3
@@ -54,6 +55,8 @@ from .helpers.internet import Emulator, Files, GitServer, Recorder
 from .helpers.paths import ROOT
 from .helpers.terraform import settings_push_script
 from .helpers.vm import VM, Volume, network
+
+pytestmark = pytest.mark.slow  # the whole stack in Docker: minutes
 
 RECORDING = ROOT / ".." / "shared" / "data" / "recentchange"
 FILE = RECORDING / "2024-09-01_harshachelva-stream-wikimedia.ndjson"
