@@ -186,6 +186,51 @@ def test_a_restart_loop_is_alerted_once_and_its_end(engine: Engine, tmp_path: Pa
     assert len(sent) == 2
 
 
+def test_only_a_verdict_on_the_current_run_of_a_running_container_counts(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Docker marks a stopped container unhealthy, and a started one keeps that verdict
+    until its first check: compose's `stop` then `up` must not be fought (a restart of a
+    container compose has just started broke `stack restore` in CI)."""
+    sent: list[str] = []
+    dog = watchdog(engine, tmp_path / "volume", sent)
+    heal = {AUTOHEAL: "true"}
+    follower = {ALERT_UNHEALTHY: "true"}
+    started = "2026-12-07T00:00:00.5Z"
+    engine.put(
+        container("c-stopped", "reader", health="unhealthy", labels=heal, running=False),
+        container("c-pv", "dumps-pageviews", health="unhealthy", labels=follower, running=False),
+        # its last check began 1 µs before this start (the check's time in UTC+1)
+        container(
+            "c-started",
+            "loader",
+            health="unhealthy",
+            labels=heal,
+            started=started,
+            checked="2026-12-07T01:00:00.499999+01:00",
+        ),
+    )
+    dog.check()
+    assert engine.restarted == [] and sent == []
+    engine.put(
+        container(
+            "c-started",
+            "loader",
+            health="unhealthy",
+            said="stuck",
+            labels=heal,
+            started=started,
+            checked="2026-12-07T00:00:00.500001Z",
+        )
+    )
+    dog.check()
+    assert engine.restarted == ["c-started"]
+    assert sent == [
+        "wiki-events: p-loader-1 was unhealthy and has been restarted (its check said: "
+        "stuck); if it comes back, see `docker compose logs --tail 100 loader`"
+    ]
+
+
 def test_an_unhealthy_follower_is_alerted_not_restarted_and_a_gone_one_too(
     engine: Engine, tmp_path: Path
 ) -> None:

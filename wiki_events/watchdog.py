@@ -28,10 +28,12 @@ Each stage's own liveness is its healthcheck (``wiki-events health reader`` / ``
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import logging
 import queue
+import re
 import shutil
 import socket
 import threading
@@ -244,6 +246,36 @@ def labelled(container: dict[str, Any], label: str) -> bool:
     return ((container.get("Config") or {}).get("Labels") or {}).get(label) == "true"
 
 
+def _instant(text: str) -> dt.datetime | None:
+    """Docker's RFC 3339 time (nanoseconds, ``Z`` or an offset: the health log keeps the
+    daemon's local zone) to microseconds; None when it is not one."""
+    got = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)", text)
+    if got is None:
+        return None
+    whole, fraction, zone = got.groups()
+    at = dt.datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    return at + dt.timedelta(microseconds=int((fraction or "0")[:6].ljust(6, "0")))
+
+
+def health_now(container: dict[str, Any]) -> str | None:
+    """The verdict of the container's healthcheck on its current run: None when it is
+    not running. Docker marks a stopped container unhealthy and keeps that until its next
+    check after a start; a verdict from before ``StartedAt`` is that run's, not this one's
+    (the watchdog restarted a reader compose had just started again: its SIGTERM came
+    before the reader could take it, and the SIGKILL 30 s later broke compose's wait)."""
+    state = container.get("State") or {}
+    health = state.get("Health") or {}
+    if not state.get("Running") or state.get("Restarting") or state.get("Paused"):
+        return None
+    status = health.get("Status")
+    runs = health.get("Log") or []
+    checked = _instant(str(runs[-1].get("Start") or "")) if runs else None
+    started = _instant(str(state.get("StartedAt") or ""))
+    if status == "unhealthy" and checked and started and checked < started:
+        return "starting"
+    return str(status) if status else None
+
+
 def health_said(container: dict[str, Any]) -> str:
     """The container's last healthcheck output, one line (what ``docker inspect`` shows)."""
     runs = ((container.get("State") or {}).get("Health") or {}).get("Log") or []
@@ -429,8 +461,7 @@ class Watchdog:
         return to health said once."""
         done = []
         for container in containers:
-            state = container.get("State") or {}
-            status = (state.get("Health") or {}).get("Status")
+            status = health_now(container)
             service, key = service_of(container), f"unhealthy:{service_of(container)}"
             if status == "unhealthy" and labelled(container, AUTOHEAL):
                 self.docker.restart(container["Id"], self.restart_timeout)

@@ -40,6 +40,7 @@ def container(
     oom: bool = False,
     exit_code: int = 0,
     started: str = "2026-12-07T00:00:00Z",
+    checked: str = "2026-12-07T01:00:00.000000001+01:00",
 ) -> dict[str, Any]:
     state: dict[str, Any] = {
         "Status": "running" if running else "exited",
@@ -50,7 +51,9 @@ def container(
         "StartedAt": started,
     }
     if health:
-        state["Health"] = {"Status": health, "Log": [{"ExitCode": 1, "Output": said + "\n"}]}
+        # the last check's start, as dockerd writes it (its local zone: here UTC+1)
+        check = {"Start": checked, "ExitCode": 1, "Output": said + "\n"}
+        state["Health"] = {"Status": health, "Log": [check]}
     return {
         "Id": cid,
         "Name": f"/{project}-{service}-1",
