@@ -283,6 +283,14 @@ def test_env_values_reach_compose_literally_single_quoted(tmp_path: Path) -> Non
         assert got.replace("$$", "$") != bcrypt
 
 
+def test_every_service_of_our_image_runs_under_an_init() -> None:
+    """Our commands (and dbt-service's and backup's shell loops) are not written to be
+    PID 1, which the kernel shields from a signal it has no handler for: docker-init is."""
+    ours = [name for name, service in SERVICES.items() if service["image"].startswith("wiki-")]
+    assert {"reader", "loader", "dbt", "dash", "watchdog", "backup"} <= set(ours), ours
+    assert [name for name in ours if SERVICES[name].get("init") is not True] == []
+
+
 def test_compose_images_are_pinned_and_clickhouse_is_an_lts() -> None:
     for name, service in SERVICES.items():
         image = service["image"]
