@@ -107,6 +107,12 @@ def amqp_url() -> Iterator[str]:
     subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True, timeout=120)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    from .helpers.browser import stop_only_the_servers_thread
+
+    stop_only_the_servers_thread()
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Modules with a long scenario beside the suite (tests/test_stack.py) start it as
     soon as the session knows one of their tests runs."""

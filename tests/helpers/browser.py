@@ -38,6 +38,25 @@ def chromium_options(*extra: str, window: str = "1500,2200") -> Any:
     return options
 
 
+def stop_only_the_servers_thread() -> None:
+    """dash.testing's ``ThreadedRunner`` stops its Flask server by raising SystemExit in
+    every thread started since the server's (``KillerThread.kill``): the stack scenario's
+    threads running beside the suite too (its upgrade watcher died of it in a full run).
+    Patched to the one thread that serves; werkzeug's request threads end with their
+    connections, as they do in a server that is shut down."""
+    import ctypes
+
+    from dash.testing.application_runners import KillerThread
+
+    def kill(self: Any) -> None:
+        if self.ident is not None and self.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self.ident), ctypes.py_object(SystemExit)
+            )
+
+    KillerThread.kill = kill  # type: ignore[method-assign]
+
+
 @contextmanager
 def dash_browser(request: pytest.FixtureRequest, app: Any, download: Path) -> Iterator[Any]:
     """``app`` served in a thread, and a browser on it (dash.testing's DashComposite)."""
