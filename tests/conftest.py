@@ -115,7 +115,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Modules with a long scenario beside the suite (tests/test_stack.py) start it as
-    soon as the session knows one of their tests runs."""
+    soon as the session knows one of their tests runs (not for ``--collect-only``: the
+    session ends before the scenario's set-up, which would then outlive it)."""
+    if session.config.option.collectonly:
+        return
     for module in {item.module for item in session.items if isinstance(item, pytest.Function)}:
         start = getattr(module, "start_in_background", None)
         if start is not None:
