@@ -20,7 +20,14 @@ from pathlib import Path
 import pytest
 
 from wiki_events.alerts import Outbox
-from wiki_events.watchdog import ALERT_UNHEALTHY, AUTOHEAL, DockerAPI, KillWatch, Watchdog
+from wiki_events.watchdog import (
+    ALERT_UNHEALTHY,
+    AUTOHEAL,
+    DockerAPI,
+    KillWatch,
+    Watchdog,
+    health_now,
+)
 
 from .helpers.docker_engine import Engine, container, event, oom_event
 from .helpers.paths import ROOT
@@ -229,6 +236,12 @@ def test_only_a_verdict_on_the_current_run_of_a_running_container_counts(
         "wiki-events: p-loader-1 was unhealthy and has been restarted (its check said: "
         "stuck); if it comes back, see `docker compose logs --tail 100 loader`"
     ]
+
+
+def test_a_time_docker_could_not_have_written_leaves_the_verdict_as_it_is() -> None:
+    for started, checked in [("2026-13-45T00:00:00Z", "2026-12-07T00:00:00Z"), ("", "x" * 10**6)]:
+        inspected = container("c", "loader", health="unhealthy", started=started, checked=checked)
+        assert health_now(inspected) == "unhealthy"
 
 
 def test_an_unhealthy_follower_is_alerted_not_restarted_and_a_gone_one_too(

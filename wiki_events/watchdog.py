@@ -253,7 +253,10 @@ def _instant(text: str) -> dt.datetime | None:
     if got is None:
         return None
     whole, fraction, zone = got.groups()
-    at = dt.datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    try:  # the shape of a time, not one (month 13)
+        at = dt.datetime.fromisoformat(whole + ("+00:00" if zone == "Z" else zone))
+    except ValueError:
+        return None
     return at + dt.timedelta(microseconds=int((fraction or "0")[:6].ljust(6, "0")))
 
 
