@@ -16,7 +16,7 @@ silver as (
 final as (
 
     select
-        toStartOfMinute(toDateTime(event_time, 'UTC')) as minute,
+        {{ event_bucket('minute') }} as minute,
         wiki,
         user_kind,
         count() as edits
