@@ -414,6 +414,36 @@ def register_view(
     return outputs, render
 
 
+def register_page(
+    app: Dash,
+    gold: Gold,
+    prefix: str,
+    layout: Callable[[], Component],
+    controls: FirstAnswer,
+    render: Callable[[str | None], dict[str, Any]],
+    rows: dict[str, tuple[list[Panel], RowFunction]],
+) -> Callable[..., Any]:
+    """A page's callbacks past its controls (``controls``: what registering them
+    returned): the view, then one per row of ``rows`` (its panels and their function).
+    Returns the page's layout as the pages router draws it (``drawn``)."""
+    view = register_view(app, prefix, render)
+    for name, (panels, compute) in rows.items():
+        register_row(app, gold, prefix, name, panels, compute)
+    return drawn(layout, prefix, controls, view)
+
+
+def filled(gold: Gold, resolved: dict[str, Any], *rows: RowFunction) -> dict[str, Any]:
+    """A page for a view as its callbacks make it: the view callback's outputs
+    (``resolved``; ``view`` as the View) and each panel's Result by its key, from each
+    row's function. For tests and benchmarks."""
+    view = View.from_store(resolved["view"])
+    assert view is not None
+    results: dict[str, Any] = {**resolved, "view": view}
+    for compute in rows:
+        results.update(compute(gold, view))
+    return results
+
+
 def drawn(layout: Callable[[], Component], prefix: str, *first: FirstAnswer) -> Callable[..., Any]:
     """``layout`` as the pages router draws it for a URL: each of ``first`` (a callback's
     outputs, and its answer for the URL's query) already in the components' properties,

@@ -625,7 +625,7 @@ def drill_views_row(gold: Gold, view: View) -> dict[str, Result]:
     return {"drill-views": Result(rows=views.rows, note=views.note, title=f"{name}: {views.title}")}
 
 
-ROW_FUNCTIONS = {
+ROW_FUNCTIONS: dict[str, pn.RowFunction] = {
     "now": now_row,
     "activity": activity_row,
     "mix": mix_row,
@@ -642,26 +642,21 @@ def build_view(gold: Gold, state: ViewState, config: DashConfig | None = None) -
     (``view``: the View), and each panel's Result by its key. For tests and benchmarks.
     Raises Unavailable, NoData."""
     out = resolve(gold, state, config or DashConfig())
-    view = View.from_store(out["view"])
-    assert view is not None
-    results: dict[str, Any] = {**out, "view": view}
-    for compute in ROW_FUNCTIONS.values():
-        results.update(compute(gold, view))
-    return results
+    return pn.filled(gold, out, *ROW_FUNCTIONS.values())
 
 
 def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..., Any]:
     """The page's callbacks; returns its layout as the pages router draws it."""
-    first_controls = controls.register(app, gold, PREFIX)
-
-    def view(search: str | None) -> dict[str, Any]:
-        return render(gold, search, config)
-
-    first_view = pn.register_view(app, PREFIX, view)
-
-    for name, (panels, _) in ROWS.items():
-        pn.register_row(app, gold, PREFIX, name, panels, ROW_FUNCTIONS[name])
-    return pn.drawn(layout, PREFIX, first_controls, first_view)
+    rows = {name: (panels, ROW_FUNCTIONS[name]) for name, (panels, _) in ROWS.items()}
+    return pn.register_page(
+        app,
+        gold,
+        PREFIX,
+        layout,
+        controls.register(app, gold, PREFIX),
+        lambda search: render(gold, search, config),
+        rows,
+    )
 
 
 # -- the drill-down's views of the pages edited in the last hour -----------------------------

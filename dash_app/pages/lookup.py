@@ -264,19 +264,17 @@ ROW_FUNCTIONS = {"lookup": lookup_row}
 def build_view(gold: Gold, search: str, config: DashConfig | None = None) -> dict[str, Any]:
     """The whole page for a URL's query, as its callbacks make it (for tests)."""
     out = resolve(gold, ViewState.from_search(search), search, config or DashConfig())
-    view = View.from_store(out["view"])
-    assert view is not None
-    return {**out, "view": view, **lookup_row(gold, view)}
+    return pn.filled(gold, out, lookup_row)
 
 
 def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..., Any]:
     """The page's callbacks; returns its layout as the pages router draws it."""
-    first_controls = controls.register(app, gold, PREFIX, q.WIKI_OPTIONS, single=True)
-
-    def view(search: str | None) -> dict[str, Any]:
-        return render(gold, search, config)
-
-    first_view = pn.register_view(app, PREFIX, view)
-
-    pn.register_row(app, gold, PREFIX, "lookup", PANELS, lookup_row)
-    return pn.drawn(layout, PREFIX, first_controls, first_view)
+    return pn.register_page(
+        app,
+        gold,
+        PREFIX,
+        layout,
+        controls.register(app, gold, PREFIX, q.WIKI_OPTIONS, single=True),
+        lambda search: render(gold, search, config),
+        {"lookup": (PANELS, lookup_row)},
+    )

@@ -843,7 +843,7 @@ def _top_media(gold: Gold, view: View, day: dt.date) -> Result:
     return Result(rows=rows, note=note, title=title)
 
 
-ROW_FUNCTIONS = {
+ROW_FUNCTIONS: dict[str, pn.RowFunction] = {
     "views": views_row,
     "edits-views": edits_views_row,
     "attention": attention_row,
@@ -857,23 +857,18 @@ def build_view(gold: Gold, state: ViewState, config: DashConfig | None = None) -
     panel's Result by its key). For tests and benchmarks. Raises Unavailable, NotBuilt,
     NoFiles."""
     out = resolve(gold, state, config or DashConfig())
-    view = View.from_store(out["view"])
-    assert view is not None
-    results: dict[str, Any] = {**out, "view": view}
-    for compute in ROW_FUNCTIONS.values():
-        results.update(compute(gold, view))
-    return results
+    return pn.filled(gold, out, *ROW_FUNCTIONS.values())
 
 
 def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..., Any]:
     """The page's callbacks; returns its layout as the pages router draws it."""
-    first_controls = controls.register(app, gold, PREFIX, q.READERS_WIKI_OPTIONS)
-
-    def view(search: str | None) -> dict[str, Any]:
-        return render(gold, search, config)
-
-    first_view = pn.register_view(app, PREFIX, view)
-
-    for name, (panels, _) in ROWS.items():
-        pn.register_row(app, gold, PREFIX, name, panels, ROW_FUNCTIONS[name])
-    return pn.drawn(layout, PREFIX, first_controls, first_view)
+    rows = {name: (panels, ROW_FUNCTIONS[name]) for name, (panels, _) in ROWS.items()}
+    return pn.register_page(
+        app,
+        gold,
+        PREFIX,
+        layout,
+        controls.register(app, gold, PREFIX, q.READERS_WIKI_OPTIONS),
+        lambda search: render(gold, search, config),
+        rows,
+    )
