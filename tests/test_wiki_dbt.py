@@ -172,6 +172,29 @@ def test_a_tampered_gold_table_fails_reconciliation_and_the_rebuild_repairs_it(
     assert_gold_equals(gold_numbers(warehouse.query), warehouse.expected())
 
 
+def test_a_sorted_copy_holding_a_row_under_another_key_fails_its_test(
+    warehouse: Warehouse,
+) -> None:
+    """page_edits_by_page is fed by page_edits_per_hour's inserts; an edit counted under
+    another page (same sums, another key) fails the test, the repaired copy passes."""
+    test = ("test", "--select", "assert_sorted_copies_match_their_source", *NOW)
+    assert "PASS assert_sorted_copies_match_their_source" in warehouse.dbt(*test)
+    row = "'2024-08-22 04:00:00', 'enwiki', 'registered', 0, '{}', 1, 7"
+    warehouse.query(f"INSERT INTO gold.page_edits_per_hour VALUES ({row.format('Moved')})")
+    assert (
+        warehouse.scalar("SELECT sum(edits) FROM gold.page_edits_by_page WHERE title = 'Moved'")
+        == "1"
+    )  # the insert fired the copy's view
+    delete = "ALTER TABLE gold.{} DELETE WHERE title = '{}' SETTINGS mutations_sync = 1"
+    warehouse.query(delete.format("page_edits_by_page", "Moved"))
+    warehouse.query(f"INSERT INTO gold.page_edits_by_page VALUES ({row.format('Elsewhere')})")
+    out = warehouse.dbt(*test, ok=False)
+    assert "FAIL 1 assert_sorted_copies_match_their_source" in out  # the one hour differs
+    warehouse.query(delete.format("page_edits_by_page", "Elsewhere"))
+    warehouse.query(delete.format("page_edits_per_hour", "Moved"))
+    assert "PASS assert_sorted_copies_match_their_source" in warehouse.dbt(*test)
+
+
 def test_source_freshness_errors_on_old_data_and_passes_on_fresh(warehouse: Warehouse) -> None:
     out = warehouse.dbt("source", "freshness", ok=False)
     assert "ERROR STALE" in out

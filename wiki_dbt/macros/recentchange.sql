@@ -112,3 +112,20 @@
 {% macro top_candidates(key, weight='toUInt64(1)', candidates='top_candidates') -%}
     topKWeightedState({{ var(candidates) }}, {{ var('top_load_factor') }}, 'counts')({{ key }}, {{ weight }})
 {%- endmacro %}
+
+{#- The states of ``column`` (top_candidates' topKWeighted states) merged into one state
+    per group: a day's candidates from its hours' states. -#}
+{% macro top_candidates_merged(column, candidates='top_candidates') -%}
+    topKWeightedMergeState({{ var(candidates) }}, {{ var('top_load_factor') }}, 'counts')({{ column }})
+{%- endmacro %}
+
+{#- The table settings of a gold table sorted by a key many rows share only a few of (a
+    page, an editor), read a few keys at a time: small granules and compression blocks,
+    so a key's read does not decompress hundreds of other keys' rows. -#}
+{% macro by_key_settings() -%}
+    {{ return({} if target.name == 'prod_dev' else {
+        'index_granularity': 1024,
+        'min_compress_block_size': 4096,
+        'max_compress_block_size': 16384,
+    }) }}
+{%- endmacro %}
