@@ -123,13 +123,13 @@ _BY_KIND = (
 )
 _BYTES = "sum(bytes_added) AS added, sum(bytes_removed) AS removed"
 _DRILL = "wiki = {wiki:String} AND " + _KINDS
-# by bucket: all wikis, picked wikis, bytes, the drill-down wiki
+# by bucket: all wikis, picked wikis, bytes, the drill-down wiki (its hours sorted by wiki)
 SERIES = {
     bucket: (
         _series("events_per_hour", bucket, _BY_KIND, _KINDS),
         _series("events_per_hour_wiki", bucket, _BY_KIND, f"{_WIKIS} AND {_KINDS}"),
         _series("events_per_hour_wiki", bucket, _BYTES, f"{_WIKIS} AND {_KINDS}"),
-        _series("events_per_hour_wiki", bucket, _BY_KIND, _DRILL),
+        _series("wiki_events_per_hour", bucket, _BY_KIND, _DRILL),
     )
     for bucket in _BUCKETS
 }
@@ -161,17 +161,18 @@ FROM gold.editor_edits_per_hour
 WHERE {_HOURS} AND {_WIKIS} AND {_KINDS}
 GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
 """
-# All wikis, any window: two phases. The candidates from the hourly topK states
-# (gold.top_pages_per_hour, a few thousand states for a week), then their edits summed
-# exactly and ordered by that sum: the counts shown are exact, topK only picks whom to
-# count. Must match the dbt var top_candidates, and the load factor top_load_factor:
-# both are part of the states' type (a test checks).
+# All wikis: two phases. The candidates from gold's approximate topK states, then their
+# edits summed exactly and ordered by that sum: the counts shown are exact, topK only
+# picks whom to count. Must match the dbt var top_candidates, and the load factor
+# top_load_factor: both are part of the states' type (a test checks).
 TOP_CANDIDATES = 100
 TOP_LOAD_FACTOR = 3
 _TOPK = f"topKWeightedMerge({TOP_CANDIDATES}, {TOP_LOAD_FACTOR}, 'counts')"
-# The titles (users) alone go first, in PREWHERE: a String set test reads and filters the
-# window's rows in half the time of the (wiki, title) tuple test, which then runs on the
-# few rows left (a day of 44k page rows an hour: 100 ms -> 60 ms).
+# Up to a day: the hours' states (gold.top_pages_per_hour), then the window's page rows
+# (gold.page_edits_per_hour, sorted by hour). The titles (users) alone go first, in
+# PREWHERE: a String set test reads and filters the window's rows in half the time of
+# the (wiki, title) tuple test, which then runs on the few rows left (a day of 44k page
+# rows an hour: 100 ms -> 60 ms).
 TOP_PAGES_ALL = f"""
 WITH candidates AS (
     SELECT arrayJoin({_TOPK}(pages)).1 AS page
@@ -193,6 +194,43 @@ SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS 
 FROM gold.editor_edits_per_hour
 PREWHERE {_HOURS} AND user IN (SELECT editor.2 FROM candidates)
 WHERE {_KINDS} AND (wiki, user) IN candidates
+GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
+"""
+# Longer: a window's page rows grow with it (a week: 7.4M rows, 240 ms). The candidates
+# from a day's states (gold.top_pages_per_day) for the window's whole days and an hour's
+# for the rest (a week merges ~70 states, not ~500), their edits from the rows sorted by
+# page (gold.page_edits_by_page: the candidates' granules only, whatever the window).
+_WHOLE_DAY = (
+    "{day} >= toStartOfHour({{start:DateTime}}) AND {day} <= {{end:DateTime}} - INTERVAL 1 DAY"
+)
+
+
+def _long_candidates(what: str, column: str) -> str:
+    """The window's candidates (``column`` of gold.top_{what}_per_day and _per_hour)."""
+    return f"""candidates AS (
+    SELECT arrayJoin({_TOPK}({column})).1 AS candidate FROM (
+        SELECT {column} FROM gold.top_{what}_per_day
+        WHERE {_WHOLE_DAY.format(day="day")} AND {_KINDS}
+        UNION ALL
+        SELECT {column} FROM gold.top_{what}_per_hour
+        WHERE {_HOURS} AND {_KINDS} AND NOT ({_WHOLE_DAY.format(day="toStartOfDay(hour)")})
+    )
+)"""
+
+
+TOP_PAGES_ALL_LONG = f"""
+WITH {_long_candidates("pages", "pages")}
+SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
+FROM gold.page_edits_by_page
+WHERE (wiki, title) IN candidates AND {_HOURS} AND {_KINDS}
+GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10
+"""
+TOP_EDITORS_ALL_LONG = f"""
+WITH {_long_candidates("editors", "editors")}
+SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS actions,
+       sum(bytes_added) AS bytes_added, sum(bytes_removed) AS bytes_removed
+FROM gold.editor_edits_by_editor
+WHERE (wiki, user) IN candidates AND {_HOURS} AND {_KINDS}
 GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
 """
 # Longer than a day: hourly rows instead of minute rows (24x fewer), hours overlapping
@@ -244,9 +282,11 @@ WHERE current.events >= {{min_events:UInt32}} AND ratio >= {{min_ratio:Float64}}
   AND observed >= 1
 ORDER BY ratio DESC, wiki LIMIT 10
 """
+DRILL_MINUTE = _per_minute("events_per_minute_wiki", _DRILL)
 # the drill-down wiki's usual week: its average events per weekday and hour over the
-# weeks observed among the last USUAL_WEEKS (wiki_weekday_hour_profile's average, over
-# a bounded span: the view reads every hour of gold)
+# weeks observed among the last USUAL_WEEKS (wiki_weekday_hour_profile's average, over a
+# bounded span), from the hours sorted by wiki (gold.wiki_events_per_hour: one wiki's
+# ~2,200 hours, not every wiki's ~4M rows of them)
 HEATMAP = f"""
 WITH slots AS (
     SELECT toDayOfWeek(hour) AS weekday, toHour(hour) AS hour_of_day, count() AS weeks
@@ -258,17 +298,13 @@ WITH slots AS (
     GROUP BY weekday, hour_of_day
 )
 SELECT weekday, hour_of_day, sum(events) / any(slots.weeks) AS avg_events
-FROM gold.events_per_hour_wiki
+FROM gold.wiki_events_per_hour
 INNER JOIN slots ON toDayOfWeek(hour) = slots.weekday AND toHour(hour) = slots.hour_of_day
 WHERE hour >= {{end:DateTime}} - INTERVAL {USUAL_WEEKS} WEEK AND hour < {{end:DateTime}}
   AND wiki = {{wiki:String}}
 GROUP BY weekday, hour_of_day {_LIMIT}
 """
-DRILL_MINUTE = _per_minute("events_per_minute_wiki", _DRILL)
-HEATMAP = f"""
-SELECT weekday, hour_of_day, avg_events FROM gold.wiki_weekday_hour_profile
-WHERE wiki = {{wiki:String}} {_LIMIT}
-"""
+
 
 # -- "now": the headline figures, at the window's end ------------------------------------
 # edits (edits and page creations) per minute over the last NOW_MINUTES minutes, by
@@ -672,8 +708,8 @@ WHERE (hour, domain_code, title) IN keys AND hour < {{end:DateTime}}
 GROUP BY hour, title ORDER BY title, hour {_LIMIT}
 """
 LOOKUP_EDITS = f"""
-SELECT hour, title, sum(edits) AS edits FROM gold.page_edits_per_hour
-WHERE {_HOURS} AND wiki = {{wiki:String}} AND title IN {{titles:Array(String)}}
+SELECT hour, title, sum(edits) AS edits FROM gold.page_edits_by_page
+WHERE title IN {{titles:Array(String)}} AND wiki = {{wiki:String}} AND {_HOURS}
 GROUP BY hour, title ORDER BY title, hour {_LIMIT}
 """
 # the hours of the window with the wiki's views loaded (the lookup's views of 0 are

@@ -521,13 +521,13 @@ def bytes_row(gold: Gold, view: View) -> dict[str, Result]:
 
 def top_row(gold: Gold, view: View) -> dict[str, Result]:
     p = _params(view)
-    picked = bool(view.state.wikis)
-    pages, editors = _run_all(
-        gold,
-        view,
-        (q.TOP_PAGES if picked else q.TOP_PAGES_ALL, p),
-        (q.TOP_EDITORS if picked else q.TOP_EDITORS_ALL, p),
-    )
+    if view.state.wikis:
+        top = (q.TOP_PAGES, q.TOP_EDITORS)
+    elif _long(view):
+        top = (q.TOP_PAGES_ALL_LONG, q.TOP_EDITORS_ALL_LONG)
+    else:
+        top = (q.TOP_PAGES_ALL, q.TOP_EDITORS_ALL)
+    pages, editors = _run_all(gold, view, (top[0], p), (top[1], p))
     page_rows = [
         [_wiki(w), Cell(sites.display_title(t), sites.page_url(w, t)), n, delta]
         for w, t, n, delta in pages.rows
@@ -594,7 +594,7 @@ def drill_row(gold: Gold, view: View) -> dict[str, Result]:
             "heatmap": Result(figure=figures.empty(note)),
         }
     queries, bucket, context, span = _activity(view, wiki)
-    main, ctx, heat = _run_all(gold, view, *queries, (q.HEATMAP, {"wiki": wiki}))
+    main, ctx, heat = _run_all(gold, view, *queries, (q.HEATMAP, {"wiki": wiki, "end": view.end}))
     name = figures.short(wiki)
     kinds = view.state.kinds
     return {

@@ -5,7 +5,8 @@ shows them: each page's views per hour (the page-view dumps) above its edits per
 Page-level views are silver's (``silver.pageviews``, read by its primary key: the
 window's hours, the wiki's domain codes, the titles): they are kept 7 days from loading
 (the dbt var ``dumps_page_level_days``), and the page says so when the window asks for
-older ones. Edits are gold's (``gold.page_edits_per_hour``), kept for good.
+older ones. Edits are gold's (``gold.page_edits_by_page``: the rows of
+``page_edits_per_hour`` sorted by page, read by its key), kept for good.
 """
 
 from __future__ import annotations
