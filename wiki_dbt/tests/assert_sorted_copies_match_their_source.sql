@@ -1,7 +1,8 @@
 {#- Each gold table sorted for the dashboard's lookups (by page, by editor, by wiki) holds
-    its source's rows: per hour, the same sums and the same checksum of every key with
-    its count (a row under another page, editor or wiki changes the checksum). Gold
-    against gold: silver's retention does not touch it. -#}
+    its source's rows: per closed hour (an insert reaches a source and its copy as two
+    parts, committed one after the other), the same sums and the same checksum of every
+    key with its count (a row under another page, editor or wiki changes the checksum).
+    Gold against gold: silver's retention does not touch it. -#}
 
 with
 
@@ -9,6 +10,7 @@ pages as (
 
     select hour, sum(edits) as n, sum(edits * cityHash64(wiki, user_kind, namespace, title)) as checksum
     from {{ ref('page_edits_per_hour') }}
+    where hour < toStartOfHour({{ closed_before() }})
     group by hour
 
 ),
@@ -17,6 +19,7 @@ pages_by_page as (
 
     select hour, sum(edits) as n, sum(edits * cityHash64(wiki, user_kind, namespace, title)) as checksum
     from {{ ref('page_edits_by_page') }}
+    where hour < toStartOfHour({{ closed_before() }})
     group by hour
 
 ),
@@ -25,6 +28,7 @@ editors as (
 
     select hour, sum(changes) as n, sum(changes * cityHash64(wiki, user_kind, user)) as checksum
     from {{ ref('editor_edits_per_hour') }}
+    where hour < toStartOfHour({{ closed_before() }})
     group by hour
 
 ),
@@ -33,6 +37,7 @@ editors_by_editor as (
 
     select hour, sum(changes) as n, sum(changes * cityHash64(wiki, user_kind, user)) as checksum
     from {{ ref('editor_edits_by_editor') }}
+    where hour < toStartOfHour({{ closed_before() }})
     group by hour
 
 ),
@@ -41,6 +46,7 @@ wikis as (
 
     select hour, sum(events) as n, sum(events * cityHash64(wiki, user_kind)) as checksum
     from {{ ref('events_per_hour_wiki') }}
+    where hour < toStartOfHour({{ closed_before() }})
     group by hour
 
 ),
@@ -49,6 +55,7 @@ wikis_by_wiki as (
 
     select hour, sum(events) as n, sum(events * cityHash64(wiki, user_kind)) as checksum
     from {{ ref('wiki_events_per_hour') }}
+    where hour < toStartOfHour({{ closed_before() }})
     group by hour
 
 ),
