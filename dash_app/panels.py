@@ -421,14 +421,16 @@ def register_page(
     layout: Callable[[], Component],
     controls: FirstAnswer,
     render: Callable[[str | None], dict[str, Any]],
-    rows: dict[str, tuple[list[Panel], RowFunction]],
+    rows: dict[str, tuple[list[Panel], str]],
+    functions: dict[str, RowFunction],
 ) -> Callable[..., Any]:
     """A page's callbacks past its controls (``controls``: what registering them
-    returned): the view, then one per row of ``rows`` (its panels and their function).
+    returned): the view, then one per row of ``rows`` (its panels and heading, as the
+    page's ROWS) computed by its function in ``functions`` (the page's ROW_FUNCTIONS).
     Returns the page's layout as the pages router draws it (``drawn``)."""
     view = register_view(app, prefix, render)
-    for name, (panels, compute) in rows.items():
-        register_row(app, gold, prefix, name, panels, compute)
+    for name, (panels, _) in rows.items():
+        register_row(app, gold, prefix, name, panels, functions[name])
     return drawn(layout, prefix, controls, view)
 
 

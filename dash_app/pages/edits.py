@@ -647,7 +647,6 @@ def build_view(gold: Gold, state: ViewState, config: DashConfig | None = None) -
 
 def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..., Any]:
     """The page's callbacks; returns its layout as the pages router draws it."""
-    rows = {name: (panels, ROW_FUNCTIONS[name]) for name, (panels, _) in ROWS.items()}
     return pn.register_page(
         app,
         gold,
@@ -655,7 +654,8 @@ def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..
         layout,
         controls.register(app, gold, PREFIX),
         lambda search: render(gold, search, config),
-        rows,
+        ROWS,
+        ROW_FUNCTIONS,
     )
 
 

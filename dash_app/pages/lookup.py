@@ -259,7 +259,7 @@ def _joined(views: Table, edits: Table) -> list[tuple[Any, ...]]:
     ]
 
 
-ROW_FUNCTIONS = {"lookup": lookup_row}
+ROW_FUNCTIONS: dict[str, pn.RowFunction] = {"lookup": lookup_row}
 
 
 def build_view(gold: Gold, search: str, config: DashConfig | None = None) -> dict[str, Any]:
@@ -277,5 +277,6 @@ def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..
         layout,
         controls.register(app, gold, PREFIX, q.WIKI_OPTIONS, single=True),
         lambda search: render(gold, search, config),
-        {"lookup": (PANELS, lookup_row)},
+        ROWS,
+        ROW_FUNCTIONS,
     )

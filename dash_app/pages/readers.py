@@ -862,7 +862,6 @@ def build_view(gold: Gold, state: ViewState, config: DashConfig | None = None) -
 
 def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..., Any]:
     """The page's callbacks; returns its layout as the pages router draws it."""
-    rows = {name: (panels, ROW_FUNCTIONS[name]) for name, (panels, _) in ROWS.items()}
     return pn.register_page(
         app,
         gold,
@@ -870,5 +869,6 @@ def register_callbacks(app: Dash, gold: Gold, config: DashConfig) -> Callable[..
         layout,
         controls.register(app, gold, PREFIX, q.READERS_WIKI_OPTIONS),
         lambda search: render(gold, search, config),
-        rows,
+        ROWS,
+        ROW_FUNCTIONS,
     )
