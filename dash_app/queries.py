@@ -147,19 +147,25 @@ TYPE_MIX = f"""
 SELECT type, sum(events) AS events FROM gold.events_per_hour_wiki
 WHERE {_HOURS} AND {_WIKIS} AND {_KINDS} GROUP BY type ORDER BY events DESC, type {_LIMIT}
 """
+# The top pages and editors: the same columns and ranking whichever table and window
+_PAGE_SUMS = "SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta"
+_PAGE_RANK = "GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10"
+_EDITOR_SUMS = """SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits,
+       sum(actions) AS actions, sum(bytes_added) AS bytes_added,
+       sum(bytes_removed) AS bytes_removed"""
+_EDITOR_RANK = "GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10"
 # Picked wikis: the wiki is part of the primary key, the window's rows are few: exact.
 TOP_PAGES = f"""
-SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
+{_PAGE_SUMS}
 FROM gold.page_edits_per_hour
 WHERE {_HOURS} AND {_WIKIS} AND {_KINDS}
-GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10
+{_PAGE_RANK}
 """
 TOP_EDITORS = f"""
-SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS actions,
-       sum(bytes_added) AS bytes_added, sum(bytes_removed) AS bytes_removed
+{_EDITOR_SUMS}
 FROM gold.editor_edits_per_hour
 WHERE {_HOURS} AND {_WIKIS} AND {_KINDS}
-GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
+{_EDITOR_RANK}
 """
 # All wikis: two phases. The candidates from gold's approximate topK states, then their
 # edits summed exactly and ordered by that sum: the counts shown are exact, topK only
@@ -178,23 +184,22 @@ WITH candidates AS (
     SELECT arrayJoin({_TOPK}(pages)).1 AS page
     FROM gold.top_pages_per_hour WHERE {_HOURS} AND {_KINDS}
 )
-SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
+{_PAGE_SUMS}
 FROM gold.page_edits_per_hour
 PREWHERE {_HOURS} AND title IN (SELECT page.2 FROM candidates)
 WHERE {_KINDS} AND (wiki, title) IN candidates
-GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10
+{_PAGE_RANK}
 """
 TOP_EDITORS_ALL = f"""
 WITH candidates AS (
     SELECT arrayJoin({_TOPK}(editors)).1 AS editor
     FROM gold.top_editors_per_hour WHERE {_HOURS} AND {_KINDS}
 )
-SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS actions,
-       sum(bytes_added) AS bytes_added, sum(bytes_removed) AS bytes_removed
+{_EDITOR_SUMS}
 FROM gold.editor_edits_per_hour
 PREWHERE {_HOURS} AND user IN (SELECT editor.2 FROM candidates)
 WHERE {_KINDS} AND (wiki, user) IN candidates
-GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
+{_EDITOR_RANK}
 """
 # Longer: a window's page rows grow with it (a week: 7.4M rows, 240 ms). The candidates
 # from a day's states (gold.top_pages_per_day) for the window's whole days and an hour's
@@ -205,33 +210,32 @@ _WHOLE_DAY = (
 )
 
 
-def _long_candidates(what: str, column: str) -> str:
-    """The window's candidates (``column`` of gold.top_{what}_per_day and _per_hour)."""
+def _long_candidates(what: str) -> str:
+    """The window's candidates (column ``what`` of gold.top_{what}_per_day and _per_hour)."""
     return f"""candidates AS (
-    SELECT arrayJoin({_TOPK}({column})).1 AS candidate FROM (
-        SELECT {column} FROM gold.top_{what}_per_day
+    SELECT arrayJoin({_TOPK}({what})).1 AS candidate FROM (
+        SELECT {what} FROM gold.top_{what}_per_day
         WHERE {_WHOLE_DAY.format(day="day")} AND {_KINDS}
         UNION ALL
-        SELECT {column} FROM gold.top_{what}_per_hour
+        SELECT {what} FROM gold.top_{what}_per_hour
         WHERE {_HOURS} AND {_KINDS} AND NOT ({_WHOLE_DAY.format(day="toStartOfDay(hour)")})
     )
 )"""
 
 
 TOP_PAGES_ALL_LONG = f"""
-WITH {_long_candidates("pages", "pages")}
-SELECT wiki, title, sum(edits) AS edits, sum(byte_delta) AS byte_delta
+WITH {_long_candidates("pages")}
+{_PAGE_SUMS}
 FROM gold.page_edits_by_page
 WHERE (wiki, title) IN candidates AND {_HOURS} AND {_KINDS}
-GROUP BY wiki, title ORDER BY edits DESC, wiki, title LIMIT 10
+{_PAGE_RANK}
 """
 TOP_EDITORS_ALL_LONG = f"""
-WITH {_long_candidates("editors", "editors")}
-SELECT wiki, user, any(user_kind) AS kind, sum(edits) AS edits, sum(actions) AS actions,
-       sum(bytes_added) AS bytes_added, sum(bytes_removed) AS bytes_removed
+WITH {_long_candidates("editors")}
+{_EDITOR_SUMS}
 FROM gold.editor_edits_by_editor
 WHERE (wiki, user) IN candidates AND {_HOURS} AND {_KINDS}
-GROUP BY wiki, user HAVING edits > 0 ORDER BY edits DESC, wiki, user LIMIT 10
+{_EDITOR_RANK}
 """
 # Longer than a day: hourly rows instead of minute rows (24x fewer), hours overlapping
 TOP_WIKIS_HOURLY = f"""
