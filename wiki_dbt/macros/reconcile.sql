@@ -34,3 +34,26 @@
     using ({{ keys | join(', ') }})
     where gold_value != silver_value
 {%- endmacro %}
+
+{#- The closed hours where a gold table sorted for lookups (``copy``) differs from the
+    gold table it is fed by (``source``): per hour, the sum of ``measure`` and a checksum
+    of every key (``keys``) weighted by it, so a row under another key differs even when
+    the sums agree. Closed hours only: an insert reaches a source and its copy as two
+    parts, committed one after the other. Nothing when they agree. -#}
+{% macro sorted_copy_differs(copy, source, measure, keys) -%}
+    select '{{ copy }}' as model, hour, s.n as source_n, c.n as copy_n
+    from ({{ hourly_key_checksum(source, measure, keys) }}) as s
+    full outer join ({{ hourly_key_checksum(copy, measure, keys) }}) as c
+    using (hour)
+    where s.n != c.n or s.checksum != c.checksum
+{%- endmacro %}
+
+{% macro hourly_key_checksum(model_name, measure, keys) -%}
+    select
+        hour,
+        sum({{ measure }}) as n,
+        sum({{ measure }} * cityHash64({{ keys | join(', ') }})) as checksum
+    from {{ ref(model_name) }}
+    where hour < toStartOfHour({{ closed_before() }})
+    group by hour
+{%- endmacro %}
