@@ -147,6 +147,9 @@ def test_a_readonly_2_user_reads_no_file(server: ClickHouseProcess) -> None:
 ADMIN_FILE_ATTEMPTS = [
     "SELECT * FROM '{p}'",
     "SELECT * FROM default.`{p}`",
+    'SELECT * FROM default."{p}"',
+    "CREATE DICTIONARY d_{u} (a String) PRIMARY KEY a SOURCE(CLICKHOUSE(query "
+    "'SELECT * FROM \\'{p}\\'')) LAYOUT(FLAT()) LIFETIME(0)",
     "CREATE DATABASE d_{u} ENGINE = Filesystem('{d}')",
     "SELECT * FROM filesystem('{d}')",
     "SELECT * FROM format(Values, 'a String', '(file(''{p}''))')",
@@ -161,6 +164,33 @@ def test_the_admin_reads_no_file_outside_user_files(
     r = send(server, sql)
     assert r.status_code != 200, r.text
     assert "hunter2" not in r.text and "secret.txt" not in r.text.split("`")[0], r.text
+
+
+@pytest.mark.parametrize(
+    "sql, value",
+    [
+        ("SELECT * FROM {t:Identifier}", "{p}"),
+        ("SELECT * FROM default.{t:Identifier}", "{p}"),
+        ("SELECT * FROM {t:Identifier}", "../../../../../../../..{p}"),
+    ],
+)
+def test_a_parameter_names_no_file_outside_user_files(
+    server: ClickHouseProcess, tmp_path_factory: pytest.TempPathFactory, sql: str, value: str
+) -> None:
+    """The engine substitutes the parameter: the guard judges the query with it (a
+    server has no table named by a path at all). The path holds no guarded word, as
+    /etc/hostname does not."""
+    secret = tmp_path_factory.mktemp("plain") / "secret.txt"
+    secret.write_text("the admin password is hunter2\n")
+    r = send(server, sql, param_t=value.format(p=secret))
+    assert r.status_code != 200 and code(r) == 291, r.text
+    assert "hunter2" not in r.text
+
+
+def test_a_division_is_not_a_path(server: ClickHouseProcess) -> None:
+    """A slash with white space on both sides is a division: nothing to refuse."""
+    r = send(server, "SELECT 6 / {d:UInt8} AS half, 'a / b' AS text", param_d="2")
+    assert r.status_code == 200 and r.text == "3\ta / b\n", r.text
 
 
 def test_format_values_data_from_a_parameter_cannot_call_file(
