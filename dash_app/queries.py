@@ -761,6 +761,30 @@ class Table:
 _Key = tuple[str, tuple[tuple[str, Any], ...]]
 
 
+class _Running:
+    """A query on its way: the callers that ask it meanwhile wait for its answer."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._table: Table | None = None
+        self._error: Unavailable | None = None
+
+    def done(self, table: Table) -> None:
+        self._table = table
+        self._event.set()
+
+    def fail(self, error: Unavailable) -> None:
+        self._error = error
+        self._event.set()
+
+    def wait(self) -> Table:
+        self._event.wait()
+        if self._error is not None:
+            raise Unavailable(str(self._error))
+        assert self._table is not None
+        return self._table
+
+
 class Gold:
     """Cached, parameterised reads of the gold tables.
 
@@ -769,6 +793,11 @@ class Gold:
     ``cache_bytes`` (sizes measured by ``Table.size``) and ``cache_entries`` answers,
     dropping the least recently used first; an answer bigger than a quarter of the
     budget is not kept.
+
+    A query asked again while the same one (same text and parameters) is running waits
+    for that answer instead of running twice: a page's rows ask some of the same
+    questions at the same moment (the busiest wikis, which models are built), and so do
+    viewers whose pages load together.
     """
 
     def __init__(
@@ -789,6 +818,7 @@ class Gold:
         self.max_rows = max_rows
         self.cache_bytes = 0  # bytes of the answers held now
         self.queries_run = 0
+        self._running: dict[_Key, _Running] = {}
 
     def run_all(
         self, queries: Sequence[tuple[str, dict[str, Any]]], ttl: float | None = None
@@ -813,19 +843,23 @@ class Gold:
             if hit and hit[0] > now:
                 self._cache.move_to_end(key)
                 return hit[1]
+            running = self._running.get(key)
+            if running is None:
+                self._running[key] = mine = _Running()
+        if running is not None:
+            return running.wait()
         try:
-            client = self._connect()
-            result = client.query(sql, parameters=params)
-        except Exception as exc:  # noqa: BLE001 - any failure is "ClickHouse unavailable"
+            table = self._query(sql, params)
+        except BaseException as exc:
             with self._lock:
-                self._client = None
-            raise Unavailable(_describe(exc)) from exc
-        rows = [tuple(r) for r in result.result_rows]
-        table = Table(list(result.column_names), rows[: self.max_rows], len(rows) > self.max_rows)
+                del self._running[key]
+            mine.fail(exc if isinstance(exc, Unavailable) else Unavailable(_describe(exc)))
+            raise
+        mine.done(table)
         expires = now + (self.cache_seconds if ttl is None else ttl)
         size = table.size() if expires > now else 0
         with self._lock:
-            self.queries_run += 1
+            del self._running[key]
             self._forget(key)
             if expires > now and size <= self.max_cache_bytes // 4:
                 self._cache[key] = (expires, table, size)
@@ -835,6 +869,19 @@ class Gold:
             ):
                 self._forget(next(iter(self._cache)))
         return table
+
+    def _query(self, sql: str, params: dict[str, Any]) -> Table:
+        try:
+            client = self._connect()
+            result = client.query(sql, parameters=params)
+        except Exception as exc:  # noqa: BLE001 - any failure is "ClickHouse unavailable"
+            with self._lock:
+                self._client = None
+            raise Unavailable(_describe(exc)) from exc
+        rows = [tuple(r) for r in result.result_rows]
+        with self._lock:
+            self.queries_run += 1
+        return Table(list(result.column_names), rows[: self.max_rows], len(rows) > self.max_rows)
 
     def clear(self) -> None:
         """Forget every cached answer (a cold page, for tests and benchmarks)."""

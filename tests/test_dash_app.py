@@ -421,6 +421,30 @@ def test_results_are_cached_for_the_refresh_interval(gold: Gold) -> None:
     assert gold.queries_run == ran  # a second viewer costs no query
 
 
+def test_the_same_query_asked_while_it_runs_runs_once(dash_warehouse: Warehouse) -> None:
+    """Rows (and viewers) asking the same question at once share one run of it, with
+    the cache off too; a failure reaches every asker."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gold = Gold(lambda: clickhouse_client(dash_warehouse.clickhouse_url), cache_seconds=0)
+    slow = "SELECT sum(sleepEachRow(0.1)) + {n:UInt8} AS n FROM numbers(5) LIMIT {limit:UInt32}"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: gold.run(slow, {"n": 7}), range(4)))
+    assert [a.rows for a in answers] == [[(7,)]] * 4
+    assert gold.queries_run == 1
+    # one after another they run again (nothing is cached with the cache off)
+    assert gold.run(slow, {"n": 7}).rows == [(7,)] and gold.queries_run == 2
+    failing = "SELECT throwIf(sleepEachRow(0.1) = 0, 'refused here') FROM numbers(5) " + (
+        "LIMIT {limit:UInt32}"
+    )
+    with ThreadPoolExecutor(3) as pool:
+        futures = [pool.submit(gold.run, failing) for _ in range(3)]
+        for future in futures:
+            with pytest.raises(Unavailable, match="refused here"):
+                future.result()
+    assert gold.queries_run == 2
+
+
 def test_hostile_values_are_bound_not_pasted(gold: Gold, dash_warehouse: Warehouse) -> None:
     before = dash_warehouse.scalar("SELECT sum(events) FROM gold.wiki_totals")
     from dash_app import queries as q
