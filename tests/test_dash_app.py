@@ -219,6 +219,52 @@ def test_top_pages_and_editors_from_topk_candidates_equal_the_exact_ranking(gold
         assert gold.run(q.TOP_EDITORS_ALL_LONG, params).rows == exact, span
 
 
+def test_window_totals_from_whole_hours_and_ragged_minutes_equal_the_minutes(gold: Gold) -> None:
+    """Up to a day, the window's totals take its whole hours from the hourly rows and its
+    ends from the minute rows: the same numbers as the minutes alone, for windows inside
+    one hour, on hour boundaries, and ragged at either end."""
+    from dash_app import queries as q
+
+    minutes = {
+        "TOP_WIKIS": "wiki, sum(events) AS events {w} AND {k} GROUP BY wiki "
+        "ORDER BY events DESC, wiki LIMIT 15",
+        "USER_KINDS": "user_kind, sum(events) AS events {w} AND {wikis} AND {k} "
+        "GROUP BY user_kind ORDER BY user_kind",
+        "EVENTS_IN_VIEW": "sum(events) AS events {w} AND {wikis} AND {k}",
+    }
+    where = (
+        "FROM gold.events_per_minute_wiki "
+        "WHERE minute >= {start:DateTime} AND minute < {end:DateTime}"
+    )
+    ((first, last),) = gold.run(
+        "SELECT min(minute), max(minute) FROM gold.events_per_minute_wiki "
+        "WHERE minute > now() - INTERVAL 1 DAY"
+    ).rows
+    # the recording is a few minutes inside one hour (dashboard_warehouse)
+    hour, h = first.replace(minute=0), dt.timedelta(hours=1)
+    minute = dt.timedelta(minutes=1)
+    windows = [
+        (first, last + minute),  # inside one hour: minutes only
+        (hour, hour + h),  # one whole hour, nothing ragged
+        (hour - 37 * minute, hour + h + 5 * minute),  # ragged at both ends, a whole hour
+        (first + minute, hour + 2 * h),  # ragged start inside the data, an empty hour
+        (hour - h, first + 2 * minute),  # an empty whole hour, ragged end inside the data
+        (hour - 24 * h + 13 * minute, hour + h),  # a day, ragged start
+    ]
+    checked = 0
+    for (start, end), (name, body), (wikis, kinds) in itertools.product(
+        windows,
+        minutes.items(),
+        [([], ["bot", "anonymous", "registered"]), (["enwiki", "frwiki"], ["registered"])],
+    ):
+        params = q.window_params(start, end, wikis, kinds)
+        oracle = "SELECT " + body.format(w=where, wikis=q._WIKIS, k=q._KINDS)
+        want = gold.run(oracle, params).rows
+        assert gold.run(getattr(q, f"{name}_HOURS"), params).rows == want, (name, start, end)
+        checked += bool(want and want[0][-1])
+    assert checked > 20  # most windows hold events
+
+
 PER_WIKI_QUERIES = [
     "PER_MINUTE_WIKIS",
     "TOP_WIKIS",
@@ -236,7 +282,10 @@ PER_WIKI_QUERIES = [
     "DRILL_DAY",
     "HEATMAP",
     "EVENTS_IN_VIEW",
+    "EVENTS_IN_VIEW_HOURS",
     "EVENTS_IN_VIEW_HOURLY",
+    "TOP_WIKIS_HOURS",
+    "USER_KINDS_HOURS",
     "NOW",
     "TOP_PAGES_ALL_LONG",
     "TOP_EDITORS_ALL_LONG",
@@ -273,20 +322,22 @@ def test_window_filters_narrow_the_per_wiki_tables_by_their_sort_keys(
     }
     sql = getattr(q, name)
     plan = gold.run("EXPLAIN indexes = 1 " + sql, params).column("explain")
-    table = next(t for t in FIRST_KEY if f"gold.{t}" in sql)
-    column = FIRST_KEY[table]
-    read = next(i for i, line in enumerate(plan) if f"ReadFromMergeTree (gold.{table})" in line)
-    index = next(i for i in range(read, len(plan)) if plan[i].endswith("PrimaryKey"))
-    keys_at = next(i for i in range(index, len(plan)) if plan[i].endswith("Keys:"))
-    condition = next(line for line in plan[index:] if "Condition:" in line)
-    # the table is sorted by that column first, the index uses it, the query bounds it
-    ((sorting_key,),) = gold.run(
-        "SELECT sorting_key FROM system.tables WHERE database = 'gold' AND name = {t:String}",
-        {"t": table},
-    ).rows
-    assert sorting_key.split(", ")[0] == column, sorting_key
-    assert plan[keys_at + 1].split()[-1] == column, "\n".join(plan)
-    assert re.search(rf"\({column}[ ,]|\(\({column}, ", condition), "\n".join(plan)
+    tables = [t for t in FIRST_KEY if f"gold.{t}" in sql]
+    assert tables, name
+    for table in tables:  # each table the query reads (a union reads two)
+        column = FIRST_KEY[table]
+        read = next(i for i, line in enumerate(plan) if f"ReadFromMergeTree (gold.{table})" in line)
+        index = next(i for i in range(read, len(plan)) if plan[i].endswith("PrimaryKey"))
+        keys_at = next(i for i in range(index, len(plan)) if plan[i].endswith("Keys:"))
+        condition = next(line for line in plan[index:] if "Condition:" in line)
+        # the table is sorted by that column first, the index uses it, the query bounds it
+        ((sorting_key,),) = gold.run(
+            "SELECT sorting_key FROM system.tables WHERE database = 'gold' AND name = {t:String}",
+            {"t": table},
+        ).rows
+        assert sorting_key.split(", ")[0] == column, sorting_key
+        assert plan[keys_at + 1].split()[-1] == column, "\n".join(plan)
+        assert re.search(rf"\({column}[ ,]|\(\({column}, ", condition), "\n".join(plan)
 
 
 def test_the_package_ships_every_page_and_the_assets() -> None:

@@ -39,6 +39,8 @@ ORDER = 0
 PREFIX = ""
 # past this, the shares read hourly rows (24x fewer than minute rows)
 LONG_WINDOW = dt.timedelta(hours=24)
+# up to this, a window's totals read its minutes alone (past it, its whole hours too)
+MINUTES_WINDOW = dt.timedelta(hours=6)
 WEEK = RANGES["7d"]
 BY = {"minute": "per minute", "hour": "per hour", "day": "per day"}
 EVENTS_ARE = (
@@ -261,7 +263,9 @@ def resolve(gold: Gold, state: ViewState, config: DashConfig) -> dict[str, Any]:
     first = naive_utc(first)
     start, end, range_note = state.bounded_window(newest)
     params = q.window_params(start, end, state.wikis, state.kinds)
-    counting = q.EVENTS_IN_VIEW_HOURLY if end - start > LONG_WINDOW else q.EVENTS_IN_VIEW
+    counting = _totals(
+        end - start, q.EVENTS_IN_VIEW, q.EVENTS_IN_VIEW_HOURS, q.EVENTS_IN_VIEW_HOURLY
+    )
     answers = gold.run_all(
         [(q.HOURS_WITH_EVENTS, params), (counting, params), (q.KNOWN_WIKIS, params)], ttl=ttl
     )
@@ -479,14 +483,25 @@ def _long(view: View) -> bool:
     return view.end - view.start > LONG_WINDOW
 
 
+def _totals(span: dt.timedelta, minutes: str, hours: str, hourly: str) -> str:
+    """A window's totals (queries._totals): from its minutes up to MINUTES_WINDOW, its
+    whole hours and ragged minutes up to a day (both exact), the hours overlapping it
+    past a day."""
+    return minutes if span <= MINUTES_WINDOW else hours if span <= LONG_WINDOW else hourly
+
+
+def _top_wikis(view: View) -> str:
+    return _totals(view.end - view.start, q.TOP_WIKIS, q.TOP_WIKIS_HOURS, q.TOP_WIKIS_HOURLY)
+
+
 def mix_row(gold: Gold, view: View) -> dict[str, Result]:
     p = _params(view)
     long = _long(view)
     top, kinds, types = _run_all(
         gold,
         view,
-        (q.TOP_WIKIS_HOURLY if long else q.TOP_WIKIS, p),
-        (q.USER_KINDS_HOURLY if long else q.USER_KINDS, p),
+        (_top_wikis(view), p),
+        (_totals(view.end - view.start, q.USER_KINDS, q.USER_KINDS_HOURS, q.USER_KINDS_HOURLY), p),
         (q.TYPE_MIX, p),
     )
     hourly = " (the hours overlapping the window)" if long else ""
@@ -580,7 +595,7 @@ def drill_wiki(gold: Gold, view: View) -> str:
     """The first picked wiki, else the window's busiest (top wikis' first)."""
     if view.state.wikis:
         return view.state.wikis[0]
-    top = _run(gold, view, q.TOP_WIKIS_HOURLY if _long(view) else q.TOP_WIKIS, _params(view))
+    top = _run(gold, view, _top_wikis(view), _params(view))
     return str(top.rows[0][0]) if top else ""
 
 
