@@ -188,6 +188,17 @@ def serve(
     max_form = _env_int("LOCAL_CLICKHOUSE_MAX_FORM_BYTES", MAX_FORM_BYTES)
     max_queries = _env_int("LOCAL_CLICKHOUSE_MAX_CONCURRENT_QUERIES", MAX_CONCURRENT_QUERIES)
     try:
+        # Relative paths in file() and File tables, and tables named by a relative path
+        # (the default database's file overlay, which keeps the working directory chDB
+        # starts in), resolve from the working directory: make it the user files folder
+        # before the engine starts, as a real server resolves them from its
+        # user_files_path (from where it was launched, `SELECT * FROM '.env'` read the
+        # launch folder's files).
+        data = Path(data).resolve()
+        users_file = Path(users_file).resolve() if users_file else None
+        users_d = Path(users_d).resolve() if users_d else None
+        (data / "user_files").mkdir(parents=True, exist_ok=True)
+        os.chdir(data / "user_files")
         try:
             engine = Engine(data, users_file=users_file, users_d=users_d)
         except (RuntimeError, ValueError) as exc:
@@ -196,10 +207,6 @@ def serve(
         sock.close()
         raise
     try:
-        # Relative paths in file() and File tables resolve from the working directory:
-        # make it the user files folder, as a real server resolves them from its
-        # user_files_path.
-        os.chdir(engine.user_files)
         network = allow_network in ("1", "true")
         server_app = Server(
             engine,
