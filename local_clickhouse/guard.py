@@ -42,9 +42,17 @@ user including the admin:
 - custom disks (``disk(type = ...)`` in SETTINGS) are refused: they open folders and
   hosts chosen by the query;
 - GET requests may not ``KILL`` or run ``SYSTEM`` statements;
-- nothing reaches other hosts (``url``, ``s3``, ``remote``, ``mysql``... as table
-  functions, engines or dictionary sources, UNACCEPTABLE_URL) unless the admin
-  allows network access when starting the server (``LOCAL_CLICKHOUSE_ALLOW_NETWORK``).
+- nothing reaches other hosts (``url``, ``s3``, ``remote``, ``mysql``, ``bigquery``... as
+  table functions, engines or dictionary sources, UNACCEPTABLE_URL) unless the admin
+  allows network access when starting the server (``LOCAL_CLICKHOUSE_ALLOW_NETWORK``);
+- ``python()`` and ``arrowstream()`` (chDB's own, reading the server process's objects)
+  and ``eval()`` (a query built while the query runs) are refused;
+- a query parameter set in a session (``SET param_t = ...``) may not hold what could
+  name something guarded: it is substituted in a later request whose text does not
+  show it (a request's own ``param_`` values are judged with its query).
+
+Relative paths (``file('x')``, ``SELECT * FROM 'x'``) resolve in the user files folder:
+the server makes it its working directory before chDB starts (serve.py).
 """
 
 from __future__ import annotations
@@ -140,8 +148,21 @@ NETWORK_FUNCTIONS = URL_FUNCTIONS | frozenset(
         "http",
         "cassandra",
         "externaldistributed",
+        "bigquery",
+        "icebergcluster",
+        "deltalakes3cluster",
+        "deltalakeazurecluster",
+        "paimoncluster",
+        "paimons3cluster",
+        "paimonazurecluster",
+        "paimonhdfscluster",
     }
 )
+# Table functions no server has, or whose query is made at run time: refused for
+# everyone. chDB's python() reads objects of the server's own Python process,
+# arrowstream() its registry of Arrow streams; eval() runs a query built while the query
+# runs (from unhex(...), say), which no parse here can see.
+REFUSED_FUNCTIONS = frozenset({"python", "arrowstream", "eval"})
 # Dictionary sources that run programs or load libraries.
 PROGRAM_SOURCES = frozenset({"executable", "executable_pool", "library"})
 
@@ -186,11 +207,15 @@ _NETWORK_TRIGGERS = (
     "http",
     "cassandra",
     "distributed",
+    "bigquery",
 )
 # ... and the rest: SET ROLE, KILL, a view's definer, a custom disk, a remote CLICKHOUSE
 # dictionary source (its host and port keys only show in the formatted query).
+# A parameter set in a session (SET param_t = ...) is substituted later, into a query
+# whose text alone does not show it: "param_" has the SET parsed and its values judged.
 _OTHER_TRIGGERS = ("role", "kill", "definer", "security", "disk", "clickhouse")
-_TRIGGERS = _FILE_TRIGGERS + _NETWORK_TRIGGERS + _OTHER_TRIGGERS
+_TRIGGERS = _FILE_TRIGGERS + _NETWORK_TRIGGERS + _OTHER_TRIGGERS + tuple(REFUSED_FUNCTIONS)
+_SESSION_PARAMETER = b"param_"
 # A table named by a path has a slash in it, touching a character of the path: an
 # absolute path's first slash follows the opening quote (or starts a parameter's value),
 # a relative one that climbs has `../`. A slash with white space on both sides is a
@@ -284,6 +309,12 @@ def _escaped(value: str) -> str:
     )
 
 
+def _could_name(text: bytes) -> bool:
+    """Whether ``text`` could name a guarded function, engine, statement or path."""
+    lowered = text.lower()
+    return any(t.encode() in lowered for t in _TRIGGERS) or bool(_PATH_SLASH.search(lowered))
+
+
 class Guard:
     def __init__(
         self, user_files: str, quiet: Callable[[], Any], allow_network: bool = False
@@ -344,10 +375,10 @@ class Guard:
     @staticmethod
     def needs_parse(query: bytes, params: Mapping[str, str] | None = None) -> bool:
         """Whether the text, or a parameter's value (the engine substitutes it: a
-        ``{t:Identifier}`` names a table), could name something guarded."""
-        return any(
-            any(t.encode() in text for t in _TRIGGERS) or _PATH_SLASH.search(text)
-            for text in (query.lower(), *(v.encode().lower() for v in (params or {}).values()))
+        ``{t:Identifier}`` names a table), could name something guarded, or the text
+        sets a parameter for later (in a session)."""
+        return _SESSION_PARAMETER in query.lower() or any(
+            _could_name(text) for text in (query, *(v.encode() for v in (params or {}).values()))
         )
 
     @staticmethod
@@ -410,6 +441,19 @@ class Guard:
             ),
         )
         self._check_statement(root, account, get)
+        if (
+            root.startswith("Set")
+            and _SESSION_PARAMETER in lowered
+            and _could_name(lowered.replace(_SESSION_PARAMETER, b""))
+        ):
+            # the value is substituted in a later request of the session, whose text
+            # does not show it: a value that could name something guarded is refused
+            raise ClickHouseError(
+                ACCESS_DENIED,
+                "A query parameter set with SET may not hold a path or the name of a file "
+                "or network function in the embedded ClickHouse (no check would see it where "
+                "it is substituted): send it with the request instead (param_<name>=...)",
+            )
         in_udf = root.startswith("CreateSQLFunctionQuery")
         for idx, node in enumerate(nodes):
             self._check_table_path(nodes, idx)
@@ -423,6 +467,12 @@ class Guard:
                     ACCESS_DENIED,
                     f"Dictionary source {name.upper()} runs programs on the server and is "
                     "not allowed in the embedded ClickHouse",
+                )
+            if name in REFUSED_FUNCTIONS:
+                raise ClickHouseError(
+                    ACCESS_DENIED,
+                    f"{m.group(2)}() is not available in the embedded ClickHouse (a server "
+                    "has no python() or arrowstream(); eval() runs a query no check sees)",
                 )
             if name in URL_FUNCTIONS:
                 self._check_url(name, args)

@@ -25,7 +25,7 @@ import pytest
 import zstandard
 
 from .helpers.clickhouse import ClickHouseProcess
-from .helpers.paths import USERS_D
+from .helpers.paths import ROOT, USERS_D
 
 LIMIT = 256 << 20  # the per-query max_memory_usage of the probe's users
 USERS = f"""<clickhouse>
@@ -187,6 +187,76 @@ def test_a_parameter_names_no_file_outside_user_files(
     assert "hunter2" not in r.text
 
 
+def test_a_parameter_set_in_a_session_names_no_file(
+    server: ClickHouseProcess, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A session's SET param_t is substituted in a later request, whose text does not
+    show it: a value that could name something guarded is refused when it is set."""
+    secret = tmp_path_factory.mktemp("plain") / "secret.txt"
+    secret.write_text("the admin password is hunter2\n")
+    session = {"session_id": uuid.uuid4().hex}
+    r = send(server, f"SET param_t = '{secret}'", **session)
+    assert code(r) == 497 and "send it with the request" in r.text, r.text
+    r = send(server, "SELECT * FROM {t:Identifier}", **session)
+    assert r.status_code != 200 and "hunter2" not in r.text, r.text
+    # an ordinary value is set and substituted as on a server
+    assert send(server, "SET param_band = 'AC / DC'", **session).status_code == 200
+    r = send(server, "SELECT {band:String}", **session)
+    assert r.status_code == 200 and r.text == "AC / DC\n", r.text
+
+
+def test_a_relative_path_is_inside_user_files_not_where_the_server_started(
+    server: ClickHouseProcess,
+) -> None:
+    """The server starts from the repository (ClickHouseProcess's cwd): a table named by
+    a relative path resolves in the user files folder, as file() does on a server."""
+    assert (ROOT / "pyproject.toml").exists()
+    for sql in ("SELECT * FROM 'pyproject.toml'", "SELECT _path FROM '*' LIMIT 5"):
+        r = send(server, sql)
+        assert "build-system" not in r.text and str(ROOT) not in r.text, r.text
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM eval(unhex('{hexed}')) SETTINGS allow_experimental_eval_table_function = 1",
+        "SELECT * FROM python(os)",
+        "SELECT * FROM arrowstream('x')",
+    ],
+)
+def test_functions_no_server_has_or_no_check_sees_are_refused(
+    server: ClickHouseProcess, sql: str
+) -> None:
+    hexed = b"SELECT * FROM '/etc/hostname'".hex()
+    r = send(server, sql.format(hexed=hexed))
+    assert code(r) == 497 and "not available in the embedded ClickHouse" in r.text, r.text
+
+
+def test_every_table_function_is_judged(server: ClickHouseProcess) -> None:
+    """Each of the engine's table functions is one the guard checks (paths, hosts,
+    refused) or one that reads only the server's own tables and generators: a chDB
+    upgrade that brings a new one fails here until it is placed."""
+    from local_clickhouse import guard
+
+    local = {
+        "sqlstandardvalues", "dictionary", "format", "fuzzjson", "fuzzquery", "generaterandom",
+        "generateseries", "generate_series", "input", "loop", "merge", "mergetreeanalyzeindexes",
+        "mergetreeanalyzeindexesuuid", "mergetreecodecblockcounts", "mergetreeindex",
+        "mergetreeprojection", "mergetreetextindex", "null", "numbers", "numbers_mt", "primes",
+        "prometheusquery", "prometheusqueryrange", "timeseriesdata", "timeseriesmetricfamilies",
+        "timeseriesmetrics", "timeseriessamples", "timeseriesselector", "timeseriestags",
+        "values", "view", "viewexplain", "viewifpermitted", "zeros", "zeros_mt",
+        "executable",  # runs only the admin's user_scripts folder, as on a server
+    }  # fmt: skip
+    judged = guard.PATH_FUNCTIONS | guard.NETWORK_FUNCTIONS | guard.REFUSED_FUNCTIONS
+    names = send(server, "SELECT lower(name) FROM system.table_functions").text.split()
+    assert len(names) > 50
+    assert sorted(set(names) - judged - local) == []
+    # every guarded name has a trigger in it, or the guard would not parse the query
+    for name in judged:
+        assert guard._could_name(name.encode()), name
+
+
 def test_a_division_is_not_a_path(server: ClickHouseProcess) -> None:
     """A slash with white space on both sides is a division: nothing to refuse."""
     r = send(server, "SELECT 6 / {d:UInt8} AS half, 'a / b' AS text", param_d="2")
@@ -265,6 +335,11 @@ NETWORK_ATTEMPTS = [
     "SETTINGS disk = disk(type = web, endpoint = 'http://127.0.0.1:{port}/')",
     "CREATE TABLE {db}.s (a Int8) ENGINE = MergeTree ORDER BY a SETTINGS disk = disk(type = s3, "
     "endpoint = 'http://127.0.0.1:{port}/b/', access_key_id = 'k', secret_access_key = 's')",
+    "SELECT * FROM bigquery('p', 'd', 't', access_token = 'x', "
+    "base_url = 'http://127.0.0.1:{port}')",
+    # eval() builds its query while it runs: url() spelled by concat, hidden in hex
+    "SELECT * FROM eval(concat('SELECT * FROM u', 'rl(''http://127.0.0.1:{port}/x'', "
+    "RawBLOB)')) SETTINGS allow_experimental_eval_table_function = 1",
 ]
 
 
