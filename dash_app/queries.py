@@ -76,7 +76,7 @@ GROUP BY hour HAVING sum(events) > 0 ORDER BY hour {_LIMIT}
 
 def _totals(keys: str, where: str, tail: str) -> tuple[str, str, str]:
     """Events per ``keys`` in the window, in three forms for three lengths of window
-    (``window_totals`` picks): the minute rows (exact; ~360 rows a minute), the window's
+    (the edits page's ``_for_window`` picks): the minute rows (exact; ~360 rows a minute), the window's
     whole hours from the hourly rows and only its ragged ends from the minute rows
     (exact too: a day is ~60k rows, not ~500k: 14 ms, not 20; under ~6 hours the minutes
     alone are quicker), and the hours overlapping the window (past a day; the panels say

@@ -263,7 +263,7 @@ def resolve(gold: Gold, state: ViewState, config: DashConfig) -> dict[str, Any]:
     first = naive_utc(first)
     start, end, range_note = state.bounded_window(newest)
     params = q.window_params(start, end, state.wikis, state.kinds)
-    counting = _totals(
+    counting = _for_window(
         end - start, q.EVENTS_IN_VIEW, q.EVENTS_IN_VIEW_HOURS, q.EVENTS_IN_VIEW_HOURLY
     )
     answers = gold.run_all(
@@ -483,7 +483,7 @@ def _long(view: View) -> bool:
     return view.end - view.start > LONG_WINDOW
 
 
-def _totals(span: dt.timedelta, minutes: str, hours: str, hourly: str) -> str:
+def _for_window(span: dt.timedelta, minutes: str, hours: str, hourly: str) -> str:
     """A window's totals (queries._totals): from its minutes up to MINUTES_WINDOW, its
     whole hours and ragged minutes up to a day (both exact), the hours overlapping it
     past a day."""
@@ -491,7 +491,13 @@ def _totals(span: dt.timedelta, minutes: str, hours: str, hourly: str) -> str:
 
 
 def _top_wikis(view: View) -> str:
-    return _totals(view.end - view.start, q.TOP_WIKIS, q.TOP_WIKIS_HOURS, q.TOP_WIKIS_HOURLY)
+    span = view.end - view.start
+    return _for_window(span, q.TOP_WIKIS, q.TOP_WIKIS_HOURS, q.TOP_WIKIS_HOURLY)
+
+
+def _user_kinds(view: View) -> str:
+    span = view.end - view.start
+    return _for_window(span, q.USER_KINDS, q.USER_KINDS_HOURS, q.USER_KINDS_HOURLY)
 
 
 def mix_row(gold: Gold, view: View) -> dict[str, Result]:
@@ -501,7 +507,12 @@ def mix_row(gold: Gold, view: View) -> dict[str, Result]:
         gold,
         view,
         (_top_wikis(view), p),
-        (_totals(view.end - view.start, q.USER_KINDS, q.USER_KINDS_HOURS, q.USER_KINDS_HOURLY), p),
+        (
+            _for_window(
+                view.end - view.start, q.USER_KINDS, q.USER_KINDS_HOURS, q.USER_KINDS_HOURLY
+            ),
+            p,
+        ),
         (q.TYPE_MIX, p),
     )
     hourly = " (the hours overlapping the window)" if long else ""
