@@ -31,7 +31,7 @@ import json
 import random
 import re
 import statistics
-import time
+import threading
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
@@ -292,17 +292,18 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
 
 
 class Slowed:
-    """The app's ClickHouse client, whose queries naming a table in ``slow`` wait first
-    (a slow panel, for the loading states)."""
+    """The app's ClickHouse client, whose queries naming a table in ``held`` wait until
+    the test lets them go (a slow panel, for the loading states: however slow the
+    machine, that panel answers after the others)."""
 
     def __init__(self, url: str) -> None:
         self.inner = clickhouse_client(url)
-        self.slow: dict[str, float] = {}
+        self.held: dict[str, threading.Event] = {}
 
     def query(self, sql: str, parameters: Any = None) -> Any:
-        for table, seconds in list(self.slow.items()):
+        for table, release in list(self.held.items()):
             if table in sql:
-                time.sleep(seconds)
+                release.wait(120)
         return self.inner.query(sql, parameters=parameters)
 
 
@@ -837,7 +838,8 @@ def test_a_slow_panel_shows_its_loading_state_while_the_others_draw(
     data: Data, browser: Any, served: Served
 ) -> None:
     served.gold.clear()
-    served.client.slow = {"gold.notable_edits": 3.0}
+    release = threading.Event()
+    served.client.held = {"gold.notable_edits": release}
     try:
         browser.driver.get(browser.server_url + "/" + data.search)
         wait_for(
@@ -853,7 +855,8 @@ def test_a_slow_panel_shows_its_loading_state_while_the_others_draw(
         assert loading
         assert _series_total(traces(browser, "activity")) > 0
     finally:
-        served.client.slow = {}
+        served.client.held = {}
+        release.set()
     wait_for(lambda: settled(browser), 60)
     assert cells(browser, "notable")  # then it draws
     assert browser.get_logs() == []
