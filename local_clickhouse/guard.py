@@ -9,8 +9,8 @@ The query is never judged by its text: the engine parses it (``EXPLAIN AST``, wi
 the request's query parameters substituted) and the tree it prints is walked. Escaped
 identifiers (`` `fi\\x6ce` ``), comments, case, heredocs and parameters are therefore
 resolved the way the engine resolves them. Running the parse costs 0.4 ms for a short
-query and 2 ms for a dashboard's (a third of what the engine then takes to run it), so
-it runs only when the text or a parameter's value could name something guarded: every
+query and ~2 ms for one of the dashboard's (more on a busy machine), so it runs only
+when the text or a parameter's value could name something guarded: every
 guarded name and keyword has to appear literally (case aside), unless an escape spells
 it, and a path has a slash touching one of its characters, so a query without any of
 them, and without a backslash, cannot be one (`a / b` is a division). The parse, like
