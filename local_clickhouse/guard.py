@@ -156,6 +156,7 @@ NETWORK_FUNCTIONS = URL_FUNCTIONS | frozenset(
         "paimons3cluster",
         "paimonazurecluster",
         "paimonhdfscluster",
+        "datalakecatalog",  # a database engine: its catalog's URL is asked at CREATE
     }
 )
 # Table functions no server has, or whose query is made at run time: refused for
@@ -208,6 +209,7 @@ _NETWORK_TRIGGERS = (
     "cassandra",
     "distributed",
     "bigquery",
+    "datalakecatalog",
 )
 # ... and the rest: SET ROLE, KILL, a view's definer, a custom disk, a remote CLICKHOUSE
 # dictionary source (its host and port keys only show in the formatted query).

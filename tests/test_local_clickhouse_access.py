@@ -187,6 +187,21 @@ def test_a_parameter_names_no_file_outside_user_files(
     assert "hunter2" not in r.text
 
 
+def test_a_data_lake_catalog_database_reaches_no_host(
+    server: ClickHouseProcess, listener: Listener
+) -> None:
+    """The DataLakeCatalog database engine asks its catalog's URL when it is created."""
+    r = send(
+        server,
+        f"CREATE DATABASE dl_{uuid.uuid4().hex[:8]} ENGINE = DataLakeCatalog("
+        f"'http://127.0.0.1:{listener.port}/cat') SETTINGS catalog_type = 'rest', warehouse = 'w'",
+        allow_experimental_database_iceberg="1",
+        allow_database_iceberg="1",
+    )
+    time.sleep(0.3)
+    assert code(r) == 481 and listener.hits == [], (r.text, listener.hits)
+
+
 def test_a_parameter_set_in_a_session_names_no_file(
     server: ClickHouseProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
