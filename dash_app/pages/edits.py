@@ -507,12 +507,7 @@ def mix_row(gold: Gold, view: View) -> dict[str, Result]:
         gold,
         view,
         (_top_wikis(view), p),
-        (
-            _for_window(
-                view.end - view.start, q.USER_KINDS, q.USER_KINDS_HOURS, q.USER_KINDS_HOURLY
-            ),
-            p,
-        ),
+        (_user_kinds(view), p),
         (q.TYPE_MIX, p),
     )
     hourly = " (the hours overlapping the window)" if long else ""
