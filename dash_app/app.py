@@ -50,10 +50,22 @@ def create_app(gold: Gold | None = None, config: DashConfig | None = None) -> Da
             layout=drawn or page.layout,
         )
     app.layout = dash.page_container
+    _preload(app)
     _basic_auth(app)
     guard.install(app, pages.input_rules())
     Compressor().install(app.server)
     return app
+
+
+# Dash fetches a component's code (the chart's, the picker's) when one is first drawn: for
+# a chart, when the first answer arrives. Asked for with the page, they are there then.
+ASYNC_CHUNKS = ("dcc/async-graph.js", "dcc/async-dropdown.js")
+
+
+def _preload(app: Dash) -> None:
+    suites = app.get_relative_path("/_dash-component-suites/dash/")
+    links = "".join(f'<link rel="preload" as="script" href="{suites}{c}">' for c in ASYNC_CHUNKS)
+    app.index_string = app.index_string.replace("{%css%}", "{%css%}" + links, 1)
 
 
 def _client_factory() -> Any:

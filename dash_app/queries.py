@@ -373,7 +373,7 @@ ORDER BY event_time DESC, wiki, title LIMIT {NOTABLE_LIMIT}
 DRILL_PAGES = 20
 DRILL_LOOKBACK_HOURS = 6
 # the dumps' gold this panel needs (built only by `dbt build --vars '{dumps: true}'`)
-DRILL_VIEWS_MODELS = ["dumps_freshness", "pageviews_hour_wiki"]
+DRILL_VIEWS_MODELS = ["dumps_freshness", "pageviews_hour_wiki", "page_edits_per_hour"]
 DRILL_EDITED = f"""
 SELECT title, sum(edits) AS edits, count() OVER () AS pages FROM gold.page_edits_per_hour
 WHERE hour >= toStartOfHour({{end:DateTime}} - INTERVAL 1 HOUR) AND hour < {{end:DateTime}}

@@ -523,7 +523,8 @@ def test_a_row_whose_queries_fail_says_so_and_the_others_draw(gold: Gold) -> Non
     assert out["top-pages"]["note"].startswith("not available: ClickHouse is unreachable")
     assert out["top-pages"]["main"] == ""
     fine = panels.render_row(gold, edits.ROWS["mix"][0], edits.mix_row, view.to_store(), "mix")
-    assert fine["top-wikis"]["main"]["data"] and fine["top-wikis"]["panel"].endswith("filled")
+    assert fine["top-wikis"]["main"].figure["data"]
+    assert fine["top-wikis"]["panel"].endswith("filled")
 
 
 # -- empty views: every control's empty case ---------------------------------------------
@@ -691,6 +692,32 @@ def test_every_callback_input_has_a_rule_at_the_door() -> None:
     assert any("_pages_content.children" in output for output in app.callback_map)
     assert guard.unchecked_inputs(app, pages.input_rules()) == []
     assert guard.unchecked_inputs(app, {}) != []  # the check sees the inputs
+
+
+def test_a_chart_is_drawn_by_its_answer_and_its_code_is_asked_for_with_the_page() -> None:
+    """No chart is drawn before its panel's answer (an empty one cost the browser plotly.js
+    work on every cold load); the chart's code, fetched when a chart is first drawn, is
+    preloaded with the page (a link that names a file this Dash does not serve fails)."""
+    from dash import dcc, html
+
+    panel = edits.ROWS["activity"][0][0]
+    drawn = panels.layout("", panel)
+    assert not [c for c in drawn._traverse() if isinstance(c, dcc.Graph)]
+    box = next(c for c in drawn._traverse() if getattr(c, "id", None) == panel.key)
+    assert isinstance(box, html.Div)
+    answer = panels.output(panel, panels.Result(figure=figures.empty("x")), None, "activity")
+    chart = answer["main"]
+    assert isinstance(chart, dcc.Graph) and chart.config == figures.CONFIG
+    assert chart.figure["layout"]["annotations"][0]["text"] == "x"
+
+    client = create_app(Gold(lambda: None)).server.test_client()
+    page = client.get("/").get_data(as_text=True)
+    preloaded = re.findall(r'<link rel="preload" as="script" href="([^"]+)">', page)
+    assert {h.rsplit("/", 1)[1] for h in preloaded} == {"async-graph.js", "async-dropdown.js"}
+    for href in preloaded:
+        reply = client.get(href)
+        assert reply.status_code == 200 and reply.mimetype.endswith("javascript"), href
+        assert len(reply.data) > 1000, href
 
 
 def test_every_page_is_one_module_with_the_shared_header() -> None:

@@ -561,7 +561,7 @@ def test_a_failing_page_level_table_leaves_the_rest_of_the_page(data: Readers) -
     views = panels.render_row(
         gold, readers.ROWS["views"][0], readers.views_row, view.to_store(), "v"
     )
-    assert views["views-hour"]["main"]["data"]
+    assert views["views-hour"]["main"].figure["data"]
 
 
 # -- the edits page's drill-down: views of the pages edited in the last hour -------------

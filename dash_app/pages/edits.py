@@ -709,17 +709,26 @@ def drill_views(
 
     if not wiki:
         return DrillViews(DRILL_VIEWS_TITLE, "no edits in this window")
+
+    def run_all(*queries: tuple[str, dict[str, Any]]) -> list[Table]:
+        return gold.run_all(queries, ttl=ttl or None)
+
     try:
         built = run(q.READERS_BUILT, {"models": q.DRILL_VIEWS_MODELS}).column("name")
         if len(built) < len(q.DRILL_VIEWS_MODELS):
             return DrillViews(title, NO_DUMPS)
-        fresh = {row[0]: row for row in run(q.DUMPS_FRESHNESS, {}).rows if row[1]}
+        # the tables exist: the rest side by side where one does not decide the other
+        pages, freshness, newest = run_all(
+            (q.DRILL_EDITED, {"end": end, "wiki": wiki, "kinds": list(kinds)}),
+            (q.DUMPS_FRESHNESS, {}),
+            (q.DRILL_VIEWS_HOUR, {"end": end, "wiki": wiki}),
+        )
+        fresh = {row[0]: row for row in freshness.rows if row[1]}
         if "pageviews" not in fresh:
             return DrillViews(title, NO_DUMPS)
-        pages = run(q.DRILL_EDITED, {"end": end, "wiki": wiki, "kinds": list(kinds)})
         if not pages:
             return DrillViews(title, f"no page of {figures.short(wiki)} {edited}")
-        hours = run(q.DRILL_VIEWS_HOUR, {"end": end, "wiki": wiki}).column("hour")
+        hours = newest.column("hour")
         if not hours:
             since = end - dt.timedelta(hours=q.DRILL_LOOKBACK_HOURS)
             until = naive_utc(fresh["pageviews"][3])
