@@ -37,14 +37,20 @@ current_runs as (
 
 loaded as (
 
+    {#- the newest computation's (wiki, domain code) pairs, each hour: one read of
+        `hours`, not two (every reference to a CTE is planned and run again, and this
+        one is referenced, through the others, a dozen times) -#}
     select
         hour,
         code.1 as wiki,
         code.2 as domain_code,
-        page_rows_until
-    from hours
-    array join codes as code
-    where (hour, run_id) in (select hour, run_id from current_runs)
+        current.2 as page_rows_until
+    from (
+        select hour, argMax(tuple(codes, page_rows_until), run_id) as current
+        from hours
+        group by hour
+    )
+    array join current.1 as code
 
 ),
 
@@ -99,6 +105,7 @@ lookups as (
         heavy.hour as spike_hour,
         heavy.wiki as wiki,
         heavy.title as title,
+        heavy.edits as edits,
         loaded.hour as hour,
         loaded.domain_code as domain_code,
         replaceAll(heavy.title, ' ', '_') as dumps_title
@@ -124,6 +131,7 @@ heavy_views as (
         lookups.spike_hour as hour,
         lookups.wiki as wiki,
         lookups.title as title,
+        any(lookups.edits) as edits,
         sumIf(page_views.views, lookups.hour = lookups.spike_hour) as views,
         sumIf(page_views.views, lookups.hour < lookups.spike_hour) / 24 as baseline_views
     from lookups
@@ -134,17 +142,11 @@ heavy_views as (
 
 edits_without_views as (
 
-    select
-        heavy_views.hour as hour,
-        heavy_views.wiki as wiki,
-        heavy_views.title as title,
-        heavy_views.views as views,
-        heavy.edits as edits,
-        heavy_views.baseline_views as baseline_views,
-        'edits_without_views' as kind
+    {#- the heavy pages' edits come with them through `lookups`: no join back to `heavy`,
+        which would plan and run it, and `loaded` under it, once more -#}
+    select hour, wiki, title, views, edits, baseline_views, 'edits_without_views' as kind
     from heavy_views
-    inner join heavy using (hour, wiki, title)
-    where heavy_views.views < {{ var('quiet_max_views') }}
+    where views < {{ var('quiet_max_views') }}
 
 ),
 
