@@ -446,10 +446,18 @@ RETENTION_TABLES = {
     "page_rows": ("silver", "pageviews"),
     "media_rows": ("silver", "mediacounts"),
 }
+# (the databases and names alone are what system.tables is read by: with the pairs
+# only, it made every table's definition, 94 ms against 14 on a small warehouse)
 RETENTIONS = f"""
 SELECT database, name, engine_full FROM system.tables
-WHERE (database, name) IN {{tables:Array(Tuple(String, String))}} {_LIMIT}
+WHERE database IN {{databases:Array(String)}} AND name IN {{names:Array(String)}}
+  AND (database, name) IN {{tables:Array(Tuple(String, String))}} {_LIMIT}
 """
+RETENTIONS_PARAMS = {
+    "databases": sorted({db for db, _ in RETENTION_TABLES.values()}),
+    "names": sorted({name for _, name in RETENTION_TABLES.values()}),
+    "tables": list(RETENTION_TABLES.values()),
+}
 # per dataset, the first and last period published (a pageviews file's period is the
 # hour in its name), and the same for the loads silver still holds page rows of (rows
 # kept N days from loading: the loads finished in the last N days)

@@ -263,7 +263,7 @@ _TTL_DAYS = re.compile(r"toIntervalDay\((\d+)\)")
 
 
 COVERAGE = [
-    (q.RETENTIONS, {"tables": list(q.RETENTION_TABLES.values())}),
+    (q.RETENTIONS, q.RETENTIONS_PARAMS),
     (q.LOADED, {}),
 ]
 
