@@ -656,9 +656,14 @@ def top_pages_row(gold: Gold, view: View) -> dict[str, Result]:
     page rows, estimates (marked ≈) while the top-k summaries do, else said."""
     state = view.state
     day = (view.end - dt.timedelta(seconds=1)).date()
-    wikis = list(state.wikis[:TOP_PAGES_PICKED]) or _run(
-        gold, view, q.BUSIEST_ON_DAY, {"day": day}
-    ).column("wiki")
+    # what does not depend on the wikis is asked beside the day's busiest
+    first = [_day_rows_query(view, day), _views_access_query(view)]
+    if state.wikis:
+        wikis = list(state.wikis[:TOP_PAGES_PICKED])
+        held, by_wiki = _run_all(gold, view, *first)
+    else:
+        busiest, held, by_wiki = _run_all(gold, view, (q.BUSIEST_ON_DAY, {"day": day}), *first)
+        wikis = busiest.column("wiki")
     which = (
         f"the first {TOP_PAGES_PICKED} picked wikis"
         if len(state.wikis) > TOP_PAGES_PICKED
@@ -671,40 +676,42 @@ def top_pages_row(gold: Gold, view: View) -> dict[str, Result]:
         "main_pages": sites.MAIN_PAGES_DUMPS,
         "special_pattern": sites.SPECIAL_PATTERN,
     }
-    hours, held, by_wiki = _run_all(
-        gold,
-        view,
-        (q.DAY_HOURS, {"day": day, "wikis": wikis}),
-        _day_rows_query(view, day),
-        _views_access_query(view),
+    held_files, loaded_files = held.rows[0] if held else (0, 0)
+    exact = bool(view.facts.get("page_rows_days") and loaded_files and held_files == loaded_files)
+    top_days = view.facts.get("top_pages_days")
+    estimate = not exact and bool(
+        top_days and day >= (view.now - dt.timedelta(days=top_days)).date()
     )
+    hours_query = (q.DAY_HOURS, {"day": day, "wikis": wikis})
+    if exact or estimate:
+        # the day's hours loaded (the title) beside its top pages, kept as long as they
+        hours, got = _run_all(
+            gold,
+            view,
+            hours_query,
+            (q.TOP_PAGES_EXACT if exact else q.TOP_PAGES_ESTIMATED, p),
+            ttl=PAGE_LEVEL_TTL if exact else 0,
+        )
+    else:
+        hours, got = _run(gold, view, *hours_query), Table(["wiki", "title", "views"], [])
     loaded = hours.rows[0][0] if hours else 0
     title = f"Top pages on {day}" + (
         f" ({loaded} of its 24 hours loaded)" if 0 < loaded < 24 else ""
     )
-    held_files, loaded_files = held.rows[0] if held else (0, 0)
-    exact = bool(view.facts.get("page_rows_days") and loaded_files and held_files == loaded_files)
-    top_days = view.facts.get("top_pages_days")
     left = "" if state.special else "; the main page and Special: pages left out"
     if exact:
-        got = _run(gold, view, q.TOP_PAGES_EXACT, p, ttl=PAGE_LEVEL_TTL)
         note = f"{which}; exact counts{left}"
-        estimate = False
-    elif top_days and day >= (view.now - dt.timedelta(days=top_days)).date():
-        got = _run(gold, view, q.TOP_PAGES_ESTIMATED, p)
+    elif estimate:
         note = (
             f"{which}; ≈ estimates from the day's top-k summaries: exact counts need the "
             f"page-level views, {_days_text(view.facts.get('page_rows_days'))} from loading, "
             f"and this day's are gone (the estimates can be off either way){left}"
         )
-        estimate = True
     else:
-        got = Table(["wiki", "title", "views"], [])
         note = (
             f"the days' top pages are {_days_text(top_days)}: {day} is older (its views per "
             "wiki are in the daily totals)"
         )
-        estimate = False
     rows = []
     rank = 0
     last_wiki = None
