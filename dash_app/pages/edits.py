@@ -710,18 +710,18 @@ def drill_views(
     if not wiki:
         return DrillViews(DRILL_VIEWS_TITLE, "no edits in this window")
 
-    def run_all(*queries: tuple[str, dict[str, Any]]) -> list[Table]:
-        return gold.run_all(queries, ttl=ttl or None)
-
     try:
         built = run(q.READERS_BUILT, {"models": q.DRILL_VIEWS_MODELS}).column("name")
         if len(built) < len(q.DRILL_VIEWS_MODELS):
             return DrillViews(title, NO_DUMPS)
         # the tables exist: the rest side by side where one does not decide the other
-        pages, freshness, newest = run_all(
-            (q.DRILL_EDITED, {"end": end, "wiki": wiki, "kinds": list(kinds)}),
-            (q.DUMPS_FRESHNESS, {}),
-            (q.DRILL_VIEWS_HOUR, {"end": end, "wiki": wiki}),
+        pages, freshness, newest = gold.run_all(
+            [
+                (q.DRILL_EDITED, {"end": end, "wiki": wiki, "kinds": list(kinds)}),
+                (q.DUMPS_FRESHNESS, {}),
+                (q.DRILL_VIEWS_HOUR, {"end": end, "wiki": wiki}),
+            ],
+            ttl=ttl or None,
         )
         fresh = {row[0]: row for row in freshness.rows if row[1]}
         if "pageviews" not in fresh:

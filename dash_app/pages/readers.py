@@ -657,7 +657,8 @@ def top_pages_row(gold: Gold, view: View) -> dict[str, Result]:
     state = view.state
     day = (view.end - dt.timedelta(seconds=1)).date()
     # what does not depend on the wikis is asked beside the day's busiest
-    first = [_day_rows_query(view, day), _views_access_query(view)]
+    access = _views_access_query(view)
+    first = [_day_rows_query(view, day), access]
     if state.wikis:
         wikis = list(state.wikis[:TOP_PAGES_PICKED])
         held, by_wiki = _run_all(gold, view, *first)
@@ -723,7 +724,7 @@ def top_pages_row(gold: Gold, view: View) -> dict[str, Result]:
         rows.append([_wiki(wiki), rank, _page(wiki, t), shown])
     if not rows and (exact or estimate):
         note = f"no page views loaded for {day} ({_loaded_span(view)})"
-    daily = _views_access_query(view)[0] == q.VIEWS_BY_WIKI_DAILY
+    daily = access[0] == q.VIEWS_BY_WIKI_DAILY
     access_note = "daily totals: views per hour are no longer kept for this window" if daily else ""
     return {
         "top-pages": Result(rows=rows, note=note, title=title),
